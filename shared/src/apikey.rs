@@ -1,0 +1,261 @@
+//! Per-tenant API keys for the collect and stats APIs.
+//!
+//! Keys are 256-bit random strings shown once at creation; only their SHA-256 is
+//! stored. A plain hash is enough here (no slow KDF) because the keys are random and
+//! long, not guessable passwords. Lookups are cached briefly so a busy collector does
+//! not read DynamoDB on every request.
+
+use crate::sink::hex;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Visible prefix so a leaked key is recognizable (and greppable by secret scanners).
+pub const KEY_PREFIX: &str = "bk_";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_hash: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub created_at: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("API key store unavailable: {0}")]
+    Unavailable(String),
+    #[error("API key record `{0}` is incomplete")]
+    Corrupt(String),
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`")]
+    Missing,
+    #[error("API key is not valid")]
+    Invalid,
+    #[error("API key has been revoked")]
+    Revoked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A fresh random key.
+pub fn new_api_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub fn hash_api_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Where key records live.
+pub trait ApiKeyStore: Send + Sync {
+    fn find(&self, key_hash: &str) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+    fn save(&self, record: &ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Checks a presented key and returns its record.
+pub async fn authenticate<S: ApiKeyStore>(store: &S, presented: Option<&str>) -> Result<ApiKeyRecord, AuthError> {
+    let key = presented.map(str::trim).filter(|k| !k.is_empty()).ok_or(AuthError::Missing)?;
+    if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+        return Err(AuthError::Invalid);
+    }
+    match store.find(&hash_api_key(key)).await? {
+        None => Err(AuthError::Invalid),
+        Some(record) if record.revoked => Err(AuthError::Revoked),
+        Some(record) => Ok(record),
+    }
+}
+
+/// The DynamoDB adapter: one item per key, partition key `key_hash`.
+#[derive(Debug, Clone)]
+pub struct DynamoApiKeys {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoApiKeys {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoApiKeys {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl ApiKeyStore for DynamoApiKeys {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("key_hash", AttributeValue::S(key_hash.to_string()))
+            .consistent_read(false)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(Some(ApiKeyRecord {
+            key_hash: key_hash.to_string(),
+            tenant_id: text("tenant_id").ok_or_else(|| StoreError::Corrupt(key_hash.to_string()))?,
+            name: text("name").unwrap_or_default(),
+            created_at: text("created_at").unwrap_or_default(),
+            revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        }))
+    }
+
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("key_hash", AttributeValue::S(record.key_hash.clone()))
+            .item("tenant_id", AttributeValue::S(record.tenant_id.clone()))
+            .item("name", AttributeValue::S(record.name.clone()))
+            .item("created_at", AttributeValue::S(record.created_at.clone()))
+            .item("revoked", AttributeValue::Bool(record.revoked))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+}
+
+/// Remembers lookups for a while: hits for `ttl`, misses for less, so a revoked key
+/// stops working within `ttl` and a flood of bad keys doesn't reach the table.
+pub struct CachedApiKeys<S> {
+    inner: S,
+    ttl: Duration,
+    miss_ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Option<ApiKeyRecord>)>>,
+}
+
+impl<S> CachedApiKeys<S> {
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        CachedApiKeys {
+            inner,
+            ttl,
+            miss_ttl: ttl.min(Duration::from_secs(5)),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Bound on cached entries, so hostile keys can't grow memory without limit.
+const MAX_CACHED: usize = 10_000;
+
+impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeys<S> {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        if let Some((at, record)) = self.entries.lock().expect("cache lock").get(key_hash) {
+            let ttl = if record.is_some() { self.ttl } else { self.miss_ttl };
+            if at.elapsed() < ttl {
+                return Ok(record.clone());
+            }
+        }
+        let record = self.inner.find(key_hash).await?;
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(key_hash.to_string(), (Instant::now(), record.clone()));
+        Ok(record)
+    }
+
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.entries.lock().expect("cache lock").remove(&record.key_hash);
+        self.inner.save(record).await
+    }
+}
+
+/// An in-memory store, for unit tests of the HTTP functions and for benchmarks.
+#[derive(Default)]
+pub struct MemoryApiKeys {
+    pub records: Mutex<HashMap<String, ApiKeyRecord>>,
+    pub lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryApiKeys {
+    /// Adds a key for `tenant` and returns the plain key.
+    pub fn issue(&self, tenant: &str) -> String {
+        let key = new_api_key();
+        let record = ApiKeyRecord {
+            key_hash: hash_api_key(&key),
+            tenant_id: tenant.to_string(),
+            name: "test".into(),
+            created_at: String::new(),
+            revoked: false,
+        };
+        self.records.lock().unwrap().insert(record.key_hash.clone(), record);
+        key
+    }
+}
+
+impl ApiKeyStore for MemoryApiKeys {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.records.lock().unwrap().get(key_hash).cloned())
+    }
+
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.records.lock().unwrap().insert(record.key_hash.clone(), record.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test]
+    async fn authenticate_accepts_issued_keys_only() {
+        let store = MemoryApiKeys::default();
+        let key = store.issue("acme");
+        assert!(key.starts_with(KEY_PREFIX) && key.len() > 40);
+        assert_eq!(authenticate(&store, Some(&key)).await.unwrap().tenant_id, "acme");
+        assert!(matches!(authenticate(&store, None).await, Err(AuthError::Missing)));
+        assert!(matches!(authenticate(&store, Some("bk_nope")).await, Err(AuthError::Invalid)));
+        assert!(matches!(authenticate(&store, Some("Bearer x")).await, Err(AuthError::Invalid)));
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_are_refused() {
+        let store = MemoryApiKeys::default();
+        let key = store.issue("acme");
+        let mut record = store.find(&hash_api_key(&key)).await.unwrap().unwrap();
+        record.revoked = true;
+        store.save(&record).await.unwrap();
+        assert!(matches!(authenticate(&store, Some(&key)).await, Err(AuthError::Revoked)));
+    }
+
+    #[tokio::test]
+    async fn cache_answers_repeat_lookups() {
+        let cached = CachedApiKeys::new(MemoryApiKeys::default(), Duration::from_secs(60));
+        let key = cached.inner.issue("acme");
+        for _ in 0..5 {
+            authenticate(&cached, Some(&key)).await.unwrap();
+        }
+        assert_eq!(cached.inner.lookups.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn hash_is_stable_hex() {
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The event model: one record per thing that happened to a message or a recipient.
+//!
+//! Every producer (open pixel, click redirect, collect API) turns its input into an
+//! [`Event`]; the stream, the rollups and the lake all read this one shape.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Prefix under which clients send their own event types (`custom.signup`, ...).
+pub const CUSTOM_PREFIX: &str = "custom.";
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Sent,
+    Delivered,
+    Bounced,
+    Complained,
+    Failed,
+    Opened,
+    Clicked,
+    Unsubscribed,
+    Conversion,
+    /// A client-defined type; the string includes the `custom.` prefix.
+    Custom(String),
+}
+
+impl EventType {
+    /// The built-in types, in the order the README documents them.
+    pub const BUILT_IN: [EventType; 9] = [
+        EventType::Sent,
+        EventType::Delivered,
+        EventType::Bounced,
+        EventType::Complained,
+        EventType::Failed,
+        EventType::Opened,
+        EventType::Clicked,
+        EventType::Unsubscribed,
+        EventType::Conversion,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventType::Sent => "message.sent",
+            EventType::Delivered => "message.delivered",
+            EventType::Bounced => "message.bounced",
+            EventType::Complained => "message.complained",
+            EventType::Failed => "message.failed",
+            EventType::Opened => "message.opened",
+            EventType::Clicked => "link.clicked",
+            EventType::Unsubscribed => "message.unsubscribed",
+            EventType::Conversion => "conversion",
+            EventType::Custom(name) => name,
+        }
+    }
+
+    /// Parses a type name; the error says what is accepted.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if let Some(known) = Self::BUILT_IN.iter().find(|t| t.as_str() == name) {
+            return Ok(known.clone());
+        }
+        if let Some(suffix) = name.strip_prefix(CUSTOM_PREFIX) {
+            let valid = !suffix.is_empty()
+                && suffix.len() <= 64
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            return if valid {
+                Ok(EventType::Custom(name.to_string()))
+            } else {
+                Err(format!(
+                    "custom type `{name}` must be `custom.` followed by 1-64 of a-z 0-9 . _ -"
+                ))
+            };
+        }
+        Err(format!(
+            "unknown type `{name}`; expected one of {} or `custom.<name>`",
+            Self::BUILT_IN
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    /// Types that are about one message to one recipient, and so need both ids.
+    pub fn is_message_event(&self) -> bool {
+        !matches!(self, EventType::Conversion | EventType::Custom(_))
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        EventType::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A hard bounce means the address will never accept mail; a soft one may recover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceType {
+    Hard,
+    Soft,
+}
+
+/// Coarse device class derived from the user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceClass {
+    Desktop,
+    Mobile,
+    Bot,
+    Other,
+    Unknown,
+}
+
+impl DeviceClass {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeviceClass::Desktop => "desktop",
+            DeviceClass::Mobile => "mobile",
+            DeviceClass::Bot => "bot",
+            DeviceClass::Other => "other",
+            DeviceClass::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where a tracked request came from. The IP is anonymized before it is stored
+/// unless the operator chose otherwise (see [`crate::context::IpPolicy`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_class: Option<DeviceClass>,
+}
+
+impl RequestContext {
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_none() && self.user_agent.is_none() && self.device_class.is_none()
+    }
+}
+
+/// One event, as it travels on the stream and lands in the lake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per tenant; the dedupe key downstream. Client-supplied or a UUIDv7.
+    pub event_id: String,
+    pub tenant_id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When it happened (client's clock, bounded by validation).
+    #[serde(with = "millis")]
+    pub event_time: DateTime<Utc>,
+    /// When Beacon accepted it.
+    #[serde(with = "millis")]
+    pub received_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Opaque recipient id chosen by the sender; never needs to be an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Destination of a click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_type: Option<BounceType>,
+    /// Free-text reason (bounce diagnostic, failure cause, complaint feedback type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What sending this cost, in the tenant's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Monetary value of a conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "RequestContext::is_empty")]
+    pub context: RequestContext,
+}
+
+impl Event {
+    /// A fresh event with every optional field empty.
+    pub fn new(
+        event_id: String,
+        tenant_id: String,
+        kind: EventType,
+        event_time: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        Event {
+            event_id,
+            tenant_id,
+            kind,
+            event_time,
+            received_at,
+            campaign_id: None,
+            message_id: None,
+            recipient_id: None,
+            channel: None,
+            provider: None,
+            link_url: None,
+            bounce_type: None,
+            reason: None,
+            cost: None,
+            value: None,
+            currency: None,
+            duration_ms: None,
+            properties: Map::new(),
+            context: RequestContext::default(),
+        }
+    }
+}
+
+/// A new time-ordered event id (UUIDv7), so ids sort roughly by arrival.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Timestamps travel as RFC 3339 with millisecond precision: what Athena keeps.
+pub(crate) mod millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_round_trip() {
+        for t in EventType::BUILT_IN {
+            assert_eq!(EventType::parse(t.as_str()).unwrap(), t);
+        }
+        assert_eq!(
+            EventType::parse("custom.signup").unwrap(),
+            EventType::Custom("custom.signup".into())
+        );
+    }
+
+    #[test]
+    fn unknown_and_bad_custom_types_are_explained() {
+        let err = EventType::parse("message.read").unwrap_err();
+        assert!(err.contains("unknown type `message.read`"), "{err}");
+        assert!(err.contains("link.clicked"), "{err}");
+        assert!(EventType::parse("custom.").is_err());
+        assert!(EventType::parse("custom.Sign Up").is_err());
+    }
+
+    #[test]
+    fn event_serializes_with_millisecond_utc_times_and_no_empty_fields() {
+        let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let e = Event::new("e1".into(), "acme".into(), EventType::Opened, t, t);
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["event_time"], "2026-11-23T10:00:00.123Z");
+        assert_eq!(json["type"], "message.opened");
+        assert!(json.get("properties").is_none());
+        assert!(json.get("context").is_none());
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back.kind, EventType::Opened);
+    }
+}

@@ -1,0 +1,20 @@
+//! Beacon's shared library: the domain (events, validation, tracking tokens, email
+//! instrumentation) as plain Rust, and the small adapters to AWS behind traits.
+//!
+//! Follow one open: [`instrument`] puts a signed pixel URL in the email; the open-pixel
+//! function verifies it with [`token`], builds the event with [`tracking`] and hands it
+//! to an [`sink::EventSink`], which in AWS is the Kinesis stream.
+
+pub mod apikey;
+pub mod config;
+pub mod context;
+pub mod event;
+pub mod http;
+pub mod instrument;
+pub mod metrics;
+pub mod sink;
+pub mod token;
+pub mod tracking;
+pub mod validate;
+
+pub use event::{Event, EventType};

@@ -1,0 +1,62 @@
+//! Turning a verified tracking token into an event: the domain half of the open pixel
+//! and the click redirect.
+
+use crate::event::{new_event_id, Event, EventType, RequestContext};
+use crate::token::Claim;
+use crate::validate::{truncate_millis, DEFAULT_CHANNEL};
+use chrono::{DateTime, Utc};
+
+/// The classic 43-byte transparent 1x1 GIF.
+pub const PIXEL_GIF: [u8; 43] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// The `message.opened` or `link.clicked` event a verified token stands for.
+pub fn tracked_event(kind: EventType, claim: &Claim, context: RequestContext, now: DateTime<Utc>) -> Event {
+    let now = truncate_millis(now);
+    let r = &claim.recipient;
+    let mut event = Event::new(new_event_id(), r.tenant_id.clone(), kind, now, now);
+    event.campaign_id = (!r.campaign_id.is_empty()).then(|| r.campaign_id.clone());
+    event.message_id = Some(r.message_id.clone());
+    event.recipient_id = Some(r.recipient_id.clone());
+    event.channel = Some(DEFAULT_CHANNEL.to_string());
+    event.link_url = claim.url.clone();
+    event.context = context;
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{Recipient, TokenKind};
+
+    #[test]
+    fn pixel_is_a_43_byte_gif() {
+        assert_eq!(PIXEL_GIF.len(), 43);
+        assert_eq!(&PIXEL_GIF[..6], b"GIF89a");
+        assert_eq!(PIXEL_GIF[42], 0x3b);
+    }
+
+    #[test]
+    fn click_event_carries_the_signed_destination() {
+        let claim = Claim {
+            kind: TokenKind::Click,
+            key_id: "k1".into(),
+            recipient: Recipient {
+                tenant_id: "acme".into(),
+                campaign_id: String::new(),
+                message_id: "m1".into(),
+                recipient_id: "r1".into(),
+            },
+            url: Some("https://x.example/".into()),
+            expires_at: 0,
+        };
+        let e = tracked_event(EventType::Clicked, &claim, RequestContext::default(), Utc::now());
+        assert_eq!(e.kind, EventType::Clicked);
+        assert_eq!(e.campaign_id, None, "empty campaign means transactional mail");
+        assert_eq!(e.link_url.as_deref(), Some("https://x.example/"));
+        assert_eq!(e.channel.as_deref(), Some("email"));
+    }
+}
