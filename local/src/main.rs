@@ -1,1 +1,127 @@
-fn main() {}
+//! `beacon-local`: run Beacon on one machine against the AWS emulator.
+
+use anyhow::{Context, Result};
+use beacon_local::demo::{self, DemoOptions};
+use beacon_local::gateway::{self, GatewayOptions};
+use beacon_local::stack;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "beacon-local",
+    about = "Beacon on one machine, against the local AWS emulator"
+)]
+struct Cli {
+    /// The emulator's endpoint (scripts/moto.sh sets it).
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
+    endpoint: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the template's stream, tables, buckets and secrets in the emulator.
+    Provision {
+        #[arg(long, default_value = "beacon")]
+        stack: String,
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        public_base_url: String,
+    },
+    /// Provision, then serve the HTTP functions on the template's routes.
+    Serve {
+        #[arg(long, default_value = "beacon")]
+        stack: String,
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Take the client address from X-Forwarded-For (for simulated traffic).
+        #[arg(long)]
+        trust_forwarded_for: bool,
+    },
+    /// Run the end-to-end demo: a simulated campaign through the real endpoints.
+    Demo {
+        #[arg(long, default_value_t = 1000)]
+        recipients: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        #[arg(long, default_value = "beacon")]
+        stack: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber_init();
+    let cli = Cli::parse();
+    let endpoint = cli
+        .endpoint
+        .context("no emulator endpoint: set AWS_ENDPOINT_URL or pass --endpoint (scripts/moto.sh run -- ... does this)")?;
+    match cli.command {
+        Command::Provision {
+            stack,
+            public_base_url,
+        } => {
+            let created = stack::provision(&endpoint, &stack, &public_base_url)?;
+            println!("{}", serde_json::to_string_pretty(&created.resources)?);
+        }
+        Command::Serve {
+            stack,
+            listen,
+            trust_forwarded_for,
+        } => {
+            let created = stack::provision(&endpoint, &stack, &format!("http://{listen}"))?;
+            let aws = beacon_shared::config::aws_config().await;
+            let gw = gateway::start(
+                &created,
+                &aws,
+                listen,
+                GatewayOptions {
+                    trust_forwarded_for,
+                },
+            )
+            .await?;
+            for route in &gw.routes {
+                eprintln!("{route}  ->  {}", gw.url);
+            }
+            eprintln!("serving on {} (Ctrl-C to stop)", gw.url);
+            tokio::signal::ctrl_c().await?;
+            gw.stop().await;
+        }
+        Command::Demo {
+            recipients,
+            seed,
+            out,
+            stack,
+        } => {
+            let summary = demo::run(
+                &endpoint,
+                &DemoOptions {
+                    recipients,
+                    seed,
+                    out_dir: out,
+                    stack_name: stack,
+                },
+            )
+            .await?;
+            anyhow::ensure!(
+                summary.matches,
+                "the stream does not match the ground truth"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Human-readable logs for a terminal, warnings and up unless RUST_LOG says otherwise.
+fn tracing_subscriber_init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

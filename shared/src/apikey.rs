@@ -61,13 +61,22 @@ pub fn hash_api_key(key: &str) -> String {
 
 /// Where key records live.
 pub trait ApiKeyStore: Send + Sync {
-    fn find(&self, key_hash: &str) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+    fn find(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
     fn save(&self, record: &ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Checks a presented key and returns its record.
-pub async fn authenticate<S: ApiKeyStore>(store: &S, presented: Option<&str>) -> Result<ApiKeyRecord, AuthError> {
-    let key = presented.map(str::trim).filter(|k| !k.is_empty()).ok_or(AuthError::Missing)?;
+pub async fn authenticate<S: ApiKeyStore>(
+    store: &S,
+    presented: Option<&str>,
+) -> Result<ApiKeyRecord, AuthError> {
+    let key = presented
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(AuthError::Missing)?;
     if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
         return Err(AuthError::Invalid);
     }
@@ -104,17 +113,26 @@ impl ApiKeyStore for DynamoApiKeys {
             .consistent_read(false)
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| {
+                StoreError::Unavailable(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
         let Some(item) = out.item else {
             return Ok(None);
         };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         Ok(Some(ApiKeyRecord {
             key_hash: key_hash.to_string(),
-            tenant_id: text("tenant_id").ok_or_else(|| StoreError::Corrupt(key_hash.to_string()))?,
+            tenant_id: text("tenant_id")
+                .ok_or_else(|| StoreError::Corrupt(key_hash.to_string()))?,
             name: text("name").unwrap_or_default(),
             created_at: text("created_at").unwrap_or_default(),
-            revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+            revoked: item
+                .get("revoked")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
         }))
     }
 
@@ -129,7 +147,11 @@ impl ApiKeyStore for DynamoApiKeys {
             .item("revoked", AttributeValue::Bool(record.revoked))
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| {
+                StoreError::Unavailable(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
         Ok(())
     }
 }
@@ -160,7 +182,11 @@ const MAX_CACHED: usize = 10_000;
 impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeys<S> {
     async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         if let Some((at, record)) = self.entries.lock().expect("cache lock").get(key_hash) {
-            let ttl = if record.is_some() { self.ttl } else { self.miss_ttl };
+            let ttl = if record.is_some() {
+                self.ttl
+            } else {
+                self.miss_ttl
+            };
             if at.elapsed() < ttl {
                 return Ok(record.clone());
             }
@@ -175,7 +201,10 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeys<S> {
     }
 
     async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.entries.lock().expect("cache lock").remove(&record.key_hash);
+        self.entries
+            .lock()
+            .expect("cache lock")
+            .remove(&record.key_hash);
         self.inner.save(record).await
     }
 }
@@ -198,19 +227,26 @@ impl MemoryApiKeys {
             created_at: String::new(),
             revoked: false,
         };
-        self.records.lock().unwrap().insert(record.key_hash.clone(), record);
+        self.records
+            .lock()
+            .unwrap()
+            .insert(record.key_hash.clone(), record);
         key
     }
 }
 
 impl ApiKeyStore for MemoryApiKeys {
     async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.records.lock().unwrap().get(key_hash).cloned())
     }
 
     async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.records.lock().unwrap().insert(record.key_hash.clone(), record.clone());
+        self.records
+            .lock()
+            .unwrap()
+            .insert(record.key_hash.clone(), record.clone());
         Ok(())
     }
 }
@@ -225,10 +261,22 @@ mod tests {
         let store = MemoryApiKeys::default();
         let key = store.issue("acme");
         assert!(key.starts_with(KEY_PREFIX) && key.len() > 40);
-        assert_eq!(authenticate(&store, Some(&key)).await.unwrap().tenant_id, "acme");
-        assert!(matches!(authenticate(&store, None).await, Err(AuthError::Missing)));
-        assert!(matches!(authenticate(&store, Some("bk_nope")).await, Err(AuthError::Invalid)));
-        assert!(matches!(authenticate(&store, Some("Bearer x")).await, Err(AuthError::Invalid)));
+        assert_eq!(
+            authenticate(&store, Some(&key)).await.unwrap().tenant_id,
+            "acme"
+        );
+        assert!(matches!(
+            authenticate(&store, None).await,
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            authenticate(&store, Some("bk_nope")).await,
+            Err(AuthError::Invalid)
+        ));
+        assert!(matches!(
+            authenticate(&store, Some("Bearer x")).await,
+            Err(AuthError::Invalid)
+        ));
     }
 
     #[tokio::test]
@@ -238,7 +286,10 @@ mod tests {
         let mut record = store.find(&hash_api_key(&key)).await.unwrap().unwrap();
         record.revoked = true;
         store.save(&record).await.unwrap();
-        assert!(matches!(authenticate(&store, Some(&key)).await, Err(AuthError::Revoked)));
+        assert!(matches!(
+            authenticate(&store, Some(&key)).await,
+            Err(AuthError::Revoked)
+        ));
     }
 
     #[tokio::test]

@@ -63,11 +63,14 @@ impl Env {
     {
         match self.get(name) {
             None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                name,
-                why: e.to_string(),
-                value,
-            }),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name,
+                    why: e.to_string(),
+                    value,
+                }),
         }
     }
 
@@ -86,7 +89,9 @@ impl Env {
             max_future: Duration::seconds(
                 self.parse_or("BEACON_MAX_FUTURE_SECONDS", d.max_future.num_seconds())?,
             ),
-            max_age: Duration::hours(self.parse_or("BEACON_MAX_EVENT_AGE_HOURS", d.max_age.num_hours())?),
+            max_age: Duration::hours(
+                self.parse_or("BEACON_MAX_EVENT_AGE_HOURS", d.max_age.num_hours())?,
+            ),
         })
     }
 
@@ -111,8 +116,9 @@ impl Env {
                             aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
                         ))
                     })?;
-                out.secret_string
-                    .ok_or_else(|| ConfigError::Keys(format!("secret {secret_id} has no string value")))?
+                out.secret_string.ok_or_else(|| {
+                    ConfigError::Keys(format!("secret {secret_id} has no string value"))
+                })?
             }
         };
         Keyring::from_json(&json).map_err(|e| ConfigError::Keys(e.to_string()))
@@ -143,35 +149,56 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Env::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn limits_default_and_override() {
         let l = env(&[]).limits().unwrap();
         assert_eq!(l.max_batch_events, 500);
-        let l = env(&[("BEACON_MAX_BATCH_EVENTS", "50"), ("BEACON_MAX_EVENT_AGE_HOURS", "48")])
-            .limits()
-            .unwrap();
+        let l = env(&[
+            ("BEACON_MAX_BATCH_EVENTS", "50"),
+            ("BEACON_MAX_EVENT_AGE_HOURS", "48"),
+        ])
+        .limits()
+        .unwrap();
         assert_eq!(l.max_batch_events, 50);
         assert_eq!(l.max_age, Duration::hours(48));
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = env(&[("BEACON_MAX_BATCH_EVENTS", "lots")]).limits().unwrap_err();
-        assert!(err.to_string().contains("BEACON_MAX_BATCH_EVENTS = `lots`"), "{err}");
-        let err = env(&[("BEACON_IP_POLICY", "maybe")]).ip_policy().unwrap_err();
+        let err = env(&[("BEACON_MAX_BATCH_EVENTS", "lots")])
+            .limits()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("BEACON_MAX_BATCH_EVENTS = `lots`"),
+            "{err}"
+        );
+        let err = env(&[("BEACON_IP_POLICY", "maybe")])
+            .ip_policy()
+            .unwrap_err();
         assert!(err.to_string().contains("anonymize, full, drop"), "{err}");
     }
 
     #[tokio::test]
     async fn keyring_from_variable() {
         let secret = "s".repeat(40);
-        let e = env(&[("BEACON_TRACKING_KEYS", &format!(r#"{{"active":"k1","k1":"{secret}"}}"#))]);
+        let e = env(&[(
+            "BEACON_TRACKING_KEYS",
+            &format!(r#"{{"active":"k1","k1":"{secret}"}}"#),
+        )]);
         let aws = aws_config::SdkConfig::builder().build();
         assert_eq!(e.keyring(&aws).await.unwrap().active_key_id(), "k1");
         let err = env(&[]).keyring(&aws).await.unwrap_err();
-        assert!(err.to_string().contains("BEACON_TRACKING_KEYS_SECRET"), "{err}");
+        assert!(
+            err.to_string().contains("BEACON_TRACKING_KEYS_SECRET"),
+            "{err}"
+        );
     }
 }

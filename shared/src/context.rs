@@ -70,7 +70,11 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
 }
 
 /// Builds the stored context from what the request carried.
-pub fn request_context(ip: Option<&str>, user_agent: Option<&str>, policy: IpPolicy) -> RequestContext {
+pub fn request_context(
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+    policy: IpPolicy,
+) -> RequestContext {
     let ip = match policy {
         IpPolicy::Drop => None,
         IpPolicy::Full => ip.and_then(|s| s.trim().parse::<IpAddr>().ok()),

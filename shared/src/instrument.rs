@@ -35,7 +35,11 @@ impl<'a> LinkSigner<'a> {
     }
 
     pub fn open_url(&self, recipient: &Recipient, expires_at: u32) -> String {
-        format!("{}/o/{}", self.base_url, self.keyring.sign_open(recipient, expires_at))
+        format!(
+            "{}/o/{}",
+            self.base_url,
+            self.keyring.sign_open(recipient, expires_at)
+        )
     }
 
     pub fn click_url(&self, recipient: &Recipient, destination: &str, expires_at: u32) -> String {
@@ -210,14 +214,19 @@ mod tests {
 
     #[test]
     fn links_become_signed_click_urls_bound_to_their_destination() {
-        let out = run(r#"<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href='http://b.example'>B</a></body></html>"#);
+        let out = run(
+            r#"<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href='http://b.example'>B</a></body></html>"#,
+        );
         assert_eq!(out.links_tracked, 2);
         let keys = keyring();
         let urls: Vec<_> = click_tokens(&out.html)
             .iter()
             .map(|t| keys.verify(t, TokenKind::Click, 0).unwrap().url.unwrap())
             .collect();
-        assert_eq!(urls, vec!["https://shop.example/a?x=1&y=2", "http://b.example"]);
+        assert_eq!(
+            urls,
+            vec!["https://shop.example/a?x=1&y=2", "http://b.example"]
+        );
     }
 
     #[test]
@@ -237,7 +246,12 @@ mod tests {
         let out = run(r#"<body><a href="https://keep.example/" data-beacon-ignore>k</a></body>"#);
         assert_eq!(out.links_tracked, 0);
         assert_eq!(out.links_ignored, 1);
-        assert!(out.html.contains(r#"<a href="https://keep.example/">k</a>"#), "{}", out.html);
+        assert!(
+            out.html
+                .contains(r#"<a href="https://keep.example/">k</a>"#),
+            "{}",
+            out.html
+        );
     }
 
     #[test]
@@ -258,7 +272,9 @@ mod tests {
     #[test]
     fn fragment_without_body_gets_pixel_at_end() {
         let out = run("<p>Hello <a href=\"https://x.example\">x</a></p>");
-        assert!(out.html.starts_with("<p>Hello <a href=\"https://t.example.com/c/"));
+        assert!(out
+            .html
+            .starts_with("<p>Hello <a href=\"https://t.example.com/c/"));
         assert!(out.html.ends_with("/>"));
         assert_eq!(out.links_tracked, 1);
     }

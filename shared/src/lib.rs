@@ -13,6 +13,7 @@ pub mod http;
 pub mod instrument;
 pub mod metrics;
 pub mod sink;
+pub mod testkit;
 pub mod token;
 pub mod tracking;
 pub mod validate;

@@ -7,7 +7,15 @@ pub const NAMESPACE: &str = "Beacon";
 
 /// Counts `value` of `name`, with dimensions. One JSON line on stdout.
 pub fn count(name: &str, value: u64, dimensions: &[(&str, &str)]) {
-    println!("{}", emf_line(name, value, dimensions, chrono::Utc::now().timestamp_millis()));
+    println!(
+        "{}",
+        emf_line(
+            name,
+            value,
+            dimensions,
+            chrono::Utc::now().timestamp_millis()
+        )
+    );
 }
 
 fn emf_line(name: &str, value: u64, dimensions: &[(&str, &str)], now_ms: i64) -> String {
@@ -39,7 +47,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["TokensRejected"], 1);
         assert_eq!(v["Reason"], "expired");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Reason");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Reason"
+        );
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Beacon");
     }
 }

@@ -51,10 +51,12 @@ pub fn partition_key(event: &Event) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// How hard to try before reporting events as not stored.
@@ -199,6 +201,51 @@ impl EventSink for KinesisSink {
             );
         }
         unstored
+    }
+}
+
+/// A sink that keeps the encoded records in memory: for in-process tests and benchmarks
+/// (the encoding is the Kinesis sink's, so its cost is measured too), and able to refuse
+/// writes, to test what producers do when the stream is down.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub records: std::sync::Mutex<Vec<Vec<u8>>>,
+    pub refuse: std::sync::atomic::AtomicBool,
+}
+
+impl MemorySink {
+    /// A sink that refuses every write.
+    pub fn refusing() -> Self {
+        let sink = MemorySink::default();
+        sink.refuse
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        sink
+    }
+
+    /// The stored events, decoded.
+    pub fn events(&self) -> Vec<Event> {
+        self.records
+            .lock()
+            .expect("sink lock")
+            .iter()
+            .map(|r| serde_json::from_slice(r).expect("records are events"))
+            .collect()
+    }
+}
+
+impl EventSink for MemorySink {
+    async fn put(&self, events: &[Event]) -> Vec<Unstored> {
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            return (0..events.len())
+                .map(|index| Unstored {
+                    index,
+                    error: "stream refused the write".into(),
+                })
+                .collect();
+        }
+        let mut records = self.records.lock().expect("sink lock");
+        records.extend(events.iter().map(encode_record));
+        Vec::new()
     }
 }
 

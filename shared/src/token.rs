@@ -99,7 +99,9 @@ impl TokenError {
 
 #[derive(Debug, Error)]
 pub enum KeyringError {
-    #[error("tracking keys must be a JSON object like {{\"active\":\"k1\",\"k1\":\"<secret>\"}}: {0}")]
+    #[error(
+        "tracking keys must be a JSON object like {{\"active\":\"k1\",\"k1\":\"<secret>\"}}: {0}"
+    )]
     NotJson(String),
     #[error("tracking keys need an \"active\" entry naming the key that signs new links")]
     NoActive,
@@ -324,7 +326,12 @@ mod tests {
         Keyring::new(
             active,
             ids.iter()
-                .map(|id| (id.to_string(), format!("{id}-secret-material-0123456789abcdef").into_bytes()))
+                .map(|id| {
+                    (
+                        id.to_string(),
+                        format!("{id}-secret-material-0123456789abcdef").into_bytes(),
+                    )
+                })
                 .collect(),
         )
         .unwrap()
@@ -346,8 +353,14 @@ mod tests {
         let claim = keys.verify(&token, TokenKind::Open, NOW).unwrap();
         assert_eq!(claim.recipient, who());
         assert_eq!(claim.url, None);
-        assert!(token.len() < 120, "token should be compact: {}", token.len());
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            token.len() < 120,
+            "token should be compact: {}",
+            token.len()
+        );
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     }
 
     #[test]
@@ -385,7 +398,10 @@ mod tests {
             let mut chars: Vec<u8> = token.clone().into_bytes();
             chars[i] = if chars[i] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(chars).unwrap();
-            assert!(keys.verify(&tampered, TokenKind::Open, NOW).is_err(), "char {i}");
+            assert!(
+                keys.verify(&tampered, TokenKind::Open, NOW).is_err(),
+                "char {i}"
+            );
         }
     }
 
@@ -435,25 +451,40 @@ mod tests {
     fn expired_and_wrong_kind_are_refused() {
         let keys = ring("k1", &["k1"]);
         let token = keys.sign_open(&who(), (NOW - 1) as u32);
-        assert_eq!(keys.verify(&token, TokenKind::Open, NOW), Err(TokenError::Expired));
+        assert_eq!(
+            keys.verify(&token, TokenKind::Open, NOW),
+            Err(TokenError::Expired)
+        );
         let open = keys.sign_open(&who(), (NOW + 60) as u32);
-        assert_eq!(keys.verify(&open, TokenKind::Click, NOW), Err(TokenError::WrongKind));
+        assert_eq!(
+            keys.verify(&open, TokenKind::Click, NOW),
+            Err(TokenError::WrongKind)
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
         let keys = ring("k1", &["k1"]);
         for junk in ["", "!!!", "AAAA", &"A".repeat(MAX_TOKEN_CHARS + 1)] {
-            assert_eq!(keys.verify(junk, TokenKind::Open, NOW), Err(TokenError::Malformed));
+            assert_eq!(
+                keys.verify(junk, TokenKind::Open, NOW),
+                Err(TokenError::Malformed)
+            );
         }
     }
 
     #[test]
     fn keyring_json_is_validated() {
         let secret = "x".repeat(40);
-        let ok = Keyring::from_json(&format!(r#"{{"active":"k2","k1":"{secret}","k2":"{secret}"}}"#)).unwrap();
+        let ok = Keyring::from_json(&format!(
+            r#"{{"active":"k2","k1":"{secret}","k2":"{secret}"}}"#
+        ))
+        .unwrap();
         assert_eq!(ok.active_key_id(), "k2");
-        assert!(matches!(Keyring::from_json("[]"), Err(KeyringError::NotJson(_))));
+        assert!(matches!(
+            Keyring::from_json("[]"),
+            Err(KeyringError::NotJson(_))
+        ));
         assert!(matches!(
             Keyring::from_json(&format!(r#"{{"k1":"{secret}"}}"#)),
             Err(KeyringError::NoActive)

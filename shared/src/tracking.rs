@@ -1,10 +1,75 @@
 //! Turning a verified tracking token into an event: the domain half of the open pixel
 //! and the click redirect.
 
+use crate::config::{ConfigError, Env};
+use crate::context::IpPolicy;
 use crate::event::{new_event_id, Event, EventType, RequestContext};
-use crate::token::Claim;
+use crate::metrics;
+use crate::sink::{EventSink, KinesisSink};
+use crate::token::{Claim, Keyring, TokenError, TokenKind};
 use crate::validate::{truncate_millis, DEFAULT_CHANNEL};
 use chrono::{DateTime, Utc};
+
+/// What the open pixel and the click redirect share: the keys that verify their
+/// tokens, the sink their events go to, and what to keep of the client's IP.
+pub struct Tracker<S> {
+    pub keyring: Keyring,
+    pub sink: S,
+    pub ip_policy: IpPolicy,
+}
+
+impl Tracker<KinesisSink> {
+    /// Reads `BEACON_STREAM_NAME`, the tracking keys and `BEACON_IP_POLICY`.
+    pub async fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let stream = env.required("BEACON_STREAM_NAME")?;
+        Ok(Tracker {
+            keyring: env.keyring(aws).await?,
+            sink: KinesisSink::new(aws_sdk_kinesis::Client::new(aws), stream),
+            ip_policy: env.ip_policy()?,
+        })
+    }
+}
+
+impl<S: EventSink> Tracker<S> {
+    /// Verifies `token` for the endpoint `kind` and, if it holds, records the open or
+    /// click. A refused token records nothing; a sink failure is logged and counted
+    /// but not returned: the recipient still gets the pixel or the redirect.
+    pub async fn record(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        context: RequestContext,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, TokenError> {
+        let endpoint = match kind {
+            TokenKind::Open => "open",
+            TokenKind::Click => "click",
+        };
+        let claim = match self.keyring.verify(token, kind, now.timestamp()) {
+            Ok(claim) => claim,
+            Err(err) => {
+                tracing::warn!(endpoint, reason = err.reason(), "tracking token refused");
+                metrics::count(
+                    "TokensRejected",
+                    1,
+                    &[("Endpoint", endpoint), ("Reason", err.reason())],
+                );
+                return Err(err);
+            }
+        };
+        let event_type = match kind {
+            TokenKind::Open => EventType::Opened,
+            TokenKind::Click => EventType::Clicked,
+        };
+        let event = tracked_event(event_type, &claim, context, now);
+        let unstored = self.sink.put(std::slice::from_ref(&event)).await;
+        if let Some(lost) = unstored.first() {
+            tracing::error!(endpoint, event_id = %event.event_id, error = %lost.error, "tracking event lost");
+            metrics::count("TrackingEventsLost", 1, &[("Endpoint", endpoint)]);
+        }
+        Ok(claim)
+    }
+}
 
 /// The classic 43-byte transparent 1x1 GIF.
 pub const PIXEL_GIF: [u8; 43] = [
@@ -14,7 +79,12 @@ pub const PIXEL_GIF: [u8; 43] = [
 ];
 
 /// The `message.opened` or `link.clicked` event a verified token stands for.
-pub fn tracked_event(kind: EventType, claim: &Claim, context: RequestContext, now: DateTime<Utc>) -> Event {
+pub fn tracked_event(
+    kind: EventType,
+    claim: &Claim,
+    context: RequestContext,
+    now: DateTime<Utc>,
+) -> Event {
     let now = truncate_millis(now);
     let r = &claim.recipient;
     let mut event = Event::new(new_event_id(), r.tenant_id.clone(), kind, now, now);
@@ -53,9 +123,17 @@ mod tests {
             url: Some("https://x.example/".into()),
             expires_at: 0,
         };
-        let e = tracked_event(EventType::Clicked, &claim, RequestContext::default(), Utc::now());
+        let e = tracked_event(
+            EventType::Clicked,
+            &claim,
+            RequestContext::default(),
+            Utc::now(),
+        );
         assert_eq!(e.kind, EventType::Clicked);
-        assert_eq!(e.campaign_id, None, "empty campaign means transactional mail");
+        assert_eq!(
+            e.campaign_id, None,
+            "empty campaign means transactional mail"
+        );
         assert_eq!(e.link_url.as_deref(), Some("https://x.example/"));
         assert_eq!(e.channel.as_deref(), Some("email"));
     }

@@ -105,7 +105,9 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
             format!("an event must be a JSON object, not {}", json_kind(raw)),
         )]);
     };
-    let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(raw)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > ingest.limits.max_event_bytes {
         return Err(vec![FieldError::new(
             "(event)",
@@ -146,8 +148,12 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
             None
         }
     };
-    let event_id = f.string("event_id", 1, 128, Charset::Id).map(str::to_string);
-    let tenant_id = f.string("tenant_id", 1, 64, Charset::Id).map(str::to_string);
+    let event_id = f
+        .string("event_id", 1, 128, Charset::Id)
+        .map(str::to_string);
+    let tenant_id = f
+        .string("tenant_id", 1, 64, Charset::Id)
+        .map(str::to_string);
     if let Some(t) = &tenant_id {
         if t != ingest.tenant_id {
             f.errors.push(FieldError::new(
@@ -158,11 +164,21 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
         }
     }
     let event_time = f.time("event_time", ingest);
-    let campaign_id = f.string("campaign_id", 1, 256, Charset::Printable).map(str::to_string);
-    let message_id = f.string("message_id", 1, 256, Charset::Printable).map(str::to_string);
-    let recipient_id = f.string("recipient_id", 1, 256, Charset::Printable).map(str::to_string);
-    let channel = f.string("channel", 1, 32, Charset::Token).map(str::to_string);
-    let provider = f.string("provider", 1, 64, Charset::Printable).map(str::to_string);
+    let campaign_id = f
+        .string("campaign_id", 1, 256, Charset::Printable)
+        .map(str::to_string);
+    let message_id = f
+        .string("message_id", 1, 256, Charset::Printable)
+        .map(str::to_string);
+    let recipient_id = f
+        .string("recipient_id", 1, 256, Charset::Printable)
+        .map(str::to_string);
+    let channel = f
+        .string("channel", 1, 32, Charset::Token)
+        .map(str::to_string);
+    let provider = f
+        .string("provider", 1, 64, Charset::Printable)
+        .map(str::to_string);
     let link_url = f.url("link_url");
     let bounce_type = match f.string("bounce_type", 1, 8, Charset::Any) {
         Some("hard") => Some(BounceType::Hard),
@@ -177,10 +193,14 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
         }
         None => None,
     };
-    let reason = f.string("reason", 1, 1024, Charset::Any).map(str::to_string);
+    let reason = f
+        .string("reason", 1, 1024, Charset::Any)
+        .map(str::to_string);
     let cost = f.number("cost", Some(0.0), Some(1e9));
     let value = f.number("value", Some(-1e12), Some(1e12));
-    let currency = f.string("currency", 3, 3, Charset::Currency).map(str::to_string);
+    let currency = f
+        .string("currency", 3, 3, Charset::Currency)
+        .map(str::to_string);
     let duration_ms = f.integer("duration_ms", 0, 365 * 24 * 3600 * 1000);
     let properties = f.properties(ingest.limits.max_properties);
     let context = f.context(ingest.ip_policy);
@@ -205,7 +225,10 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
                 "`link_url` is required for `link.clicked` events",
             ));
         }
-        if *kind == EventType::Bounced && bounce_type.is_none() && !object.contains_key("bounce_type") {
+        if *kind == EventType::Bounced
+            && bounce_type.is_none()
+            && !object.contains_key("bounce_type")
+        {
             f.errors.push(FieldError::new(
                 "bounce_type",
                 "required",
@@ -315,7 +338,11 @@ impl<'a> Fields<'a, '_> {
             Value::String(s) => {
                 let len = s.chars().count();
                 if len < min || len > max {
-                    let rule = if len < min { "min_length" } else { "max_length" };
+                    let rule = if len < min {
+                        "min_length"
+                    } else {
+                        "max_length"
+                    };
                     self.errors.push(FieldError::new(
                         name,
                         rule,
@@ -456,7 +483,10 @@ impl<'a> Fields<'a, '_> {
                     self.errors.push(FieldError::new(
                         "properties",
                         "max_properties",
-                        format!("`properties` has {} keys; at most {max} are accepted", map.len()),
+                        format!(
+                            "`properties` has {} keys; at most {max} are accepted",
+                            map.len()
+                        ),
                     ));
                     return Map::new();
                 }
@@ -496,7 +526,11 @@ impl<'a> Fields<'a, '_> {
         let mut nested_errors = std::mem::take(nested.errors);
         if let Some(ip) = ip {
             if ip.parse::<std::net::IpAddr>().is_err() {
-                nested_errors.push(FieldError::new("ip", "format", format!("`{ip}` is not an IP address")));
+                nested_errors.push(FieldError::new(
+                    "ip",
+                    "format",
+                    format!("`{ip}` is not an IP address"),
+                ));
             }
         }
         for key in object.keys() {
@@ -564,13 +598,21 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_type() {
-        assert_eq!(rules(json!({"message_id":"m"})), vec![("type".into(), "required")]);
-        assert_eq!(rules(json!({"type":"message.read"})), vec![("type".into(), "enum")]);
+        assert_eq!(
+            rules(json!({"message_id":"m"})),
+            vec![("type".into(), "required")]
+        );
+        assert_eq!(
+            rules(json!({"type":"message.read"})),
+            vec![("type".into(), "enum")]
+        );
     }
 
     #[test]
     fn wrong_types_name_the_field() {
-        let errs = check(json!({"type":"conversion","value":"12","duration_ms":1.5,"properties":[]})).unwrap_err();
+        let errs =
+            check(json!({"type":"conversion","value":"12","duration_ms":1.5,"properties":[]}))
+                .unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| (e.field.as_str(), e.rule)).collect();
         assert!(fields.contains(&("value", "type")), "{errs:?}");
         assert!(fields.contains(&("duration_ms", "range")), "{errs:?}");
@@ -593,7 +635,9 @@ mod tests {
             vec![("bounce_type".into(), "required")]
         );
         assert_eq!(
-            rules(json!({"type":"message.bounced","message_id":"m","recipient_id":"r","bounce_type":"medium"})),
+            rules(
+                json!({"type":"message.bounced","message_id":"m","recipient_id":"r","bounce_type":"medium"})
+            ),
             vec![("bounce_type".into(), "enum")]
         );
     }
@@ -645,7 +689,9 @@ mod tests {
     fn links_must_be_http() {
         for bad in ["javascript:alert(1)", "/relative", "ftp://x.example/"] {
             assert_eq!(
-                rules(json!({"type":"link.clicked","message_id":"m","recipient_id":"r","link_url":bad})),
+                rules(
+                    json!({"type":"link.clicked","message_id":"m","recipient_id":"r","link_url":bad})
+                ),
                 vec![("link_url".into(), "url")],
                 "{bad}"
             );
@@ -656,7 +702,10 @@ mod tests {
     fn context_ip_is_anonymized_and_checked() {
         let e = check(json!({"type":"custom.x","context":{"ip":"203.0.113.9","user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"}})).unwrap();
         assert_eq!(e.context.ip.as_deref(), Some("203.0.113.0"));
-        assert_eq!(e.context.device_class, Some(crate::event::DeviceClass::Desktop));
+        assert_eq!(
+            e.context.device_class,
+            Some(crate::event::DeviceClass::Desktop)
+        );
         assert_eq!(
             rules(json!({"type":"custom.x","context":{"ip":"999.1.1.1"}})),
             vec![("context.ip".into(), "format")]

@@ -1,0 +1,66 @@
+//! The click redirect: `GET /c/{token}` sends the recipient to the destination signed
+//! into the token and records the click. A token that does not verify gets a small
+//! 400 page, never a redirect: this endpoint can't be used as an open redirect.
+
+use beacon_shared::http::{client_context, path_param};
+use beacon_shared::instrument::trackable_url;
+use beacon_shared::sink::EventSink;
+use beacon_shared::token::{TokenError, TokenKind};
+use beacon_shared::tracking::Tracker;
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handle<S: EventSink>(
+    tracker: &Tracker<S>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    let token = path_param(&req, "token").unwrap_or_default();
+    let context = client_context(&req, tracker.ip_policy);
+    let claim = match tracker
+        .record(token, TokenKind::Click, context, chrono::Utc::now())
+        .await
+    {
+        Ok(claim) => claim,
+        Err(err) => return Ok(refused(&err)),
+    };
+    // The URL was checked when signed; check again so nothing but http(s) can leave here.
+    let location = claim
+        .url
+        .as_deref()
+        .and_then(trackable_url)
+        .and_then(|u| url_header(&u));
+    match location {
+        Some(location) => Ok(Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, location)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::Empty)
+            .expect("valid response parts")),
+        None => Ok(refused(&TokenError::Malformed)),
+    }
+}
+
+/// The ASCII form of the URL (non-ASCII percent-encoded), safe as a header value.
+fn url_header(url: &str) -> Option<HeaderValue> {
+    let parsed = url::Url::parse(url).ok()?;
+    HeaderValue::from_str(parsed.as_str()).ok()
+}
+
+fn refused(err: &TokenError) -> Response<Body> {
+    let detail = match err {
+        TokenError::Expired => "This link has expired.",
+        _ => "This link is not valid. It may have been changed or copied incompletely.",
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Link not valid</title>\
+<meta name=\"viewport\" content=\"width=device-width\"></head>\
+<body style=\"font-family:sans-serif;max-width:32em;margin:4em auto;padding:0 1em\">\
+<h1 style=\"font-size:1.4em\">Link not valid</h1><p>{detail}</p></body></html>"
+    );
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Text(page))
+        .expect("valid response parts")
+}

@@ -1,1 +1,10 @@
-fn main() {}
+use beacon_shared::config::{aws_config, init_tracing, Env};
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_config().await;
+    let app = collect::Collect::from_env(&Env::process(), &aws)?;
+    run(service_fn(|req| collect::handle(&app, req))).await
+}

@@ -1,0 +1,38 @@
+//! The open pixel: `GET /o/{token}` always answers with a transparent GIF, so a mail
+//! client never shows a broken image; the open is recorded only when the token verifies.
+
+use beacon_shared::http::{client_context, path_param};
+use beacon_shared::sink::EventSink;
+use beacon_shared::token::TokenKind;
+use beacon_shared::tracking::{Tracker, PIXEL_GIF};
+use lambda_http::http::header;
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handle<S: EventSink>(
+    tracker: &Tracker<S>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    let token = path_param(&req, "token").unwrap_or_default();
+    // Some senders append `.gif` so strict clients see an image URL.
+    let token = token.strip_suffix(".gif").unwrap_or(token);
+    let context = client_context(&req, tracker.ip_policy);
+    let _ = tracker
+        .record(token, TokenKind::Open, context, chrono::Utc::now())
+        .await;
+    Ok(pixel())
+}
+
+fn pixel() -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "image/gif")
+        // Every open must reach us: no browser, proxy or CDN may cache the pixel.
+        .header(
+            header::CACHE_CONTROL,
+            "no-store, no-cache, must-revalidate, private, max-age=0",
+        )
+        .header(header::PRAGMA, "no-cache")
+        .header(header::EXPIRES, "0")
+        .body(Body::Binary(PIXEL_GIF.to_vec()))
+        .expect("valid response parts")
+}

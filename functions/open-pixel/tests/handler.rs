@@ -1,0 +1,82 @@
+use beacon_shared::sink::MemorySink;
+use beacon_shared::testkit::{test_keyring, test_recipient, test_tracker, tracking_request};
+use beacon_shared::token::Keyring;
+use beacon_shared::tracking::PIXEL_GIF;
+use beacon_shared::EventType;
+
+const UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
+
+fn in_an_hour() -> u32 {
+    (chrono::Utc::now().timestamp() + 3600) as u32
+}
+
+#[tokio::test]
+async fn valid_token_returns_gif_and_records_one_open() {
+    let tracker = test_tracker(MemorySink::default());
+    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/gif");
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("no-store"));
+    assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
+    let events = tracker.sink.events();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.kind, EventType::Opened);
+    assert_eq!(e.tenant_id, "acme");
+    assert_eq!(e.campaign_id.as_deref(), Some("spring"));
+    assert_eq!(e.recipient_id.as_deref(), Some("r-0001"));
+    assert_eq!(
+        e.context.ip.as_deref(),
+        Some("203.0.113.0"),
+        "IP anonymized to /24"
+    );
+    assert_eq!(e.context.user_agent.as_deref(), Some(UA));
+}
+
+#[tokio::test]
+async fn gif_suffix_is_accepted() {
+    let tracker = test_tracker(MemorySink::default());
+    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    open_pixel::handle(
+        &tracker,
+        tracking_request("o", &format!("{token}.gif"), UA, "203.0.113.77"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tracker.sink.events().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_tokens_still_get_the_gif_but_record_nothing() {
+    let tracker = test_tracker(MemorySink::default());
+    let other = Keyring::new("t1", vec![("t1".into(), vec![9u8; 32])]).unwrap();
+    let expired = test_keyring().sign_open(&test_recipient(), 1);
+    let forged = other.sign_open(&test_recipient(), in_an_hour());
+    let click_token =
+        test_keyring().sign_click(&test_recipient(), "https://x.example", in_an_hour());
+    for token in ["", "garbage", &expired, &forged, &click_token] {
+        let resp = open_pixel::handle(&tracker, tracking_request("o", token, UA, "203.0.113.77"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "token {token:?}");
+        assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
+    }
+    assert!(tracker.sink.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_refusing_stream_still_serves_the_pixel() {
+    let tracker = test_tracker(MemorySink::refusing());
+    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
+}

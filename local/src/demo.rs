@@ -1,0 +1,582 @@
+//! The demo: a simulated campaign driven through the real HTTP endpoints.
+//!
+//! 1. provision the stack in the emulator from the SAM template;
+//! 2. start the local gateway with the three HTTP functions;
+//! 3. issue an API key and instrument the campaign email for every recipient;
+//! 4. post sends and delivery outcomes to collect, fetch pixels and follow clicks as
+//!    the recipients would, and post conversions and unsubscribes;
+//! 5. read the stream back and compare it with the simulator's ground truth.
+
+use crate::gateway::{self, GatewayOptions};
+use crate::stack::{self, Stack};
+use crate::stream;
+use anyhow::{bail, ensure, Context as _, Result};
+use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
+use beacon_shared::config::Env;
+use beacon_shared::instrument::{instrument_html, LinkSigner};
+use beacon_shared::token::Recipient;
+use futures::stream::{self as futures_stream, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub const TENANT: &str = "demo";
+const CONCURRENCY: usize = 16;
+
+/// The campaign email every recipient gets (personalized by instrumentation).
+pub const CAMPAIGN_HTML: &str = include_str!("../assets/campaign.html");
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub recipients: usize,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    pub stack_name: String,
+}
+
+/// What happens to one recipient, decided up front: the ground truth.
+#[derive(Debug, Clone)]
+pub struct RecipientPlan {
+    pub recipient: Recipient,
+    pub outcome: Outcome,
+    pub opens: u32,
+    /// Indexes into the email's tracked links.
+    pub clicks: Vec<usize>,
+    pub complains: bool,
+    pub unsubscribes: bool,
+    pub conversion: Option<f64>,
+    pub user_agent: &'static str,
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    HardBounce,
+    SoftBounce,
+    Failed,
+}
+
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36 Edg/124.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
+];
+
+/// Draws the campaign: who gets the mail, who opens, clicks, converts.
+pub fn plan_campaign(
+    campaign: &str,
+    recipients: usize,
+    links: usize,
+    seed: u64,
+) -> Vec<RecipientPlan> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..recipients)
+        .map(|i| {
+            let roll: f64 = rng.random();
+            let outcome = match roll {
+                r if r < 0.02 => Outcome::HardBounce,
+                r if r < 0.04 => Outcome::SoftBounce,
+                r if r < 0.05 => Outcome::Failed,
+                _ => Outcome::Delivered,
+            };
+            let delivered = outcome == Outcome::Delivered;
+            let opens = if delivered && rng.random_bool(0.45) {
+                rng.random_range(1..=3)
+            } else {
+                0
+            };
+            let clicks = if opens > 0 && rng.random_bool(0.3) {
+                (0..rng.random_range(1..=2))
+                    .map(|_| rng.random_range(0..links))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let conversion = (!clicks.is_empty() && rng.random_bool(0.2))
+                .then(|| (rng.random_range(1000..20000) as f64) / 100.0);
+            RecipientPlan {
+                recipient: Recipient {
+                    tenant_id: TENANT.into(),
+                    campaign_id: campaign.into(),
+                    message_id: format!("{campaign}-m{i:05}"),
+                    recipient_id: format!("r{i:05}"),
+                },
+                outcome,
+                opens,
+                clicks,
+                complains: delivered && rng.random_bool(0.002),
+                unsubscribes: opens > 0 && rng.random_bool(0.01),
+                conversion,
+                user_agent: AGENTS[rng.random_range(0..AGENTS.len())],
+                ip: format!(
+                    "198.51.{}.{}",
+                    rng.random_range(0..=255),
+                    rng.random_range(1..=254)
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Events per type the plan must produce.
+pub fn expected_counts(plan: &[RecipientPlan]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    let mut add = |kind: &str, n: u64| {
+        if n > 0 {
+            *counts.entry(kind.to_string()).or_insert(0) += n;
+        }
+    };
+    for r in plan {
+        add("message.sent", 1);
+        match r.outcome {
+            Outcome::Delivered => add("message.delivered", 1),
+            Outcome::HardBounce | Outcome::SoftBounce => add("message.bounced", 1),
+            Outcome::Failed => add("message.failed", 1),
+        }
+        add("message.opened", r.opens as u64);
+        add("link.clicked", r.clicks.len() as u64);
+        add("message.complained", r.complains as u64);
+        add("message.unsubscribed", r.unsubscribes as u64);
+        add("conversion", r.conversion.is_some() as u64);
+    }
+    counts
+}
+
+/// Progress on stderr: a line at every quarter, so long steps show they move.
+struct Progress {
+    label: &'static str,
+    total: usize,
+    done: usize,
+    next_mark: usize,
+}
+
+impl Progress {
+    fn new(label: &'static str, total: usize) -> Self {
+        eprintln!("  {label}: 0/{total}");
+        Progress {
+            label,
+            total,
+            done: 0,
+            next_mark: total.div_ceil(4),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        if self.done >= self.next_mark || self.done == self.total {
+            eprintln!("  {}: {}/{}", self.label, self.done, self.total);
+            self.next_mark = self.done + self.total.div_ceil(4);
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoSummary {
+    pub campaign: String,
+    pub tenant: String,
+    pub recipients: usize,
+    pub seed: u64,
+    pub gateway: String,
+    pub stream: String,
+    pub requests: BTreeMap<String, u64>,
+    pub truth: BTreeMap<String, u64>,
+    pub stream_counts: BTreeMap<String, u64>,
+    pub matches: bool,
+    pub elapsed_ms: u128,
+}
+
+fn step(n: usize, text: &str) {
+    eprintln!("[{n}/5] {text}");
+}
+
+/// Runs the demo against the emulator at `endpoint`.
+pub async fn run(endpoint: &str, options: &DemoOptions) -> Result<DemoSummary> {
+    let started = Instant::now();
+    step(
+        1,
+        &format!(
+            "provisioning stack `{}` from infra/template.yaml",
+            options.stack_name
+        ),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    let base_url = format!("http://{addr}");
+    let stack: Stack = stack::provision(endpoint, &options.stack_name, &base_url)?;
+    let aws = beacon_shared::config::aws_config().await;
+
+    step(2, "starting the local API gateway");
+    let gw = gateway::start(
+        &stack,
+        &aws,
+        addr,
+        GatewayOptions {
+            trust_forwarded_for: true,
+        },
+    )
+    .await?;
+    for route in &gw.routes {
+        eprintln!("  route {route} -> {}", gw.url);
+    }
+
+    let result = drive(&stack, &aws, &gw.url, options, started).await;
+    gw.stop().await;
+    result
+}
+
+async fn drive(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    gateway_url: &str,
+    options: &DemoOptions,
+    started: Instant,
+) -> Result<DemoSummary> {
+    step(
+        3,
+        &format!(
+            "instrumenting the campaign email for {} recipients",
+            options.recipients
+        ),
+    );
+    let (_, collect_fn) = stack
+        .function("collect")
+        .context("collect function in the template")?;
+    let (_, open_fn) = stack
+        .function("open-pixel")
+        .context("open-pixel function in the template")?;
+    let api_keys_table = collect_fn
+        .env
+        .get("BEACON_API_KEYS_TABLE")
+        .context("BEACON_API_KEYS_TABLE")?;
+    let api_key = new_api_key();
+    DynamoApiKeys::new(aws_sdk_dynamodb::Client::new(aws), api_keys_table)
+        .save(&ApiKeyRecord {
+            key_hash: hash_api_key(&api_key),
+            tenant_id: TENANT.into(),
+            name: "demo".into(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+            revoked: false,
+        })
+        .await?;
+    // The sender signs with the same keyring the functions verify with (the secret).
+    let keyring = Env::from_map(open_fn.env.clone()).keyring(aws).await?;
+    let public_base = open_fn
+        .env
+        .get("BEACON_PUBLIC_BASE_URL")
+        .cloned()
+        .unwrap_or_else(|| gateway_url.to_string());
+    let signer = LinkSigner::new(&keyring, &public_base)?;
+    let campaign = format!("spring-sale-{}", options.seed);
+    let expires = (chrono::Utc::now().timestamp() + 90 * 86400) as u32;
+    let probe = instrument_html(
+        CAMPAIGN_HTML,
+        &signer,
+        &Recipient {
+            tenant_id: TENANT.into(),
+            campaign_id: campaign.clone(),
+            message_id: "probe".into(),
+            recipient_id: "probe".into(),
+        },
+        expires,
+    )?;
+    let plan = plan_campaign(
+        &campaign,
+        options.recipients,
+        probe.links_tracked,
+        options.seed,
+    );
+    let mut emails = Vec::with_capacity(plan.len());
+    for r in &plan {
+        let out = instrument_html(CAMPAIGN_HTML, &signer, &r.recipient, expires)?;
+        ensure!(
+            out.pixel_inserted && out.links_tracked == probe.links_tracked,
+            "instrumentation changed between recipients"
+        );
+        emails.push(out.html);
+    }
+    eprintln!(
+        "  {} tracked links and one pixel per email",
+        probe.links_tracked
+    );
+
+    step(4, "driving the campaign through the gateway over HTTP");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let collect_url = format!("{gateway_url}/v1/events");
+    let mut requests: BTreeMap<String, u64> = BTreeMap::new();
+
+    // Sends as JSON arrays, outcomes as NDJSON: both batch formats.
+    let sends: Vec<Value> = plan
+        .iter()
+        .map(|r| json!({"event_id": format!("{}-sent", r.recipient.message_id), "type": "message.sent", "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses", "cost": 0.0001}))
+        .collect();
+    for chunk in sends.chunks(500) {
+        post_events(
+            &http,
+            &collect_url,
+            &api_key,
+            "application/json",
+            serde_json::to_string(chunk)?,
+        )
+        .await?;
+        *requests.entry("collect".into()).or_default() += 1;
+    }
+    let outcomes: Vec<Value> = plan
+        .iter()
+        .map(|r| {
+            let base = json!({"event_id": format!("{}-outcome", r.recipient.message_id), "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses"});
+            let mut e = base.as_object().cloned().unwrap_or_default();
+            match r.outcome {
+                Outcome::Delivered => {
+                    e.insert("type".into(), json!("message.delivered"));
+                    e.insert("duration_ms".into(), json!(800 + (r.recipient.recipient_id.len() * 37) % 4000));
+                }
+                Outcome::HardBounce | Outcome::SoftBounce => {
+                    e.insert("type".into(), json!("message.bounced"));
+                    let hard = r.outcome == Outcome::HardBounce;
+                    e.insert("bounce_type".into(), json!(if hard { "hard" } else { "soft" }));
+                    e.insert("reason".into(), json!(if hard { "550 5.1.1 user unknown" } else { "452 4.2.2 mailbox full" }));
+                }
+                Outcome::Failed => {
+                    e.insert("type".into(), json!("message.failed"));
+                    e.insert("reason".into(), json!("rendering error"));
+                }
+            }
+            Value::Object(e)
+        })
+        .collect();
+    for chunk in outcomes.chunks(250) {
+        let ndjson: String = chunk.iter().map(|v| format!("{v}\n")).collect();
+        post_events(
+            &http,
+            &collect_url,
+            &api_key,
+            "application/x-ndjson",
+            ndjson,
+        )
+        .await?;
+        *requests.entry("collect".into()).or_default() += 1;
+    }
+    eprintln!(
+        "  posted {} sends and {} delivery outcomes",
+        sends.len(),
+        outcomes.len()
+    );
+
+    // Opens and clicks, many recipients at once, as mail clients would.
+    let engaged: Vec<(usize, &RecipientPlan)> = plan
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.opens > 0)
+        .collect();
+    let mut progress = Progress::new("recipients opening and clicking", engaged.len());
+    let mut tasks = futures_stream::iter(engaged.into_iter().map(|(i, r)| {
+        let http = http.clone();
+        let html = emails[i].clone();
+        async move { act_as_recipient(&http, &html, r).await }
+    }))
+    .buffer_unordered(CONCURRENCY);
+    while let Some(done) = tasks.next().await {
+        let (opens, clicks) = done?;
+        *requests.entry("pixel".into()).or_default() += opens;
+        *requests.entry("click".into()).or_default() += clicks;
+        progress.tick();
+    }
+    drop(tasks);
+
+    let after: Vec<Value> = plan
+        .iter()
+        .flat_map(|r| {
+            let ids = json!({"campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id});
+            let with = |kind: &str, extra: Value| {
+                let mut e = ids.as_object().cloned().unwrap_or_default();
+                e.insert("type".into(), json!(kind));
+                e.insert("event_id".into(), json!(format!("{}-{kind}", r.recipient.message_id)));
+                if let Value::Object(x) = extra {
+                    e.extend(x);
+                }
+                Value::Object(e)
+            };
+            let mut out = Vec::new();
+            if r.complains {
+                out.push(with("message.complained", json!({"reason": "abuse"})));
+            }
+            if r.unsubscribes {
+                out.push(with("message.unsubscribed", json!({})));
+            }
+            if let Some(value) = r.conversion {
+                out.push(with("conversion", json!({"value": value, "currency": "USD"})));
+            }
+            out
+        })
+        .collect();
+    for chunk in after.chunks(500) {
+        post_events(
+            &http,
+            &collect_url,
+            &api_key,
+            "application/json",
+            serde_json::to_string(chunk)?,
+        )
+        .await?;
+        *requests.entry("collect".into()).or_default() += 1;
+    }
+
+    step(
+        5,
+        "reading the stream back and comparing with the ground truth",
+    );
+    let stream_name = collect_fn
+        .env
+        .get("BEACON_STREAM_NAME")
+        .context("BEACON_STREAM_NAME")?;
+    let events = stream::read_all(&aws_sdk_kinesis::Client::new(aws), stream_name).await?;
+    let mut stream_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.campaign_id.as_deref() == Some(campaign.as_str()))
+    {
+        *stream_counts.entry(e.kind.to_string()).or_default() += 1;
+    }
+    let truth = expected_counts(&plan);
+    let summary = DemoSummary {
+        campaign,
+        tenant: TENANT.into(),
+        recipients: plan.len(),
+        seed: options.seed,
+        gateway: gateway_url.to_string(),
+        stream: stream_name.clone(),
+        requests,
+        matches: truth == stream_counts,
+        truth,
+        stream_counts,
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    print_table(&summary);
+    std::fs::create_dir_all(&options.out_dir)?;
+    let path = options.out_dir.join("demo-summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
+    eprintln!("summary written to {}", path.display());
+    Ok(summary)
+}
+
+async fn post_events(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    content_type: &str,
+    body: String,
+) -> Result<()> {
+    let response = http
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if status != reqwest::StatusCode::ACCEPTED || answer["rejected"] != 0 {
+        bail!("collect answered {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// Tracking URLs in an instrumented email, in document order: the pixel and the links.
+pub fn tracking_urls(html: &str, marker: &str) -> Vec<String> {
+    html.match_indices(marker)
+        .filter_map(|(at, _)| {
+            let start = html[..at].rfind('"')? + 1;
+            let end = at + html[at..].find('"')?;
+            Some(html[start..end].to_string())
+        })
+        .collect()
+}
+
+/// Opens the email (fetches the pixel) and clicks the planned links.
+async fn act_as_recipient(
+    http: &reqwest::Client,
+    html: &str,
+    r: &RecipientPlan,
+) -> Result<(u64, u64)> {
+    let pixel = tracking_urls(html, "/o/")
+        .into_iter()
+        .next()
+        .context("pixel URL in the email")?;
+    let links = tracking_urls(html, "/c/");
+    for _ in 0..r.opens {
+        let response = http
+            .get(&pixel)
+            .header("user-agent", r.user_agent)
+            .header("x-forwarded-for", &r.ip)
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "pixel answered {}",
+            response.status()
+        );
+        ensure!(
+            response.bytes().await?.len() == 43,
+            "pixel is not the 43-byte GIF"
+        );
+    }
+    for &link in &r.clicks {
+        let response = http
+            .get(&links[link])
+            .header("user-agent", r.user_agent)
+            .header("x-forwarded-for", &r.ip)
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 302,
+            "click answered {}",
+            response.status()
+        );
+    }
+    Ok((r.opens as u64, r.clicks.len() as u64))
+}
+
+fn print_table(s: &DemoSummary) {
+    println!();
+    println!(
+        "Campaign {} ({} recipients) through {}",
+        s.campaign, s.recipients, s.gateway
+    );
+    println!("{:<24} {:>10} {:>10}", "event type", "truth", "stream");
+    let kinds: std::collections::BTreeSet<&String> =
+        s.truth.keys().chain(s.stream_counts.keys()).collect();
+    for kind in kinds {
+        let t = s.truth.get(kind).copied().unwrap_or(0);
+        let r = s.stream_counts.get(kind).copied().unwrap_or(0);
+        println!(
+            "{kind:<24} {t:>10} {r:>10}{}",
+            if t == r { "" } else { "  <- MISMATCH" }
+        );
+    }
+    println!(
+        "requests: {}",
+        s.requests
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{}",
+        if s.matches {
+            "every event reached the stream exactly once"
+        } else {
+            "MISMATCH between truth and stream"
+        }
+    );
+}

@@ -1,0 +1,70 @@
+//! The HTTP functions this gateway hosts, built from the same library code and the same
+//! configuration as the Lambda binaries: one arm per binary in the template.
+
+use crate::stack::Function;
+use anyhow::{bail, Context as _, Result};
+use beacon_shared::apikey::{CachedApiKeys, DynamoApiKeys};
+use beacon_shared::config::Env;
+use beacon_shared::sink::KinesisSink;
+use beacon_shared::tracking::Tracker;
+use collect::Collect;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
+use serde_json::Value;
+
+pub enum HttpFunction {
+    OpenPixel(Tracker<KinesisSink>),
+    ClickRedirect(Tracker<KinesisSink>),
+    Collect(Collect<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
+}
+
+impl HttpFunction {
+    /// Initializes the function as its `main` would, with its own environment.
+    pub async fn build(function: &Function, aws: &aws_config::SdkConfig) -> Result<Self> {
+        let env = Env::from_map(function.env.clone());
+        let name = function.binary.as_str();
+        let built = match name {
+            "open-pixel" => HttpFunction::OpenPixel(
+                Tracker::from_env(&env, aws)
+                    .await
+                    .context("initializing open-pixel")?,
+            ),
+            "click-redirect" => HttpFunction::ClickRedirect(
+                Tracker::from_env(&env, aws)
+                    .await
+                    .context("initializing click-redirect")?,
+            ),
+            "collect" => {
+                HttpFunction::Collect(Collect::from_env(&env, aws).context("initializing collect")?)
+            }
+            other => bail!("the local gateway does not know the HTTP function `{other}`"),
+        };
+        Ok(built)
+    }
+
+    /// One invocation, through `lambda_http`'s own adapter: the API Gateway payload is
+    /// turned into a request, handled, and turned back into the gateway's response
+    /// payload exactly as in Lambda. The payload comes back as the JSON Lambda returns.
+    pub async fn invoke(&self, payload: LambdaRequest) -> Result<Value> {
+        let event = LambdaEvent::new(payload, Context::default());
+        let response = match self {
+            HttpFunction::OpenPixel(t) => {
+                Adapter::from(service_fn(|req| open_pixel::handle(t, req)))
+                    .call(event)
+                    .await
+            }
+            HttpFunction::ClickRedirect(t) => {
+                Adapter::from(service_fn(|req| click_redirect::handle(t, req)))
+                    .call(event)
+                    .await
+            }
+            HttpFunction::Collect(c) => {
+                Adapter::from(service_fn(|req| collect::handle(c, req)))
+                    .call(event)
+                    .await
+            }
+        };
+        let response = response.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+        Ok(serde_json::to_value(response)?)
+    }
+}

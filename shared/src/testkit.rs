@@ -1,0 +1,71 @@
+//! Fixtures for in-process tests and benchmarks of the HTTP functions.
+
+use crate::context::IpPolicy;
+use crate::http::{lambda_request, GatewayRequest};
+use crate::sink::MemorySink;
+use crate::token::{Keyring, Recipient};
+use crate::tracking::Tracker;
+use lambda_http::Request;
+use std::collections::BTreeMap;
+
+/// A keyring with one fixed test key `t1`.
+pub fn test_keyring() -> Keyring {
+    Keyring::new(
+        "t1",
+        vec![("t1".into(), b"test-key-material-0123456789abcdef".to_vec())],
+    )
+    .expect("valid test key")
+}
+
+pub fn test_recipient() -> Recipient {
+    Recipient {
+        tenant_id: "acme".into(),
+        campaign_id: "spring".into(),
+        message_id: "m-0001".into(),
+        recipient_id: "r-0001".into(),
+    }
+}
+
+/// A tracker over an in-memory sink.
+pub fn test_tracker(sink: MemorySink) -> Tracker<MemorySink> {
+    Tracker {
+        keyring: test_keyring(),
+        sink,
+        ip_policy: IpPolicy::Anonymize,
+    }
+}
+
+/// A GET on a tracking route (`/o/{token}` or `/c/{token}`), as API Gateway delivers it.
+pub fn tracking_request(prefix: &str, token: &str, user_agent: &str, source_ip: &str) -> Request {
+    let params = BTreeMap::from([("token".to_string(), token.to_string())]);
+    let path = format!("/{prefix}/{token}");
+    let route = format!("/{prefix}/{{token}}");
+    lambda_request(&GatewayRequest {
+        method: "GET",
+        route: &route,
+        path: &path,
+        query: "",
+        headers: &[("user-agent".into(), user_agent.into())],
+        path_params: &params,
+        body: b"",
+        source_ip,
+    })
+}
+
+/// A POST to the collect route.
+pub fn collect_request(headers: &[(&str, &str)], body: &[u8]) -> Request {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    lambda_request(&GatewayRequest {
+        method: "POST",
+        route: "/v1/events",
+        path: "/v1/events",
+        query: "",
+        headers: &headers,
+        path_params: &BTreeMap::new(),
+        body,
+        source_ip: "192.0.2.10",
+    })
+}
