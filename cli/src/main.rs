@@ -1,1 +1,220 @@
-fn main() {}
+//! `beacon`: the command-line tool for senders and operators.
+//!
+//! Tracking keys come from `BEACON_TRACKING_KEYS` (JSON) or the Secrets Manager secret
+//! named by `BEACON_TRACKING_KEYS_SECRET`, exactly as the functions read them.
+
+use anyhow::{Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
+use beacon_shared::config::{aws_config, Env};
+use beacon_shared::instrument::{instrument_html, trackable_url, LinkSigner};
+use beacon_shared::token::Recipient;
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "beacon",
+    version,
+    about = "Beacon: email and event analytics on AWS Lambda"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rewrite an email's links to signed click URLs and add the open pixel.
+    Instrument {
+        #[command(flatten)]
+        link: LinkArgs,
+        /// HTML file to read (`-` for standard input).
+        #[arg(long = "in", default_value = "-")]
+        input: PathBuf,
+        /// Where to write the result (`-` for standard output).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+    /// Sign one URL as a click link (or make the open-pixel URL with --open).
+    SignUrl {
+        #[command(flatten)]
+        link: LinkArgs,
+        /// The destination to sign.
+        url: Option<String>,
+        /// Print the open-pixel URL instead of a click URL.
+        #[arg(long, conflicts_with = "url")]
+        open: bool,
+    },
+    /// Manage the per-tenant API keys of the collect API.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Manage tracking keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key for a tenant; the key is printed once and only its hash is stored.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// The API keys table (the stack output ApiKeysTableName).
+        #[arg(long, env = "BEACON_API_KEYS_TABLE")]
+        table: String,
+    },
+    /// Revoke a key (collect refuses it within the cache time, 60 s by default).
+    Revoke {
+        /// The key itself.
+        key: String,
+        #[arg(long, env = "BEACON_API_KEYS_TABLE")]
+        table: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new tracking keyring JSON with one random key.
+    Generate {
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct LinkArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Campaign id (leave out for transactional mail).
+    #[arg(long, default_value = "")]
+    campaign: String,
+    #[arg(long)]
+    message: String,
+    /// Opaque recipient id (not an email address).
+    #[arg(long)]
+    recipient: String,
+    /// Public tracking origin, e.g. https://t.example.com (stack output PublicBaseUrl).
+    #[arg(long, env = "BEACON_PUBLIC_BASE_URL")]
+    base_url: String,
+    /// Days until the links stop working.
+    #[arg(long, default_value_t = 365)]
+    ttl_days: u32,
+}
+
+impl LinkArgs {
+    fn recipient(&self) -> Recipient {
+        Recipient {
+            tenant_id: self.tenant.clone(),
+            campaign_id: self.campaign.clone(),
+            message_id: self.message.clone(),
+            recipient_id: self.recipient.clone(),
+        }
+    }
+
+    fn expires_at(&self) -> Result<u32> {
+        let at = chrono::Utc::now().timestamp() + i64::from(self.ttl_days) * 86_400;
+        u32::try_from(at).context("--ttl-days reaches past 2106")
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Instrument { link, input, out } => {
+            let keyring = Env::process().keyring(&aws_config().await).await?;
+            let signer = LinkSigner::new(&keyring, &link.base_url)?;
+            let mut html = String::new();
+            if input.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut html)?;
+            } else {
+                html = std::fs::read_to_string(&input)
+                    .with_context(|| format!("reading {}", input.display()))?;
+            }
+            let result = instrument_html(&html, &signer, &link.recipient(), link.expires_at()?)?;
+            if out.as_os_str() == "-" {
+                std::io::stdout().write_all(result.html.as_bytes())?;
+            } else {
+                std::fs::write(&out, &result.html)
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            eprintln!(
+                "{} links tracked, {} opted out, open pixel {}",
+                result.links_tracked,
+                result.links_ignored,
+                if result.pixel_inserted {
+                    "added"
+                } else {
+                    "not added"
+                }
+            );
+        }
+        Command::SignUrl { link, url, open } => {
+            let keyring = Env::process().keyring(&aws_config().await).await?;
+            let signer = LinkSigner::new(&keyring, &link.base_url)?;
+            let signed = if open {
+                signer.open_url(&link.recipient(), link.expires_at()?)
+            } else {
+                let url = url.context("give the URL to sign, or --open for the pixel URL")?;
+                let url = trackable_url(&url)
+                    .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
+                signer.click_url(&link.recipient(), &url, link.expires_at()?)
+            };
+            println!("{signed}");
+        }
+        Command::Apikey(ApiKeyCommand::Create {
+            tenant,
+            name,
+            table,
+        }) => {
+            let aws = aws_config().await;
+            let key = new_api_key();
+            let record = ApiKeyRecord {
+                key_hash: hash_api_key(&key),
+                tenant_id: tenant.clone(),
+                name,
+                created_at: chrono::Utc::now().to_rfc3339(),
+                revoked: false,
+            };
+            DynamoApiKeys::new(aws_sdk_dynamodb::Client::new(&aws), &table)
+                .save(&record)
+                .await?;
+            eprintln!(
+                "created API key for tenant `{tenant}` (shown once; only its hash is stored):"
+            );
+            println!("{key}");
+        }
+        Command::Apikey(ApiKeyCommand::Revoke { key, table }) => {
+            let aws = aws_config().await;
+            let store = DynamoApiKeys::new(aws_sdk_dynamodb::Client::new(&aws), &table);
+            let mut record = store
+                .find(&hash_api_key(&key))
+                .await?
+                .context("no such API key")?;
+            record.revoked = true;
+            store.save(&record).await?;
+            eprintln!("revoked the key of tenant `{}`", record.tenant_id);
+        }
+        Command::Keys(KeysCommand::Generate { id }) => {
+            let secret: [u8; 48] = rand::random();
+            let json = serde_json::json!({"active": id, id: URL_SAFE_NO_PAD.encode(secret)});
+            println!("{json}");
+        }
+    }
+    Ok(())
+}
