@@ -132,7 +132,7 @@ async fn put_records(
         let no = match proxy.fault {
             Fault::RefuseAll => true,
             Fault::FirstTryEvery(every) => {
-                n % every == 0 && proxy.refused_once.lock().unwrap().insert(data)
+                n.is_multiple_of(every) && proxy.refused_once.lock().unwrap().insert(data)
             }
         };
         refuse.push(no);

@@ -73,19 +73,39 @@ pub struct CollectResponse {
     pub results: Vec<EventResult>,
 }
 
+/// Why a whole request was refused: the status and the JSON error body.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 pub async fn handle<S: EventSink, K: ApiKeyStore>(
     app: &Collect<S, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
-    Ok(collect(app, req).await.unwrap_or_else(|refusal| refusal))
+    Ok(collect(app, req)
+        .await
+        .unwrap_or_else(|r| error_response(r.status, r.code, &r.message)))
 }
 
 async fn collect<S: EventSink, K: ApiKeyStore>(
     app: &Collect<S, K>,
     req: Request,
-) -> Result<Response<Body>, Response<Body>> {
+) -> Result<Response<Body>, Refusal> {
     if req.method() != Method::POST {
-        return Err(error_response(
+        return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "use POST",
@@ -98,7 +118,7 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
         .map_err(|err| match err {
             AuthError::Store(e) => {
                 tracing::error!(error = %e, "API key lookup failed");
-                error_response(
+                Refusal::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "try again shortly",
@@ -106,17 +126,17 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
             }
             other => {
                 metrics::count("AuthFailures", 1, &[]);
-                error_response(StatusCode::UNAUTHORIZED, "unauthorized", &other.to_string())
+                Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string())
             }
         })?;
 
     let ndjson = request_format(&req)?;
     let body: &[u8] = req.body().as_ref();
     if body.len() > app.limits.max_body_bytes {
-        return Err(error_response(
+        return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            &format!(
+            format!(
                 "body is {} bytes; at most {} are accepted",
                 body.len(),
                 app.limits.max_body_bytes
@@ -124,10 +144,10 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
         ));
     }
     let text = std::str::from_utf8(body).map_err(|e| {
-        error_response(
+        Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_utf8",
-            &format!(
+            format!(
                 "body is not valid UTF-8 (first bad byte at offset {})",
                 e.valid_up_to()
             ),
@@ -135,10 +155,10 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
     })?;
     let inputs = parse_events(text, ndjson)?;
     if inputs.len() > app.limits.max_batch_events {
-        return Err(error_response(
+        return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            &format!(
+            format!(
                 "batch has {} events; at most {} are accepted per request",
                 inputs.len(),
                 app.limits.max_batch_events
@@ -151,10 +171,10 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
         .filter_map(|v| v.get("tenant_id").and_then(Value::as_str))
         .find(|t| *t != key.tenant_id)
     {
-        return Err(error_response(
+        return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "forbidden_tenant",
-            &format!(
+            format!(
                 "this API key belongs to tenant `{}`, not `{other}`",
                 key.tenant_id
             ),
@@ -230,13 +250,13 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
 }
 
 /// JSON (`false`) or NDJSON (`true`) from the Content-Type; anything else is 415.
-fn request_format(req: &Request) -> Result<bool, Response<Body>> {
+fn request_format(req: &Request) -> Result<bool, Refusal> {
     if let Some(encoding) = header_str(req, "content-encoding") {
         if !encoding.eq_ignore_ascii_case("identity") {
-            return Err(error_response(
+            return Err(Refusal::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",
-                &format!(
+                format!(
                     "Content-Encoding `{encoding}` is not supported; send the body uncompressed"
                 ),
             ));
@@ -252,18 +272,18 @@ fn request_format(req: &Request) -> Result<bool, Response<Body>> {
     match media.as_str() {
         "application/json" => Ok(false),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(true),
-        _ => Err(error_response(
+        _ => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            &format!(
+            format!(
                 "Content-Type `{content_type}` is not accepted; use application/json (one event or an array) or application/x-ndjson"
             ),
         )),
     }
 }
 
-fn parse_events(text: &str, ndjson: bool) -> Result<Vec<Value>, Response<Body>> {
-    let malformed = |what: String| error_response(StatusCode::BAD_REQUEST, "malformed_json", &what);
+fn parse_events(text: &str, ndjson: bool) -> Result<Vec<Value>, Refusal> {
+    let malformed = |what: String| Refusal::new(StatusCode::BAD_REQUEST, "malformed_json", what);
     let events = if ndjson {
         let mut events = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -287,7 +307,7 @@ fn parse_events(text: &str, ndjson: bool) -> Result<Vec<Value>, Response<Body>> 
         }
     };
     if events.is_empty() {
-        return Err(error_response(
+        return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "empty_batch",
             "the request holds no events",

@@ -1,0 +1,67 @@
+# Beacon: the two commands that matter are `make demo` and `make test`.
+# Both set up everything they need (Python virtualenv with moto, the emulator itself,
+# Chromium for the browser test) and clean up after themselves.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/beacon-target
+export CARGO_TERM_COLOR ?= never
+VENV ?= .venv
+export BEACON_VENV := $(abspath $(VENV))
+BIN := $(CARGO_TARGET_DIR)/debug
+
+.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py test-lambda serve bench clean
+
+## demo: run a simulated campaign through the whole local pipeline
+demo: venv
+	@echo "==> building" >&2
+	cargo build -p beacon-local
+	@echo "==> running the demo against a local AWS emulator" >&2
+	scripts/moto.sh run -- $(BIN)/beacon-local demo --out out
+
+## test: every test (lint, unit, end-to-end, browser, Lambda emulator, template)
+test: venv chromium lint test-rust test-py test-lambda
+	@echo "==> all tests passed" >&2
+
+venv:
+	@scripts/venv.sh
+
+chromium:
+	@scripts/chromium.sh
+
+build:
+	cargo build --workspace --all-targets
+
+lint: fmt clippy cfn-lint
+
+fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cfn-lint: venv
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## Rust unit and end-to-end tests, sharing one emulator.
+test-rust: venv
+	scripts/moto.sh run -- cargo test --workspace
+
+## Python-side tests: template provisioning, browser, analyst tools.
+test-py: venv chromium build
+	$(VENV)/bin/pytest -q tests/py
+
+## Each function binary under cargo-lambda's Lambda runtime emulator, with its sample event.
+test-lambda: venv build
+	scripts/moto.sh run -- scripts/test-lambda-emulator.sh
+
+## serve: the emulator and the local gateway for manual use (Ctrl-C stops both)
+serve: venv
+	cargo build -p beacon-local
+	scripts/moto.sh run -- $(BIN)/beacon-local serve --trust-forwarded-for
+
+## bench: criterion benchmarks (figures in target/criterion)
+bench:
+	cargo bench -p beacon-benches --benches
+
+clean:
+	rm -rf out .beacon
