@@ -1,0 +1,117 @@
+"""Each function binary under a real Lambda runtime emulator (cargo-lambda), invoked with
+its sample payload from events/, writing to the emulator's Kinesis stream."""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import boto3
+import pytest
+
+SAMPLE_KEYS = '{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}'
+SAMPLE_API_KEY = "bk_sample_events_key_not_for_production_000000000"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_events(kinesis, stream):
+    events = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            out = kinesis.get_records(ShardIterator=it)
+            events += [json.loads(r["Data"]) for r in out["Records"]]
+            it = out.get("NextShardIterator") if out["Records"] else None
+    return events
+
+
+@pytest.fixture
+def lambda_emulator(repo_root, moto_endpoint, provision):
+    stack = provision(f"lam{uuid.uuid4().hex[:8]}")
+    collect_env = stack["functions"]["CollectFunction"]["env"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    dynamodb.put_item(
+        TableName=collect_env["BEACON_API_KEYS_TABLE"],
+        Item={
+            "key_hash": {"S": hashlib.sha256(SAMPLE_API_KEY.encode()).hexdigest()},
+            "tenant_id": {"S": "acme"},
+            "name": {"S": "sample"},
+            "created_at": {"S": ""},
+            "revoked": {"BOOL": False},
+        },
+    )
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        BEACON_STREAM_NAME=collect_env["BEACON_STREAM_NAME"],
+        BEACON_API_KEYS_TABLE=collect_env["BEACON_API_KEYS_TABLE"],
+        BEACON_TRACKING_KEYS=SAMPLE_KEYS,
+        PATH=f"{repo_root / '.venv' / 'bin'}:{env['PATH']}",
+    )
+    log = open(repo_root / ".beacon" / f"cargo-lambda-{port}.log", "w") if (repo_root / ".beacon").exists() else subprocess.DEVNULL
+    watch = subprocess.Popen(
+        ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port)],
+        cwd=repo_root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert watch.poll() is None, "cargo lambda watch exited early"
+            assert time.time() < deadline, "cargo lambda watch did not start listening"
+            time.sleep(0.5)
+
+    def invoke(function):
+        out = subprocess.run(
+            ["cargo", "lambda", "invoke", function, "-A", "127.0.0.1", "-P", str(port), "-F", f"events/{function}.json", "-o", "json"],
+            cwd=repo_root, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    yield invoke, collect_env["BEACON_STREAM_NAME"], boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1")
+    os.killpg(watch.pid, 15)
+    watch.wait(timeout=30)
+
+
+def test_sample_events_under_the_lambda_runtime_emulator(lambda_emulator):
+    invoke, stream, kinesis = lambda_emulator
+
+    pixel = invoke("open-pixel")
+    assert pixel["statusCode"] == 200
+    assert pixel["isBase64Encoded"] is True
+    gif = base64.b64decode(pixel["body"])
+    assert gif[:6] == b"GIF89a" and len(gif) == 43
+    assert pixel["headers"]["content-type"] == "image/gif"
+
+    click = invoke("click-redirect")
+    assert click["statusCode"] == 302
+    assert click["headers"]["location"] == "https://shop.example.com/sale?utm_source=email"
+
+    collect = invoke("collect")
+    assert collect["statusCode"] == 202, collect
+    body = json.loads(collect["body"])
+    assert body["accepted"] == 3 and body["rejected"] == 0
+
+    events = stream_events(kinesis, stream)
+    kinds = sorted(e["type"] for e in events)
+    assert kinds == sorted(["message.opened", "link.clicked", "message.sent", "message.delivered", "message.bounced"])
+    opened = next(e for e in events if e["type"] == "message.opened")
+    assert (opened["tenant_id"], opened["campaign_id"], opened["recipient_id"]) == ("acme", "spring-sale", "rcpt-0001")
+    assert opened["context"]["ip"] == "203.0.113.0"
