@@ -1,0 +1,290 @@
+"""The SAM template and its local provisioning (scripts/provision.py against moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+GENERIC = Path(__file__).resolve().parent / "templates" / "generic.yaml"
+
+ROUTES = {
+    "OpenPixelFunction": ("open-pixel", [{"method": "GET", "path": "/o/{token}"}]),
+    "ClickRedirectFunction": ("click-redirect", [{"method": "GET", "path": "/c/{token}"}]),
+    "CollectFunction": ("collect", [{"method": "POST", "path": "/v1/events"}]),
+}
+
+
+def load(path: Path) -> dict:
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(path))
+    assert not matches, matches
+    return json.loads(json.dumps(template))
+
+
+def assert_fully_resolved(value, where="") -> None:
+    """Strings all the way down, and no intrinsic or ${...} left."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert not (k == "Ref" or k.startswith("Fn::")), f"unresolved {k} at {where}"
+            assert_fully_resolved(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            assert_fully_resolved(v, f"{where}[{i}]")
+    elif isinstance(value, str):
+        assert "${" not in value, f"unresolved substitution at {where}: {value}"
+
+
+# --- the template ---------------------------------------------------------------------
+
+
+def test_cfn_lint_has_no_findings(venv_bin, repo_root):
+    done = subprocess.run([str(venv_bin / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True,
+                          cwd=repo_root, timeout=300)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_transformed_template_has_no_circular_dependency(monkeypatch):
+    """cfn-lint checks the SAM template as written; CloudFormation deploys what SAM
+    generates from it. A function referencing its own HTTP API is a cycle only there
+    (the API's generated definition references every function's ARN), so translate
+    with SAM and look for cycles in the result."""
+    samtranslator = pytest.importorskip("samtranslator.translator.transform")
+    from cfnlint.api import ManualArgs, lint
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = load(TEMPLATE)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://beacon-artifacts/code.zip"  # as `sam package` does
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    translated = samtranslator.transform(template, {}, NoManagedPolicies())
+    findings = lint(json.dumps(translated), config=ManualArgs(regions=["us-east-1"]))
+    cycles = [str(f) for f in findings if f.rule.id == "E3004"]
+    assert not cycles, "\n".join(cycles)
+    errors = [str(f) for f in findings if f.rule.id.startswith("E")]
+    assert not errors, "\n".join(errors)
+
+
+def test_sam_validate_lint_offline(venv_bin, repo_root, tmp_path):
+    """`sam validate --lint` (samconfig.toml's validate settings) needs no AWS access."""
+    sam = venv_bin / "sam" if (venv_bin / "sam").exists() else shutil.which("sam")
+    if not sam:
+        pytest.skip("SAM CLI not installed")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    done = subprocess.run([str(sam), "validate", "--lint"], cwd=repo_root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a valid SAM Template" in done.stdout + done.stderr
+
+
+def test_policies_are_least_privilege():
+    template = load(TEMPLATE)
+    expected = {
+        "OpenPixelFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "secretsmanager:GetSecretValue"},
+        "ClickRedirectFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "secretsmanager:GetSecretValue"},
+        "CollectFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem"},
+    }
+    for name, actions in expected.items():
+        policies = template["Resources"][name]["Properties"]["Policies"]
+        assert all(isinstance(p, dict) and set(p) == {"Statement"} for p in policies), policies
+        granted = set()
+        for policy in policies:
+            for statement in policy["Statement"]:
+                assert statement["Effect"] == "Allow"
+                assert "*" not in json.dumps(statement["Resource"]), statement
+                acts = statement["Action"]
+                granted |= set([acts] if isinstance(acts, str) else acts)
+        assert granted == actions, name
+
+
+# --- provisioning -----------------------------------------------------------------------
+
+
+def test_provision_creates_the_template_resources(provision, stack_name, aws):
+    base = "http://127.0.0.1:48123"
+    out = provision(stack_name, public_base_url=base)
+
+    assert out["stack"] == stack_name
+    assert out["region"] == "us-east-1"
+    resources = out["resources"]
+    assert resources["EventStream"]["name"] == f"{stack_name}-events"
+    assert resources["ApiKeysTable"]["name"] == f"{stack_name}-api-keys"
+    assert resources["TrackingKeysSecret"]["name"] == f"{stack_name}/tracking-keys"
+
+    stream = aws("kinesis").describe_stream_summary(StreamName=f"{stack_name}-events")["StreamDescriptionSummary"]
+    assert stream["StreamStatus"] == "ACTIVE"
+    assert stream["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    assert stream["RetentionPeriodHours"] == 168
+    assert stream["StreamARN"] == resources["EventStream"]["arn"]
+
+    table = aws("dynamodb").describe_table(TableName=f"{stack_name}-api-keys")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "key_hash", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+    secret = aws("secretsmanager").get_secret_value(SecretId=f"{stack_name}/tracking-keys")
+    assert secret["ARN"] == resources["TrackingKeysSecret"]["arn"]
+    keys = json.loads(secret["SecretString"])
+    assert keys["active"] == "k1"
+    assert len(keys["k1"]) == 64 and keys["k1"].isalnum()
+
+    functions = out["functions"]
+    assert set(functions) == set(ROUTES)
+    for name, (binary, routes) in ROUTES.items():
+        assert functions[name]["binary"] == binary
+        assert functions[name]["routes"] == routes
+        assert functions[name]["schedules"] == [] and functions[name]["streams"] == []
+    assert_fully_resolved(functions)
+    for f in functions.values():
+        assert all(isinstance(v, str) for v in f["env"].values()), f["env"]
+
+    secret_arn = resources["TrackingKeysSecret"]["arn"]
+    common = {"RUST_LOG": "info", "BEACON_STREAM_NAME": f"{stack_name}-events"}
+    tracking = {**common, "BEACON_TRACKING_KEYS_SECRET": secret_arn}
+    assert functions["OpenPixelFunction"]["env"] == tracking
+    assert functions["ClickRedirectFunction"]["env"] == tracking
+    assert functions["CollectFunction"]["env"] == {**common, "BEACON_API_KEYS_TABLE": f"{stack_name}-api-keys"}
+    assert functions["CollectFunction"]["timeout"] == 30
+    assert functions["CollectFunction"]["memory_size"] == 256
+
+    # Without a TrackingDomain the public URL is the API's own: here, the local gateway.
+    assert out["outputs"]["ApiUrl"] == base
+    assert out["outputs"]["PublicBaseUrl"] == base
+    assert out["outputs"]["StreamName"] == f"{stack_name}-events"
+    assert out["outputs"]["TrackingKeysSecretArn"] == secret_arn
+
+
+def test_tracking_domain_reaches_every_function(provision, stack_name):
+    out = provision(stack_name, params=["TrackingDomain=t.example.com", "LogLevel=debug"])
+    for f in out["functions"].values():
+        assert f["env"]["BEACON_PUBLIC_BASE_URL"] == "https://t.example.com"
+        assert f["env"]["RUST_LOG"] == "debug"
+    assert out["outputs"]["PublicBaseUrl"] == "https://t.example.com"
+
+
+def test_provision_is_idempotent(provision, stack_name, aws):
+    first = provision(stack_name)
+    secret_id = f"{stack_name}/tracking-keys"
+    value = aws("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    second = provision(stack_name)
+    assert second == first
+    # The keys survive a re-run: links signed before it still verify.
+    assert aws("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"] == value
+
+
+def test_provision_json_to_file(provision, stack_name, tmp_path):
+    out = tmp_path / "stack.json"
+    done = provision(stack_name, check=False, extra=["--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert json.loads(out.read_text())["stack"] == stack_name
+
+
+def test_provision_fails_clearly(provision, stack_name, venv_bin, repo_root):
+    done = provision(stack_name, check=False, params=["NoSuchParam=1"])
+    assert done.returncode != 0 and "NoSuchParam" in done.stderr
+
+    done = provision(stack_name, check=False, params=["LogLevel=loud"])
+    assert done.returncode != 0 and "LogLevel" in done.stderr
+
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    done = subprocess.run([str(venv_bin / "python"), str(repo_root / "scripts" / "provision.py")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0 and "AWS_ENDPOINT_URL" in done.stderr
+
+    done = subprocess.run([str(venv_bin / "python"), str(repo_root / "scripts" / "provision.py"),
+                           "--endpoint", "https://kinesis.us-east-1.amazonaws.com"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "never AWS" in done.stderr
+
+
+# --- genericity: resource types the template does not use yet --------------------------
+
+
+def test_provision_is_generic_over_the_template(provision, stack_name, aws):
+    out = provision(stack_name, template=GENERIC, public_base_url="http://127.0.0.1:9999")
+    r = out["resources"]
+    assert set(r) == {"RawStream", "RollupTable", "LakeBucket", "NamedBucket", "DeadLetters", "WorkQueue",
+                      "PlainSecret", "Identity"}
+
+    assert aws("kinesis").describe_stream_summary(StreamName=f"{stack_name}-RawStream")[
+        "StreamDescriptionSummary"]["OpenShardCount"] == 2
+
+    table = aws("dynamodb").describe_table(TableName=f"{stack_name}-RollupTable")["Table"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by-campaign"]
+    ttl = aws("dynamodb").describe_time_to_live(TableName=f"{stack_name}-RollupTable")["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at"
+
+    buckets = {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
+    assert {f"{stack_name}-lakebucket", f"{stack_name}-reports-b"} <= buckets
+
+    dlq_arn = r["DeadLetters"]["arn"]
+    attrs = aws("sqs").get_queue_attributes(QueueUrl=r["WorkQueue"]["url"], AttributeNames=["All"])["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+    assert attrs["VisibilityTimeout"] == "60"
+
+    plain = aws("secretsmanager").get_secret_value(SecretId=f"{stack_name}-PlainSecret")["SecretString"]
+    assert len(plain) == 20 and not set("abc") & set(plain)
+
+    identities = {i["IdentityName"] for i in aws("sesv2").list_email_identities()["EmailIdentities"]}
+    assert {"example.org", "news@example.com"} <= identities
+
+    rollup, report = out["functions"]["RollupFunction"], out["functions"]["ReportFunction"]
+    # ${!Literal} is Fn::Sub's escape for a literal "${Literal}"; everything else resolves.
+    assert_fully_resolved({k: v for k, v in rollup["env"].items() if k != "SUBLIST"})
+    assert_fully_resolved(report)
+    assert rollup["binary"] == "rollup" and report["binary"] == "report"
+    env = rollup["env"]
+    assert env["SHARED"] == f"{stack_name}:us-east-1:123456789012:aws"
+    assert env["TABLE"] == f"{stack_name}-RollupTable"
+    assert env["QUEUE_URL"] == r["WorkQueue"]["url"]
+    assert env["SECRET"] == r["PlainSecret"]["arn"]
+    assert env["BATCH"] == "10" and env["MODE"] == "development" and "PROD_QUEUE" not in env
+    assert env["SUBLIST"] == f"{stack_name}-RawStream/http://127.0.0.1:9999/${{Literal}}"
+    assert env["FLAG"] == "true" and env["JSON"] == '{"a":1}' and env["SPLIT"] == "z"
+    assert report["env"]["API_URL"] == "http://127.0.0.1:9999"
+    assert rollup["timeout"] == 60 and report["timeout"] == 5
+
+    assert rollup["streams"] == [{
+        "event": "Raw",
+        "stream": f"{stack_name}-RawStream",
+        "stream_arn": r["RawStream"]["arn"],
+        "batch_size": 10,
+        "starting_position": "TRIM_HORIZON",
+        "maximum_batching_window_in_seconds": 5,
+        "enabled": True,
+        "bisect_batch_on_function_error": True,
+        "function_response_types": ["ReportBatchItemFailures"],
+    }]
+    assert rollup["schedules"] == [{"event": "Hourly", "type": "ScheduleV2", "expression": "rate(1 hour)",
+                                    "input": '{"job":"hourly"}', "enabled": True}]
+    assert report["schedules"][0]["expression"] == "cron(0 6 * * ? *)"
+    assert report["routes"] == [{"method": "ANY", "path": "/reports/{proxy+}"}]
+    assert out["outputs"] == {"Url": "http://127.0.0.1:9999"}
+
+    # A condition that turns on a resource, an env var and an output.
+    prod = provision(stack_name + "p", template=GENERIC, params=["Stage=prod"])
+    assert "ProdOnlyQueue" in prod["resources"]
+    assert prod["functions"]["RollupFunction"]["env"]["PROD_QUEUE"] == prod["resources"]["ProdOnlyQueue"]["arn"]
+    assert prod["functions"]["RollupFunction"]["env"]["BATCH"] == "500"
+    assert prod["outputs"]["ProdQueue"] == prod["resources"]["ProdOnlyQueue"]["url"]
+
+    again = provision(stack_name, template=GENERIC, public_base_url="http://127.0.0.1:9999")
+    assert again == out
