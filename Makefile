@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py test-lambda serve bench clean
+.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py serve bench clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -19,7 +19,7 @@ demo: venv
 	scripts/moto.sh run -- $(BIN)/beacon-local demo --out out
 
 ## test: every test (lint, unit, end-to-end, browser, Lambda emulator, template)
-test: venv chromium lint test-rust test-py test-lambda
+test: venv chromium lint test-rust test-py
 	@echo "==> all tests passed" >&2
 
 venv:
@@ -46,13 +46,10 @@ cfn-lint: venv
 test-rust: venv
 	scripts/moto.sh run -- cargo test --workspace
 
-## Python-side tests: template provisioning, browser, analyst tools.
+## Python-side tests: template and provisioning, the browser test, each function
+## binary under cargo-lambda's Lambda runtime emulator with its sample event.
 test-py: venv chromium build
 	$(VENV)/bin/pytest -q tests/py
-
-## Each function binary under cargo-lambda's Lambda runtime emulator, with its sample event.
-test-lambda: venv build
-	scripts/moto.sh run -- scripts/test-lambda-emulator.sh
 
 ## serve: the emulator and the local gateway for manual use (Ctrl-C stops both)
 serve: venv

@@ -128,7 +128,14 @@ impl TestStack {
         .keyring(&aws)
         .await?;
         let functions_aws = match functions_endpoint {
-            Some(url) => aws.to_builder().endpoint_url(url).build(),
+            // A config of its own: one derived from `aws` would keep reading
+            // AWS_ENDPOINT_URL from the environment, which wins over a builder setting.
+            Some(url) => aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws.region().cloned())
+                .credentials_provider(aws.credentials_provider().context("credentials")?)
+                .endpoint_url(url)
+                .build(),
             None => aws.clone(),
         };
         let gateway = gateway::start(
