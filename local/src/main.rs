@@ -67,6 +67,10 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<()> {
     tracing_subscriber_init();
     let cli = Cli::parse();
+    // The functions' CloudWatch metric lines would drown the terminal; keep them aside.
+    let metrics = std::path::Path::new(".beacon/metrics.ndjson");
+    beacon_shared::metrics::write_to_file(metrics)
+        .with_context(|| format!("opening {}", metrics.display()))?;
     let endpoint = cli
         .endpoint
         .context("no emulator endpoint: set AWS_ENDPOINT_URL or pass --endpoint (scripts/moto.sh run -- ... does this)")?;

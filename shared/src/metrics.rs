@@ -2,20 +2,42 @@
 //! into a metric with no API call and no extra latency on the request path.
 
 use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::sync::Mutex;
 
 pub const NAMESPACE: &str = "Beacon";
 
-/// Counts `value` of `name`, with dimensions. One JSON line on stdout.
+/// Where metric lines go instead of stdout (a local host that shares its terminal).
+static REDIRECT: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Sends every later metric line to `path` (appending) instead of stdout.
+pub fn write_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    *REDIRECT.lock().expect("metrics lock") = Some(file);
+    Ok(())
+}
+
+/// Counts `value` of `name`, with dimensions: one JSON line on stdout, where the
+/// Lambda service hands it to CloudWatch.
 pub fn count(name: &str, value: u64, dimensions: &[(&str, &str)]) {
-    println!(
-        "{}",
-        emf_line(
-            name,
-            value,
-            dimensions,
-            chrono::Utc::now().timestamp_millis()
-        )
+    let line = emf_line(
+        name,
+        value,
+        dimensions,
+        chrono::Utc::now().timestamp_millis(),
     );
+    match REDIRECT.lock().expect("metrics lock").as_mut() {
+        Some(file) => {
+            let _ = writeln!(file, "{line}");
+        }
+        None => println!("{line}"),
+    }
 }
 
 fn emf_line(name: &str, value: u64, dimensions: &[(&str, &str)], now_ms: i64) -> String {
