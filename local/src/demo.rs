@@ -318,17 +318,7 @@ async fn drive(
         .iter()
         .map(|r| json!({"event_id": format!("{}-sent", r.recipient.message_id), "type": "message.sent", "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses", "cost": 0.0001}))
         .collect();
-    for chunk in sends.chunks(500) {
-        post_events(
-            &http,
-            &collect_url,
-            &api_key,
-            "application/json",
-            serde_json::to_string(chunk)?,
-        )
-        .await?;
-        *requests.entry("collect".into()).or_default() += 1;
-    }
+    post_json_batches(&http, &collect_url, &api_key, &sends, &mut requests).await?;
     let outcomes: Vec<Value> = plan
         .iter()
         .map(|r| {
@@ -418,17 +408,7 @@ async fn drive(
             out
         })
         .collect();
-    for chunk in after.chunks(500) {
-        post_events(
-            &http,
-            &collect_url,
-            &api_key,
-            "application/json",
-            serde_json::to_string(chunk)?,
-        )
-        .await?;
-        *requests.entry("collect".into()).or_default() += 1;
-    }
+    post_json_batches(&http, &collect_url, &api_key, &after, &mut requests).await?;
 
     step(
         5,
@@ -466,6 +446,28 @@ async fn drive(
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
     eprintln!("summary written to {}", path.display());
     Ok(summary)
+}
+
+/// Posts `events` as JSON arrays of at most 500 (the collect API's batch limit).
+async fn post_json_batches(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    events: &[Value],
+    requests: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    for chunk in events.chunks(500) {
+        post_events(
+            http,
+            url,
+            key,
+            "application/json",
+            serde_json::to_string(chunk)?,
+        )
+        .await?;
+        *requests.entry("collect".into()).or_default() += 1;
+    }
+    Ok(())
 }
 
 async fn post_events(
