@@ -6,12 +6,14 @@
 //! to an [`sink::EventSink`], which in AWS is the Kinesis stream.
 
 pub mod apikey;
+pub mod classify;
 pub mod config;
 pub mod context;
 pub mod event;
 pub mod http;
 pub mod instrument;
 pub mod metrics;
+pub mod rollup;
 pub mod sink;
 pub mod testkit;
 pub mod token;

@@ -1,0 +1,160 @@
+//! Human or machine: which opens a person made and which clicks a person made.
+//!
+//! This first classifier uses the request context alone (user agent and device class);
+//! it keeps machine opens and suspected bot clicks apart in every rollup so rates can be
+//! computed from human counts. Each verdict carries its reason.
+
+use crate::event::{DeviceClass, Event};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenClass {
+    Human,
+    /// Fetched by a machine whether or not anyone read the mail (Apple Mail Privacy
+    /// Protection, link scanners, headless browsers).
+    Machine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickClass {
+    Human,
+    SuspectedBot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict<C> {
+    pub class: C,
+    pub reason: &'static str,
+}
+
+/// User-agent fragments of security scanners, headless browsers and link-preview
+/// fetchers (lowercase).
+const MACHINE_AGENTS: [&str; 14] = [
+    "headlesschrome",
+    "phantomjs",
+    "python-requests",
+    "curl/",
+    "wget/",
+    "go-http-client",
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "safelinks",
+    "slackbot",
+    "twitterbot",
+    "facebookexternalhit",
+    "linkpreview",
+];
+
+fn machine_agent(ua: &str) -> Option<&'static str> {
+    let lower = ua.to_ascii_lowercase();
+    MACHINE_AGENTS.iter().find(|m| lower.contains(*m)).copied()
+}
+
+pub fn classify_open(e: &Event) -> Verdict<OpenClass> {
+    let ua = e.context.user_agent.as_deref().unwrap_or("");
+    // Gmail fetches images when the message is opened: a human open whose device
+    // and place are unknown, not a machine one.
+    if ua.contains("GoogleImageProxy") {
+        return Verdict {
+            class: OpenClass::Human,
+            reason: "gmail_image_proxy",
+        };
+    }
+    // Apple Mail Privacy Protection sends exactly this, with nothing else.
+    if ua == "Mozilla/5.0" {
+        return Verdict {
+            class: OpenClass::Machine,
+            reason: "apple_mpp_agent",
+        };
+    }
+    if machine_agent(ua).is_some() {
+        return Verdict {
+            class: OpenClass::Machine,
+            reason: "machine_agent",
+        };
+    }
+    if e.context.device_class == Some(DeviceClass::Bot) {
+        return Verdict {
+            class: OpenClass::Machine,
+            reason: "bot_device",
+        };
+    }
+    Verdict {
+        class: OpenClass::Human,
+        reason: "default",
+    }
+}
+
+pub fn classify_click(e: &Event) -> Verdict<ClickClass> {
+    let ua = e.context.user_agent.as_deref().unwrap_or("");
+    if machine_agent(ua).is_some() {
+        return Verdict {
+            class: ClickClass::SuspectedBot,
+            reason: "scanner_agent",
+        };
+    }
+    if e.context.device_class == Some(DeviceClass::Bot) {
+        return Verdict {
+            class: ClickClass::SuspectedBot,
+            reason: "bot_device",
+        };
+    }
+    Verdict {
+        class: ClickClass::Human,
+        reason: "default",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, RequestContext};
+
+    fn with_agent(kind: EventType, ua: &str) -> Event {
+        let now = chrono::Utc::now();
+        let mut e = Event::new("e".into(), "t".into(), kind, now, now);
+        e.context = crate::context::request_context(None, Some(ua), Default::default());
+        e
+    }
+
+    #[test]
+    fn opens() {
+        assert_eq!(
+            classify_open(&with_agent(EventType::Opened, "Mozilla/5.0")).class,
+            OpenClass::Machine
+        );
+        let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+        assert_eq!(
+            classify_open(&with_agent(EventType::Opened, gmail)).class,
+            OpenClass::Human
+        );
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
+        assert_eq!(
+            classify_open(&with_agent(EventType::Opened, iphone)).class,
+            OpenClass::Human
+        );
+        let mut none = with_agent(EventType::Opened, "x");
+        none.context = RequestContext::default();
+        assert_eq!(classify_open(&none).class, OpenClass::Human);
+    }
+
+    #[test]
+    fn clicks() {
+        let scanner = "Mozilla/5.0 (compatible; Barracuda Sentinel)";
+        let v = classify_click(&with_agent(EventType::Clicked, scanner));
+        assert_eq!(
+            (v.class, v.reason),
+            (ClickClass::SuspectedBot, "scanner_agent")
+        );
+        let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36";
+        assert_eq!(
+            classify_click(&with_agent(EventType::Clicked, headless)).class,
+            ClickClass::SuspectedBot
+        );
+        let desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+        assert_eq!(
+            classify_click(&with_agent(EventType::Clicked, desktop)).class,
+            ClickClass::Human
+        );
+    }
+}
