@@ -187,12 +187,53 @@ pub struct DemoSummary {
     pub requests: BTreeMap<String, u64>,
     pub truth: BTreeMap<String, u64>,
     pub stream_counts: BTreeMap<String, u64>,
+    /// The campaign's numbers as the stats API reports them, after aggregation.
+    pub stats_truth: BTreeMap<String, u64>,
+    pub stats: BTreeMap<String, u64>,
+    /// The stats API's overview, as returned.
+    pub overview: Value,
     pub matches: bool,
     pub elapsed_ms: u128,
 }
 
 fn step(n: usize, text: &str) {
-    eprintln!("[{n}/5] {text}");
+    eprintln!("[{n}/6] {text}");
+}
+
+/// What the stats API must report for the campaign, from the plan alone.
+pub fn expected_stats(plan: &[RecipientPlan]) -> BTreeMap<String, u64> {
+    let counts = expected_counts(plan);
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    BTreeMap::from([
+        ("sent".to_string(), get("message.sent")),
+        ("delivered".into(), get("message.delivered")),
+        (
+            "bounced_hard".into(),
+            plan.iter()
+                .filter(|r| r.outcome == Outcome::HardBounce)
+                .count() as u64,
+        ),
+        (
+            "bounced_soft".into(),
+            plan.iter()
+                .filter(|r| r.outcome == Outcome::SoftBounce)
+                .count() as u64,
+        ),
+        ("failed".into(), get("message.failed")),
+        ("complained".into(), get("message.complained")),
+        ("unsubscribed".into(), get("message.unsubscribed")),
+        ("opens_human".into(), get("message.opened")),
+        ("clicks_human".into(), get("link.clicked")),
+        ("conversions".into(), get("conversion")),
+        (
+            "unique_opens".into(),
+            plan.iter().filter(|r| r.opens > 0).count() as u64,
+        ),
+        (
+            "unique_clicks".into(),
+            plan.iter().filter(|r| !r.clicks.is_empty()).count() as u64,
+        ),
+    ])
 }
 
 /// Runs the demo against the emulator at `endpoint`.
@@ -226,7 +267,8 @@ pub async fn run(endpoint: &str, options: &DemoOptions) -> Result<DemoSummary> {
         eprintln!("  route {route} -> {}", gw.url);
     }
 
-    let result = drive(&stack, &aws, &gw.url, options, started).await;
+    let mut consumers = crate::consumers::build(&stack, &aws)?;
+    let result = drive(&stack, &aws, &gw.url, options, started, &mut consumers).await;
     gw.stop().await;
     result
 }
@@ -237,6 +279,7 @@ async fn drive(
     gateway_url: &str,
     options: &DemoOptions,
     started: Instant,
+    consumers: &mut [crate::consumers::StreamConsumer],
 ) -> Result<DemoSummary> {
     step(
         3,
@@ -427,6 +470,37 @@ async fn drive(
         *stream_counts.entry(e.kind.to_string()).or_default() += 1;
     }
     let truth = expected_counts(&plan);
+
+    step(
+        6,
+        "aggregating the stream into the rollups and asking the stats API",
+    );
+    for consumer in consumers.iter_mut() {
+        let stats = consumer.drain().await?;
+        eprintln!(
+            "  {}: {} records in {} invocations",
+            consumer.name, stats.records, stats.invocations
+        );
+    }
+    let overview: Value = http
+        .get(format!("{gateway_url}/v1/campaigns/{campaign}"))
+        .bearer_auth(&api_key)
+        .send()
+        .await?
+        .error_for_status()
+        .context("stats API")?
+        .json()
+        .await?;
+    let mut stats: BTreeMap<String, u64> = BTreeMap::new();
+    let stats_truth = expected_stats(&plan);
+    for name in stats_truth.keys() {
+        let value = match name.as_str() {
+            "unique_opens" => &overview["unique"]["opens_human"],
+            "unique_clicks" => &overview["unique"]["clicks_human"],
+            other => &overview["counts"][other],
+        };
+        stats.insert(name.clone(), value.as_u64().unwrap_or(0));
+    }
     let summary = DemoSummary {
         campaign,
         tenant: TENANT.into(),
@@ -435,9 +509,12 @@ async fn drive(
         gateway: gateway_url.to_string(),
         stream: stream_name.clone(),
         requests,
-        matches: truth == stream_counts,
+        matches: truth == stream_counts && stats_truth == stats,
         truth,
         stream_counts,
+        stats_truth,
+        stats,
+        overview,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
@@ -446,6 +523,11 @@ async fn drive(
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
     eprintln!("summary written to {}", path.display());
     Ok(summary)
+}
+
+fn percent(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
 /// Posts `events` as JSON arrays of at most 500 (the collect API's batch limit).
@@ -565,6 +647,24 @@ fn print_table(s: &DemoSummary) {
             if t == r { "" } else { "  <- MISMATCH" }
         );
     }
+    println!();
+    println!("{:<24} {:>10} {:>10}", "stats API", "truth", "rollups");
+    for (name, t) in &s.stats_truth {
+        let r = s.stats.get(name).copied().unwrap_or(0);
+        println!(
+            "{name:<24} {t:>10} {r:>10}{}",
+            if *t == r { "" } else { "  <- MISMATCH" }
+        );
+    }
+    let rates = &s.overview["rates"];
+    println!(
+        "rates: delivery {} open {} click {} click-to-open {} bounce {}",
+        percent(&rates["delivery_rate"]),
+        percent(&rates["open_rate"]),
+        percent(&rates["click_rate"]),
+        percent(&rates["click_to_open_rate"]),
+        percent(&rates["bounce_rate"])
+    );
     println!(
         "requests: {}",
         s.requests
@@ -576,9 +676,9 @@ fn print_table(s: &DemoSummary) {
     println!(
         "{}",
         if s.matches {
-            "every event reached the stream exactly once"
+            "every event reached the stream exactly once, and the rollups equal the truth"
         } else {
-            "MISMATCH between truth and stream"
+            "MISMATCH between the truth and the stream or the rollups"
         }
     );
 }

@@ -6,16 +6,19 @@ use anyhow::{bail, Context as _, Result};
 use beacon_shared::apikey::{CachedApiKeys, DynamoApiKeys};
 use beacon_shared::config::Env;
 use beacon_shared::sink::KinesisSink;
+use beacon_shared::stats_store::DynamoRollupReader;
 use beacon_shared::tracking::Tracker;
 use collect::Collect;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
 use serde_json::Value;
+use stats::Stats;
 
 pub enum HttpFunction {
     OpenPixel(Tracker<KinesisSink>),
     ClickRedirect(Tracker<KinesisSink>),
     Collect(Collect<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
+    Stats(Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
 }
 
 impl HttpFunction {
@@ -36,6 +39,9 @@ impl HttpFunction {
             ),
             "collect" => {
                 HttpFunction::Collect(Collect::from_env(&env, aws).context("initializing collect")?)
+            }
+            "stats" => {
+                HttpFunction::Stats(Stats::from_env(&env, aws).context("initializing stats")?)
             }
             other => bail!("the local gateway does not know the HTTP function `{other}`"),
         };
@@ -60,6 +66,11 @@ impl HttpFunction {
             }
             HttpFunction::Collect(c) => {
                 Adapter::from(service_fn(|req| collect::handle(c, req)))
+                    .call(event)
+                    .await
+            }
+            HttpFunction::Stats(s) => {
+                Adapter::from(service_fn(|req| stats::handle(s, req)))
                     .call(event)
                     .await
             }

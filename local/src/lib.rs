@@ -1,8 +1,10 @@
 //! Beacon on one machine: the local stack (provisioned from the SAM template into the
 //! AWS emulator), a local API Gateway hosting the HTTP functions, and the demo.
 
+pub mod consumers;
 pub mod demo;
 pub mod functions;
 pub mod gateway;
+pub mod poller;
 pub mod stack;
 pub mod stream;

@@ -1,4 +1,4 @@
-//! The small HTTP layer the three HTTP functions share (API Gateway HTTP API, payload
+//! The small HTTP layer the HTTP functions share (API Gateway HTTP API, payload
 //! v2, through `lambda_http`).
 
 use crate::context::{request_context, IpPolicy};
@@ -35,6 +35,16 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// A header's value as text.
 pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The API key a request presents: `x-api-key: <key>`, or else
+/// `Authorization: Bearer <key>` (the scheme in any case).
+pub fn presented_api_key(req: &Request) -> Option<&str> {
+    header_str(req, "x-api-key").or_else(|| {
+        let auth = header_str(req, "authorization")?;
+        let (scheme, key) = auth.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+    })
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
@@ -166,4 +176,54 @@ pub fn lambda_request(r: &GatewayRequest) -> Request {
     let payload: LambdaRequest =
         serde_json::from_value(api_gateway_v2_event(r)).expect("a payload v2 event deserializes");
     payload.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        lambda_request(&GatewayRequest {
+            method: "GET",
+            route: "/v1/campaigns",
+            path: "/v1/campaigns",
+            query: "",
+            headers: &headers,
+            path_params: &BTreeMap::new(),
+            body: b"",
+            source_ip: "192.0.2.1",
+        })
+    }
+
+    #[test]
+    fn api_key_from_either_header() {
+        assert_eq!(
+            presented_api_key(&request(&[("x-api-key", "bk_a")])),
+            Some("bk_a")
+        );
+        assert_eq!(
+            presented_api_key(&request(&[("Authorization", "Bearer bk_b")])),
+            Some("bk_b")
+        );
+        assert_eq!(
+            presented_api_key(&request(&[("authorization", "bearer  bk_c")])),
+            Some("bk_c")
+        );
+        assert_eq!(
+            presented_api_key(&request(&[
+                ("x-api-key", "bk_a"),
+                ("authorization", "Bearer bk_b")
+            ])),
+            Some("bk_a")
+        );
+        assert_eq!(
+            presented_api_key(&request(&[("authorization", "Basic eDp5")])),
+            None
+        );
+        assert_eq!(presented_api_key(&request(&[])), None);
+    }
 }

@@ -5,16 +5,21 @@
 //! function verifies it with [`token`], builds the event with [`tracking`] and hands it
 //! to an [`sink::EventSink`], which in AWS is the Kinesis stream.
 
+pub mod aggregate;
 pub mod apikey;
 pub mod classify;
 pub mod config;
 pub mod context;
+pub mod deadletter;
 pub mod event;
 pub mod http;
 pub mod instrument;
 pub mod metrics;
 pub mod rollup;
+pub mod rollup_store;
 pub mod sink;
+pub mod stats;
+pub mod stats_store;
 pub mod testkit;
 pub mod token;
 pub mod tracking;

@@ -402,8 +402,9 @@ impl Aggregate {
     /// of a set, so changing it never double counts.
     pub const UNIQUE_BUCKETS: u32 = 16;
 
-    pub fn add(&mut self, e: &Event) {
-        self.events += 1;
+    /// The rollup items an event touches: hour and day of the tenant, its campaign
+    /// and its channel/provider.
+    pub fn keys_of(e: &Event) -> Vec<RollupKey> {
         let hour = Grain::Hour.sort_key(e.event_time);
         let day = Grain::Day.sort_key(e.event_time);
         let mut scopes = vec![Scope::Tenant];
@@ -416,17 +417,25 @@ impl Aggregate {
                 e.provider.clone().unwrap_or_else(|| "-".into()),
             ));
         }
+        let mut keys = Vec::with_capacity(scopes.len() * 2);
         for scope in scopes {
-            let with_links = matches!(scope, Scope::Campaign(_));
             for (grain, period) in [(Grain::Hour, &hour), (Grain::Day, &day)] {
-                let key = RollupKey {
+                keys.push(RollupKey {
                     tenant: e.tenant_id.clone(),
                     scope: scope.clone(),
                     grain,
                     period: period.clone(),
-                };
-                self.rollups.entry(key).or_default().add(e, with_links);
+                });
             }
+        }
+        keys
+    }
+
+    pub fn add(&mut self, e: &Event) {
+        self.events += 1;
+        for key in Self::keys_of(e) {
+            let with_links = matches!(key.scope, Scope::Campaign(_));
+            self.rollups.entry(key).or_default().add(e, with_links);
         }
         self.add_unique(e);
     }

@@ -69,3 +69,30 @@ pub fn collect_request(headers: &[(&str, &str)], body: &[u8]) -> Request {
         source_ip: "192.0.2.10",
     })
 }
+
+/// A GET on a stats route such as `/v1/campaigns/{campaign}/links`, as API Gateway
+/// delivers it: the path parameters are read from `path` by the route's `{name}`s.
+pub fn stats_request(route: &str, path: &str, query: &str, headers: &[(&str, &str)]) -> Request {
+    let params: BTreeMap<String, String> = route
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(r, p)| {
+            let name = r.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_string(), p.to_string()))
+        })
+        .collect();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    lambda_request(&GatewayRequest {
+        method: "GET",
+        route,
+        path,
+        query,
+        headers: &headers,
+        path_params: &params,
+        body: b"",
+        source_ip: "192.0.2.10",
+    })
+}

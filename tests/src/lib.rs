@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod faulty_store;
 pub mod flaky;
 
 /// The emulator endpoint for this test process.

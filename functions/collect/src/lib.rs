@@ -9,7 +9,7 @@
 use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::context::IpPolicy;
-use beacon_shared::http::{error_response, header_str, json_response};
+use beacon_shared::http::{error_response, header_str, json_response, presented_api_key};
 use beacon_shared::metrics;
 use beacon_shared::sink::{EventSink, KinesisSink};
 use beacon_shared::validate::{validate_event, FieldError, Ingest, Limits};
@@ -111,9 +111,7 @@ async fn collect<S: EventSink, K: ApiKeyStore>(
             "use POST",
         ));
     }
-    let presented = header_str(&req, "x-api-key")
-        .or_else(|| header_str(&req, "authorization").and_then(|a| a.strip_prefix("Bearer ")));
-    let key = authenticate(&app.keys, presented)
+    let key = authenticate(&app.keys, presented_api_key(&req))
         .await
         .map_err(|err| match err {
             AuthError::Store(e) => {

@@ -1,0 +1,418 @@
+//! The stats API: a tenant's campaigns, a campaign's overview, time series, top links
+//! and the channel/provider breakdown, all `GET`, authenticated by the tenant's API key.
+//!
+//! Every answer is read from the rollups table (rollup items, unique sets and the
+//! directory, by Query) and never from events. The tenant always comes from the API
+//! key: every partition read starts with it, so a key can only ever see its own
+//! tenant's numbers. The numbers and rates are defined in `beacon_shared::stats`.
+
+use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
+use beacon_shared::config::{ConfigError, Env};
+use beacon_shared::http::{json_response, path_param, presented_api_key};
+use beacon_shared::metrics;
+use beacon_shared::rollup::{
+    count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
+};
+use beacon_shared::stats::{
+    parse_grain, parse_limit, select_days, CampaignEntry, Campaigns, ChannelStats, Channels,
+    Overview, ParamError, Range, Series, TopLinks, Uniques, ALL_DAYS,
+};
+use beacon_shared::stats_store::{
+    directory_partition, parse_channel, DynamoRollupReader, ReadError, RollupItem, RollupReader,
+    CAMPAIGN_PREFIX, CHANNEL_PREFIX,
+};
+use chrono::{DateTime, Utc};
+use lambda_http::http::{header, Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+use std::time::Duration;
+
+pub struct Stats<R, K> {
+    pub reader: R,
+    pub keys: K,
+    /// The clock that default ranges end at (`Utc::now`; fixed in tests).
+    pub now: fn() -> DateTime<Utc>,
+}
+
+impl Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
+    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE` and
+    /// `BEACON_API_KEY_CACHE_SECONDS`.
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let rollups = env.required("BEACON_ROLLUPS_TABLE")?;
+        let keys = env.required("BEACON_API_KEYS_TABLE")?;
+        let cache_secs = env.parse_or("BEACON_API_KEY_CACHE_SECONDS", 60u64)?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        Ok(Stats {
+            reader: DynamoRollupReader::new(dynamodb.clone(), rollups),
+            keys: CachedApiKeys::new(
+                DynamoApiKeys::new(dynamodb, keys),
+                Duration::from_secs(cache_secs),
+            ),
+            now: Utc::now,
+        })
+    }
+}
+
+/// The API's routes (all `GET`), as the template declares them.
+pub const ROUTES: [&str; 6] = [
+    "/v1/campaigns",
+    "/v1/campaigns/{campaign}",
+    "/v1/campaigns/{campaign}/timeseries",
+    "/v1/campaigns/{campaign}/links",
+    "/v1/timeseries",
+    "/v1/channels",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Campaigns,
+    Overview(String),
+    CampaignSeries(String),
+    Links(String),
+    TenantSeries,
+    Channels,
+}
+
+impl Route {
+    /// The query parameters the route takes; any other is refused.
+    fn params(&self) -> &'static [&'static str] {
+        match self {
+            Route::Campaigns => &[],
+            Route::Overview(_) | Route::Channels => &["from", "to"],
+            Route::CampaignSeries(_) | Route::TenantSeries => &["grain", "from", "to"],
+            Route::Links(_) => &["from", "to", "limit"],
+        }
+    }
+}
+
+/// A refusal: status and `{"error": {"code", "message", "parameter"?}}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    parameter: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            parameter: None,
+        }
+    }
+
+    fn response(self) -> Response<Body> {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(p) = self.parameter {
+            error["parameter"] = json!(p);
+        }
+        let mut response = json_response(self.status, &json!({ "error": error }));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parameter",
+            message: e.message,
+            parameter: Some(e.param),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        tracing::error!(error = %e, "reading the rollups failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the statistics store is unavailable; try again shortly",
+        )
+    }
+}
+
+pub async fn handle<R: RollupReader, K: ApiKeyStore>(
+    app: &Stats<R, K>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    Ok(answer(app, &req).await.unwrap_or_else(ApiError::response))
+}
+
+async fn answer<R: RollupReader, K: ApiKeyStore>(
+    app: &Stats<R, K>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    if req.method() != Method::GET {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        ));
+    }
+    let key = authenticate(&app.keys, presented_api_key(req))
+        .await
+        .map_err(|err| match err {
+            AuthError::Store(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "try again shortly",
+                )
+            }
+            other => {
+                metrics::count("AuthFailures", 1, &[]);
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string())
+            }
+        })?;
+    // The tenant comes from the key, and from nowhere else.
+    let tenant = key.tenant_id.as_str();
+    let route = route(req)?;
+    let query = Query::new(req, route.params())?;
+    let now = (app.now)();
+    let reader = &app.reader;
+    match route {
+        Route::Campaigns => ok(&campaigns(reader, tenant).await?),
+        Route::Overview(campaign) => {
+            let range = query.optional_range(now)?;
+            require_campaign(reader, tenant, &campaign).await?;
+            let pk = rollup_partition(tenant, &Scope::Campaign(campaign.clone()));
+            let opens_pk = unique_partition(tenant, &campaign, UniqueKind::Opens);
+            let clicks_pk = unique_partition(tenant, &campaign, UniqueKind::Clicks);
+            let (days, opens, clicks) = tokio::join!(
+                reader.rollups(&pk, ALL_DAYS.0, ALL_DAYS.1),
+                reader.unique_members(&opens_pk),
+                reader.unique_members(&clicks_pk),
+            );
+            let (days, opens, clicks) = (days?, opens?, clicks?);
+            let sel = select_days(items(&days), range.as_ref());
+            let uniques = Uniques::new(
+                &count_unique(opens.iter().map(String::as_str)),
+                &count_unique(clicks.iter().map(String::as_str)),
+            );
+            ok(&Overview::new(&campaign, &sel, uniques))
+        }
+        Route::Links(campaign) => {
+            let range = query.optional_range(now)?;
+            let limit = parse_limit(query.get("limit"))?;
+            require_campaign(reader, tenant, &campaign).await?;
+            let pk = rollup_partition(tenant, &Scope::Campaign(campaign.clone()));
+            let clicks_pk = unique_partition(tenant, &campaign, UniqueKind::Clicks);
+            let (days, clicks) = tokio::join!(
+                reader.rollups(&pk, ALL_DAYS.0, ALL_DAYS.1),
+                reader.unique_members(&clicks_pk),
+            );
+            let (days, clicks) = (days?, clicks?);
+            let sel = select_days(items(&days), range.as_ref());
+            let clicks = count_unique(clicks.iter().map(String::as_str));
+            ok(&TopLinks::new(&campaign, &sel, &clicks, limit))
+        }
+        Route::CampaignSeries(campaign) => {
+            let range = query.range(query.grain()?, now)?;
+            require_campaign(reader, tenant, &campaign).await?;
+            let pk = rollup_partition(tenant, &Scope::Campaign(campaign.clone()));
+            ok(&series(reader, &pk, Some(&campaign), &range).await?)
+        }
+        Route::TenantSeries => {
+            let range = query.range(query.grain()?, now)?;
+            let pk = rollup_partition(tenant, &Scope::Tenant);
+            ok(&series(reader, &pk, None, &range).await?)
+        }
+        Route::Channels => {
+            let range = query.range(Grain::Day, now)?;
+            ok(&channels(reader, tenant, &range).await?)
+        }
+    }
+}
+
+fn ok(body: &impl Serialize) -> Result<Response<Body>, ApiError> {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn items(items: &[RollupItem]) -> impl Iterator<Item = (&str, &beacon_shared::rollup::Counters)> {
+    items.iter().map(|i| (i.sk.as_str(), &i.counters))
+}
+
+/// The route from the request's path (without the stage), and the campaign from the
+/// route's path parameter.
+fn route(req: &Request) -> Result<Route, ApiError> {
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    };
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let campaign = |segment: &str| -> Result<String, ApiError> {
+        let id = path_param(req, "campaign").unwrap_or(segment);
+        // Campaign ids are what events may carry: 1-256 printable characters.
+        if id.is_empty()
+            || id.chars().count() > 256
+            || id.chars().any(char::is_control)
+            || id.trim() != id
+        {
+            return Err(ParamError::new(
+                "campaign",
+                "`campaign` must be a campaign id: 1-256 printable characters",
+            )
+            .into());
+        }
+        Ok(id.to_string())
+    };
+    Ok(match parts.as_slice() {
+        ["", "v1", "campaigns"] => Route::Campaigns,
+        ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
+        ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),
+        ["", "v1", "campaigns", c, "links"] => Route::Links(campaign(c)?),
+        ["", "v1", "timeseries"] => Route::TenantSeries,
+        ["", "v1", "channels"] => Route::Channels,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such endpoint: {path}"),
+            ))
+        }
+    })
+}
+
+/// The query string of a request, checked against the parameters its route takes.
+struct Query<'a> {
+    req: &'a Request,
+}
+
+impl<'a> Query<'a> {
+    fn new(req: &'a Request, allowed: &[&str]) -> Result<Self, ApiError> {
+        if let Some(params) = req.query_string_parameters_ref() {
+            let mut names: Vec<&str> = params.iter().map(|(k, _)| k).collect();
+            names.sort_unstable();
+            for name in names {
+                if !allowed.contains(&name) {
+                    let accepted = if allowed.is_empty() {
+                        "this endpoint takes no query parameters".to_string()
+                    } else {
+                        format!("this endpoint takes {}", allowed.join(", "))
+                    };
+                    return Err(ParamError::new(
+                        name,
+                        format!("unknown query parameter `{name}`; {accepted}"),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(Query { req })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.req
+            .query_string_parameters_ref()
+            .and_then(|q| q.first(name))
+    }
+
+    fn grain(&self) -> Result<Grain, ParamError> {
+        parse_grain(self.get("grain"))
+    }
+
+    fn range(&self, grain: Grain, now: DateTime<Utc>) -> Result<Range, ParamError> {
+        Range::parse(self.get("from"), self.get("to"), grain, now)
+    }
+
+    /// A range of days, or `None` (the campaign's whole life) without `from` and `to`.
+    fn optional_range(&self, now: DateTime<Utc>) -> Result<Option<Range>, ParamError> {
+        if self.get("from").is_none() && self.get("to").is_none() {
+            return Ok(None);
+        }
+        self.range(Grain::Day, now).map(Some)
+    }
+}
+
+/// 404 unless the tenant's directory holds the campaign.
+async fn require_campaign<R: RollupReader>(
+    reader: &R,
+    tenant: &str,
+    campaign: &str,
+) -> Result<(), ApiError> {
+    let sk = format!("{CAMPAIGN_PREFIX}{campaign}");
+    let found = reader
+        .directory(&directory_partition(tenant), &sk)
+        .await?
+        .iter()
+        .any(|d| d.sk == sk);
+    if found {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "campaign_not_found",
+            format!("no campaign `{campaign}`"),
+        ))
+    }
+}
+
+async fn campaigns<R: RollupReader>(reader: &R, tenant: &str) -> Result<Campaigns, ReadError> {
+    let entries = reader
+        .directory(&directory_partition(tenant), CAMPAIGN_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            Some(CampaignEntry {
+                campaign_id: d.sk.strip_prefix(CAMPAIGN_PREFIX)?.to_string(),
+                last_seen: d.last_seen,
+            })
+        })
+        .collect();
+    Ok(Campaigns::new(entries))
+}
+
+async fn series<R: RollupReader>(
+    reader: &R,
+    pk: &str,
+    campaign: Option<&str>,
+    range: &Range,
+) -> Result<Series, ReadError> {
+    let (first, last) = range.sort_keys();
+    let rollups = reader.rollups(pk, &first, &last).await?;
+    Ok(Series::new(campaign, range, items(&rollups)))
+}
+
+async fn channels<R: RollupReader>(
+    reader: &R,
+    tenant: &str,
+    range: &Range,
+) -> Result<Channels, ReadError> {
+    let (first, last) = range.sort_keys();
+    let mut out = Vec::new();
+    for entry in reader
+        .directory(&directory_partition(tenant), CHANNEL_PREFIX)
+        .await?
+    {
+        let Some((channel, provider)) = parse_channel(&entry.sk) else {
+            continue;
+        };
+        let pk = rollup_partition(
+            tenant,
+            &Scope::Channel(channel.to_string(), provider.to_string()),
+        );
+        let mut total = beacon_shared::rollup::Counters::default();
+        for item in reader.rollups(&pk, &first, &last).await? {
+            total.merge(&item.counters);
+        }
+        out.push(ChannelStats::new(
+            channel,
+            provider,
+            entry.last_seen.clone(),
+            &total,
+        ));
+    }
+    Ok(Channels::new(range, out))
+}

@@ -1,0 +1,487 @@
+//! Reading the rollups table for the stats API: a small trait ([`RollupReader`]), its
+//! DynamoDB adapter (Query only, never Scan) and an in-memory one for tests.
+//!
+//! The table (`pk`, `sk`) holds, as the aggregator writes them:
+//! - rollup items: `pk` from [`crate::rollup::rollup_partition`], `sk` `H#YYYY-MM-DDTHH` or
+//!   `D#YYYY-MM-DD`; Numbers named by [`Counters::numeric_fields`] and Strings `lu_{link}`
+//!   with each link's URL;
+//! - unique sets: `pk` from [`crate::rollup::unique_partition`], `sk` `B#NN`, String Set `m`;
+//! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
+//!   String `last_seen`.
+
+use crate::rollup::{Aggregate, Counters, Scope};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use thiserror::Error;
+
+/// The directory partition of a tenant.
+pub fn directory_partition(tenant: &str) -> String {
+    format!("C#{tenant}")
+}
+
+/// Directory sort-key prefix of campaigns (`c:{campaign}`).
+pub const CAMPAIGN_PREFIX: &str = "c:";
+/// Directory sort-key prefix of channels (`ch:{channel}:{provider}`).
+pub const CHANNEL_PREFIX: &str = "ch:";
+
+/// Channel and provider of a directory sort key `ch:{channel}:{provider}` (a channel
+/// has no `:`; a provider may).
+pub fn parse_channel(sk: &str) -> Option<(&str, &str)> {
+    sk.strip_prefix(CHANNEL_PREFIX)?
+        .split_once(':')
+        .filter(|(ch, p)| !ch.is_empty() && !p.is_empty())
+}
+
+/// One rollup item, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupItem {
+    pub sk: String,
+    pub counters: Counters,
+}
+
+/// One directory item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryItem {
+    pub sk: String,
+    pub last_seen: Option<String>,
+}
+
+#[derive(Debug, Error)]
+#[error("rollups table unavailable: {0}")]
+pub struct ReadError(pub String);
+
+/// Where the stats API reads the rollups from.
+pub trait RollupReader: Send + Sync {
+    /// The rollup items of `pk` with `from_sk <= sk <= to_sk`, in sort-key order.
+    fn rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+    ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
+
+    /// The members of every item of a unique-set partition (count them with
+    /// [`crate::rollup::count_unique`]).
+    fn unique_members(
+        &self,
+        pk: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
+
+    /// The directory items of `pk` whose sort key starts with `sk_prefix`.
+    fn directory(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+    ) -> impl Future<Output = Result<Vec<DirectoryItem>, ReadError>> + Send;
+}
+
+/// Counters from a rollup item's attributes: every Number through
+/// [`Counters::set_field`] (unknown names are ignored), and `lu_{link}` Strings as link
+/// URLs. Links with a URL but no clicks are kept with zero counts.
+pub fn counters_from_attributes<'a>(
+    numbers: impl IntoIterator<Item = (&'a str, i64)>,
+    strings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Counters {
+    let mut c = Counters::default();
+    for (name, value) in numbers {
+        c.set_field(name, value);
+    }
+    for (name, value) in strings {
+        if let Some(id) = name.strip_prefix("lu_") {
+            c.links.entry(id.to_string()).or_default().url = value.to_string();
+        }
+    }
+    c
+}
+
+/// A DynamoDB Number as an integer (the writer only adds integers).
+fn number(n: &str) -> Option<i64> {
+    n.parse::<i64>()
+        .ok()
+        .or_else(|| n.parse::<f64>().ok().map(|f| f.round() as i64))
+}
+
+fn item_counters(item: &HashMap<String, AttributeValue>) -> Counters {
+    counters_from_attributes(
+        item.iter().filter_map(|(k, v)| match v {
+            AttributeValue::N(n) => number(n).map(|n| (k.as_str(), n)),
+            _ => None,
+        }),
+        item.iter().filter_map(|(k, v)| match v {
+            AttributeValue::S(s) => Some((k.as_str(), s.as_str())),
+            _ => None,
+        }),
+    )
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// The DynamoDB adapter: Query with pagination, eventually consistent reads.
+#[derive(Debug, Clone)]
+pub struct DynamoRollupReader {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoRollupReader {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoRollupReader {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Every item of a Query, following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        what: &str,
+        condition: &str,
+        values: &[(&str, &str)],
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_names("#pk", "pk")
+                .set_exclusive_start_key(start.take());
+            if condition.contains("#sk") {
+                query = query.expression_attribute_names("#sk", "sk");
+            }
+            for (name, value) in values {
+                query =
+                    query.expression_attribute_values(*name, AttributeValue::S(value.to_string()));
+            }
+            if let Some(p) = projection {
+                query = query
+                    .projection_expression("#p")
+                    .expression_attribute_names("#p", p);
+            }
+            let page = query.send().await.map_err(|e| {
+                ReadError(format!(
+                    "{what}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                ))
+            })?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+impl RollupReader for DynamoRollupReader {
+    async fn rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        let items = self
+            .query_all(
+                "reading rollups",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &[(":pk", pk), (":from", from_sk), (":to", to_sk)],
+                None,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                Some(RollupItem {
+                    sk: text(item, "sk")?,
+                    counters: item_counters(item),
+                })
+            })
+            .collect())
+    }
+
+    async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
+        let items = self
+            .query_all(
+                "reading unique sets",
+                "#pk = :pk",
+                &[(":pk", pk)],
+                Some("m"),
+            )
+            .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|mut item| match item.remove("m") {
+                Some(AttributeValue::Ss(members)) => Some(members),
+                _ => None,
+            })
+            .flatten()
+            .collect())
+    }
+
+    async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {
+        let items = if sk_prefix.is_empty() {
+            self.query_all("reading the directory", "#pk = :pk", &[(":pk", pk)], None)
+                .await?
+        } else {
+            self.query_all(
+                "reading the directory",
+                "#pk = :pk AND begins_with(#sk, :prefix)",
+                &[(":pk", pk), (":prefix", sk_prefix)],
+                None,
+            )
+            .await?
+        };
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                Some(DirectoryItem {
+                    sk: text(item, "sk")?,
+                    last_seen: text(item, "last_seen"),
+                })
+            })
+            .collect())
+    }
+}
+
+/// A stored rollup item: its Numbers and Strings by attribute name.
+type StoredItem = (BTreeMap<String, i64>, BTreeMap<String, String>);
+
+/// An in-memory rollups table, for in-process tests. It stores what the writer would
+/// (numeric fields added up, link URLs set once) and reads it back the way the
+/// DynamoDB adapter does. It records every partition read, and can be made to fail.
+#[derive(Default)]
+pub struct MemoryRollupReader {
+    rollups: Mutex<BTreeMap<(String, String), StoredItem>>,
+    uniques: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
+    directory: Mutex<BTreeMap<(String, String), String>>,
+    read: Mutex<Vec<String>>,
+    /// When set, every read fails (the store is down).
+    pub failing: AtomicBool,
+}
+
+impl MemoryRollupReader {
+    /// Adds a rollup item's counts to `pk`/`sk`, as the writer's `ADD` and
+    /// `SET if_not_exists` do.
+    pub fn add_rollup(&self, pk: &str, sk: &str, counters: &Counters) {
+        let mut rollups = self.rollups.lock().unwrap();
+        let (numbers, strings) = rollups.entry((pk.to_string(), sk.to_string())).or_default();
+        for (name, value) in counters.numeric_fields() {
+            *numbers.entry(name).or_default() += value;
+        }
+        for (name, url) in counters.link_urls() {
+            strings.entry(name).or_insert(url);
+        }
+    }
+
+    /// Adds members to a unique-set item.
+    pub fn add_unique<'a>(&self, pk: &str, sk: &str, members: impl IntoIterator<Item = &'a str>) {
+        self.uniques
+            .lock()
+            .unwrap()
+            .entry((pk.to_string(), sk.to_string()))
+            .or_default()
+            .extend(members.into_iter().map(str::to_string));
+    }
+
+    /// Sets a directory item (`C#{tenant}`, `c:...` or `ch:...`).
+    pub fn set_directory(&self, pk: &str, sk: &str, last_seen: &str) {
+        self.directory
+            .lock()
+            .unwrap()
+            .insert((pk.to_string(), sk.to_string()), last_seen.to_string());
+    }
+
+    /// Stores everything a folded batch writes: its rollup items, unique sets and
+    /// directory entries (with `last_seen`).
+    pub fn add_aggregate(&self, agg: &Aggregate, last_seen: &str) {
+        for (key, counters) in &agg.rollups {
+            self.add_rollup(&key.partition_key(), &key.period, counters);
+            let entry = match &key.scope {
+                Scope::Tenant => None,
+                Scope::Campaign(c) => Some(format!("{CAMPAIGN_PREFIX}{c}")),
+                Scope::Channel(ch, p) => Some(format!("{CHANNEL_PREFIX}{ch}:{p}")),
+            };
+            if let Some(sk) = entry {
+                self.set_directory(&directory_partition(&key.tenant), &sk, last_seen);
+            }
+        }
+        for (key, members) in &agg.uniques {
+            self.add_unique(
+                &key.partition_key(),
+                &key.sort_key(),
+                members.iter().map(String::as_str),
+            );
+        }
+    }
+
+    /// Every partition read so far, in order.
+    pub fn partitions_read(&self) -> Vec<String> {
+        self.read.lock().unwrap().clone()
+    }
+
+    fn start_read(&self, pk: &str) -> Result<(), ReadError> {
+        self.read.lock().unwrap().push(pk.to_string());
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(ReadError("the memory store is failing on purpose".into()));
+        }
+        Ok(())
+    }
+}
+
+impl RollupReader for MemoryRollupReader {
+    async fn rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        self.start_read(pk)?;
+        let rollups = self.rollups.lock().unwrap();
+        Ok(rollups
+            .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
+            .map(|((_, sk), (numbers, strings))| RollupItem {
+                sk: sk.clone(),
+                counters: counters_from_attributes(
+                    numbers.iter().map(|(k, v)| (k.as_str(), *v)),
+                    strings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            })
+            .collect())
+    }
+
+    async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
+        self.start_read(pk)?;
+        let uniques = self.uniques.lock().unwrap();
+        Ok(uniques
+            .iter()
+            .filter(|((p, _), _)| p == pk)
+            .flat_map(|(_, members)| members.iter().cloned())
+            .collect())
+    }
+
+    async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {
+        self.start_read(pk)?;
+        let directory = self.directory.lock().unwrap();
+        Ok(directory
+            .iter()
+            .filter(|((p, sk), _)| p == pk && sk.starts_with(sk_prefix))
+            .map(|((_, sk), last_seen)| DirectoryItem {
+                sk: sk.clone(),
+                last_seen: Some(last_seen.clone()),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::{count_unique, link_id, unique_partition, UniqueKind};
+    use crate::{Event, EventType};
+
+    fn event(kind: EventType, recipient: &str) -> Event {
+        let t = "2026-11-23T10:15:00Z".parse().unwrap();
+        let mut e = Event::new(crate::event::new_event_id(), "acme".into(), kind, t, t);
+        e.campaign_id = Some("spring".into());
+        e.message_id = Some(format!("m-{recipient}"));
+        e.recipient_id = Some(recipient.into());
+        e.channel = Some("email".into());
+        e.provider = Some("ses".into());
+        e
+    }
+
+    /// What the DynamoDB writer stores for `c`, as attribute values.
+    fn as_item(c: &Counters) -> HashMap<String, AttributeValue> {
+        let mut item: HashMap<String, AttributeValue> = c
+            .numeric_fields()
+            .into_iter()
+            .map(|(k, v)| (k, AttributeValue::N(v.to_string())))
+            .collect();
+        for (k, v) in c.link_urls() {
+            item.insert(k, AttributeValue::S(v));
+        }
+        item.insert("pk".into(), AttributeValue::S("R#acme#c:spring".into()));
+        item.insert("sk".into(), AttributeValue::S("D#2026-11-23".into()));
+        item.insert("future_counter".into(), AttributeValue::N("7".into()));
+        item.insert("note".into(), AttributeValue::S("ignored".into()));
+        item
+    }
+
+    #[test]
+    fn a_dynamodb_item_reads_back_as_the_counters_written() {
+        let mut agg = Aggregate::default();
+        let mut d = event(EventType::Delivered, "r1");
+        d.duration_ms = Some(1200);
+        d.cost = Some(0.25);
+        let mut c = event(EventType::Clicked, "r1");
+        c.link_url = Some("https://x.example/a".into());
+        let mut v = event(EventType::Conversion, "r1");
+        v.value = Some(12.5);
+        for e in [&d, &c, &v] {
+            agg.add(e);
+        }
+        let written = agg
+            .rollups
+            .iter()
+            .find(|(k, _)| matches!(k.scope, Scope::Campaign(_)))
+            .unwrap()
+            .1;
+        assert_eq!(&item_counters(&as_item(written)), written);
+        assert_eq!(
+            written.links[&link_id("https://x.example/a")].url,
+            "https://x.example/a"
+        );
+        assert_eq!(number("12"), Some(12));
+        assert_eq!(number("12.0"), Some(12));
+        assert_eq!(number("x"), None);
+    }
+
+    #[test]
+    fn channel_keys_split_at_the_first_colon() {
+        assert_eq!(parse_channel("ch:email:ses"), Some(("email", "ses")));
+        assert_eq!(parse_channel("ch:sms:acme:eu"), Some(("sms", "acme:eu")));
+        assert_eq!(parse_channel("ch:email"), None);
+        assert_eq!(parse_channel("c:spring"), None);
+    }
+
+    #[tokio::test]
+    async fn memory_reader_adds_like_the_writer_and_reads_ranges() {
+        let store = MemoryRollupReader::default();
+        let mut agg = Aggregate::default();
+        for r in ["r1", "r2", "r1"] {
+            agg.add(&event(EventType::Opened, r));
+        }
+        store.add_aggregate(&agg, "2026-11-23T10:15:00Z");
+        store.add_aggregate(&agg, "2026-11-23T10:16:00Z");
+        let items = store
+            .rollups("R#acme#c:spring", "D#2026-11-01", "D#2026-11-30")
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 1, "only the day item");
+        assert_eq!(items[0].counters.opens_human, 6, "counts add up like ADD");
+        let members = store
+            .unique_members(&unique_partition("acme", "spring", UniqueKind::Opens))
+            .await
+            .unwrap();
+        assert_eq!(
+            count_unique(members.iter().map(String::as_str)).recipients,
+            2,
+            "sets union"
+        );
+        let dir = store.directory("C#acme", "").await.unwrap();
+        let sks: Vec<&str> = dir.iter().map(|d| d.sk.as_str()).collect();
+        assert_eq!(sks, vec!["c:spring", "ch:email:ses"]);
+        assert_eq!(dir[0].last_seen.as_deref(), Some("2026-11-23T10:16:00Z"));
+        store.failing.store(true, Ordering::Relaxed);
+        assert!(store.directory("C#acme", "c:").await.is_err());
+        assert_eq!(store.partitions_read().len(), 4);
+    }
+}

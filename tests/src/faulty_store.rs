@@ -1,0 +1,61 @@
+//! A rollup store that crashes: it performs the real DynamoDB write, then fails the
+//! call, at chosen write numbers. That is a function dying between two writes.
+
+use beacon_shared::aggregate::{DedupeKey, RollupStore, Run, StoreError};
+use beacon_shared::rollup::UniqueKey;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+pub struct FaultyStore<S> {
+    pub inner: S,
+    writes: AtomicUsize,
+    /// Write numbers (1-based) after which the call fails.
+    fail_after: Mutex<BTreeSet<usize>>,
+    pub injected: AtomicUsize,
+}
+
+impl<S> FaultyStore<S> {
+    pub fn new(inner: S, fail_after: impl IntoIterator<Item = usize>) -> Self {
+        FaultyStore {
+            inner,
+            writes: AtomicUsize::new(0),
+            fail_after: Mutex::new(fail_after.into_iter().collect()),
+            injected: AtomicUsize::new(0),
+        }
+    }
+
+    fn after_write(&self) -> Result<(), StoreError> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_after.lock().unwrap().remove(&n) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Failed(format!(
+                "injected crash after write {n}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: RollupStore> RollupStore for FaultyStore<S> {
+    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+        self.inner.checkpoint(shard).await
+    }
+
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
+        self.inner.dedupe_members(keys).await
+    }
+
+    async fn add_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> Result<(), StoreError> {
+        self.inner.add_uniques(uniques).await?;
+        self.after_write()
+    }
+
+    async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+        self.inner.apply(run).await?;
+        self.after_write()
+    }
+}

@@ -1,0 +1,329 @@
+//! Seeded fault injection against the emulator: random event streams (client
+//! duplicates, producer retries, out-of-order times, several tenants and campaigns),
+//! a store that crashes after random DynamoDB writes, and the local event source
+//! mapping retrying as Lambda does (partial batch responses, and bisection when the
+//! function errors). After every seed the rollups must equal a ground truth computed
+//! independently from the raw event list.
+
+use aggregate::Aggregator;
+use aws_sdk_dynamodb::types::AttributeValue;
+use beacon_local::poller::{Mapping, Poller};
+use beacon_shared::aggregate::Settings;
+use beacon_shared::deadletter::SqsDeadLetters;
+use beacon_shared::event::{BounceType, Event, EventType, RequestContext};
+use beacon_shared::rollup_store::DynamoRollupStore;
+use beacon_shared::sink::{EventSink, KinesisSink};
+use beacon_tests::faulty_store::FaultyStore;
+use beacon_tests::TestStack;
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Seeds to run; `BEACON_TEST_SEEDS` overrides (at least 100 in `make test`).
+fn seeds() -> u64 {
+    std::env::var("BEACON_TEST_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+const HUMAN_UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
+const APPLE_PROXY_UA: &str = "Mozilla/5.0";
+const SCANNER_UA: &str = "Mozilla/5.0 (compatible; Barracuda Sentinel)";
+
+/// What the rollups must say for one tenant, from the raw events alone.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Truth {
+    counts: BTreeMap<&'static str, i64>,
+    unique_opens: BTreeMap<String, u64>,
+    unique_clicks: BTreeMap<String, u64>,
+}
+
+fn truth_of(events: &[Event], tenant: &str) -> Truth {
+    let mut t = Truth::default();
+    let mut seen = HashSet::new();
+    let mut openers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut clickers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.tenant_id == tenant) {
+        if !seen.insert(e.event_id.clone()) {
+            continue; // a client duplicate: counted once
+        }
+        let ua = e.context.user_agent.as_deref().unwrap_or("");
+        let name = match (&e.kind, e.bounce_type) {
+            (EventType::Sent, _) => "sent",
+            (EventType::Delivered, _) => "delivered",
+            (EventType::Bounced, Some(BounceType::Soft)) => "bounced_soft",
+            (EventType::Bounced, _) => "bounced_hard",
+            (EventType::Opened, _) if ua == APPLE_PROXY_UA => "opens_machine",
+            (EventType::Opened, _) => "opens_human",
+            (EventType::Clicked, _) if ua == SCANNER_UA => "clicks_bot",
+            (EventType::Clicked, _) => "clicks_human",
+            (EventType::Conversion, _) => "conversions",
+            _ => "custom",
+        };
+        *t.counts.entry(name).or_default() += 1;
+        if let Some(cost) = e.cost {
+            *t.counts.entry("cost_micros").or_default() += (cost * 1e6).round() as i64;
+        }
+        let campaign = e.campaign_id.clone().unwrap_or_default();
+        let recipient = e.recipient_id.clone().unwrap_or_default();
+        match name {
+            "opens_human" => drop(openers.entry(campaign).or_default().insert(recipient)),
+            "clicks_human" => drop(clickers.entry(campaign).or_default().insert(recipient)),
+            _ => {}
+        }
+    }
+    t.unique_opens = openers
+        .into_iter()
+        .map(|(c, r)| (c, r.len() as u64))
+        .collect();
+    t.unique_clicks = clickers
+        .into_iter()
+        .map(|(c, r)| (c, r.len() as u64))
+        .collect();
+    t
+}
+
+fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
+    let base: DateTime<Utc> = "2026-11-20T22:00:00Z".parse().unwrap();
+    let tenants = [format!("s{seed}a"), format!("s{seed}b")];
+    let mut events = Vec::new();
+    for i in 0..rng.random_range(30..90) {
+        let tenant = &tenants[rng.random_range(0..2)];
+        let kind = match rng.random_range(0..10) {
+            0 => EventType::Sent,
+            1 | 2 => EventType::Delivered,
+            3 => EventType::Bounced,
+            4..=6 => EventType::Opened,
+            7 | 8 => EventType::Clicked,
+            _ => EventType::Conversion,
+        };
+        // Out of order, across hours and a day boundary.
+        let t = base + Duration::minutes(rng.random_range(0..240));
+        let mut e = Event::new(format!("{seed}-{i}"), tenant.clone(), kind.clone(), t, t);
+        e.campaign_id = Some(format!("c{}", rng.random_range(0..3)));
+        e.recipient_id = Some(format!("r{}", rng.random_range(0..12)));
+        e.message_id = Some(format!("m-{}", e.recipient_id.as_ref().unwrap()));
+        e.channel = Some("email".into());
+        e.provider = Some(["ses", "sendgrid"][rng.random_range(0..2)].into());
+        if kind == EventType::Bounced {
+            e.bounce_type = Some(if rng.random_bool(0.5) {
+                BounceType::Hard
+            } else {
+                BounceType::Soft
+            });
+        }
+        if kind == EventType::Sent {
+            e.cost = Some(rng.random_range(1..500) as f64 / 1e5);
+        }
+        if kind == EventType::Clicked {
+            e.link_url = Some(format!("https://x.example/{}", rng.random_range(0..4)));
+        }
+        if matches!(kind, EventType::Opened | EventType::Clicked) {
+            let ua = match (kind, rng.random_range(0..4)) {
+                (EventType::Opened, 0) => APPLE_PROXY_UA,
+                (EventType::Clicked, 0) => SCANNER_UA,
+                _ => HUMAN_UA,
+            };
+            e.context = beacon_shared::context::request_context(None, Some(ua), Default::default());
+        } else {
+            e.context = RequestContext::default();
+        }
+        events.push(e);
+    }
+    // Client duplicates: the same event id sent again later, with a later receive time.
+    for _ in 0..rng.random_range(3..12) {
+        let mut dup = events[rng.random_range(0..events.len())].clone();
+        dup.received_at += Duration::hours(rng.random_range(0..20));
+        events.push(dup);
+    }
+    events
+}
+
+async fn read_counts(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> BTreeMap<String, i64> {
+    let out = dynamo
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("R#{tenant}#all")))
+        .expression_attribute_values(":d", AttributeValue::S("D#".into()))
+        .send()
+        .await
+        .unwrap();
+    let mut sums = BTreeMap::new();
+    for item in out.items() {
+        for (k, v) in item {
+            if let AttributeValue::N(n) = v {
+                *sums.entry(k.clone()).or_default() += n.parse::<i64>().unwrap();
+            }
+        }
+    }
+    sums
+}
+
+async fn read_uniques(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    campaign: &str,
+    kind: &str,
+) -> u64 {
+    let out = dynamo
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(format!("U#{tenant}#{campaign}#{kind}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let members: Vec<String> = out
+        .items()
+        .iter()
+        .filter_map(|i| i.get("m"))
+        .filter_map(|m| m.as_ss().ok())
+        .flatten()
+        .cloned()
+        .collect();
+    beacon_shared::rollup::count_unique(members.iter().map(String::as_str)).recipients
+}
+
+/// The template's rollups table layout (`pk`, `sk`).
+async fn create_rollups_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    dynamo
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
+    let t = TestStack::start().await.unwrap();
+    let (_, f) = t
+        .stack
+        .function("aggregate")
+        .expect("aggregate function in the template");
+    let base_table = f.env["BEACON_ROLLUPS_TABLE"].clone();
+    let queue = f.env["BEACON_DEAD_LETTER_QUEUE_URL"].clone();
+    let mapping = Mapping::from_stack(&f.streams[0], |_| Some(queue.clone())).unwrap();
+    let mut mapping = mapping;
+    mapping.batch_size = 40; // several batches per seed
+    let mut poller = Poller::new(&t.aws, mapping);
+    let dynamo = aws_sdk_dynamodb::Client::new(&t.aws);
+    let sink = KinesisSink::new(aws_sdk_kinesis::Client::new(&t.aws), t.stream_name());
+    let mut injected = 0;
+
+    let started = std::time::Instant::now();
+    for seed in 0..seeds() {
+        eprintln!("seed {seed} at {:?}", started.elapsed());
+        let mut rng = StdRng::seed_from_u64(seed);
+        let events = random_events(&mut rng, seed);
+        // Producer retries: some records reach the stream twice.
+        let mut on_stream = events.clone();
+        for _ in 0..rng.random_range(0..5) {
+            on_stream.push(events[rng.random_range(0..events.len())].clone());
+        }
+        assert!(sink.put(&on_stream).await.is_empty());
+
+        // A table per seed: moto copies every table on each transaction (to roll back),
+        // so a table that grows across seeds would make each seed slower than the last.
+        let table = format!("{base_table}-s{seed}");
+        create_rollups_table(&dynamo, &table).await;
+        let crash_points: Vec<usize> = (0..rng.random_range(1..4))
+            .map(|_| rng.random_range(1..12))
+            .collect();
+        let app = Aggregator {
+            store: FaultyStore::new(DynamoRollupStore::new(dynamo.clone(), &table), crash_points),
+            dead_letters: SqsDeadLetters::new(aws_sdk_sqs::Client::new(&t.aws), &queue),
+            settings: Settings::default(),
+        };
+        // Odd seeds: the crash is a function error (bisection); even: a partial batch response.
+        let as_error = seed % 2 == 1;
+        poller
+            .drain(|event| {
+                let app = &app;
+                async move {
+                    let response = aggregate::handle(
+                        app,
+                        lambda_runtime::LambdaEvent::new(event, Default::default()),
+                    )
+                    .await?;
+                    if as_error && !response.batch_item_failures.is_empty() {
+                        return Err::<_, lambda_runtime::Error>("function crashed".into());
+                    }
+                    Ok(response)
+                }
+            })
+            .await
+            .unwrap();
+        injected += app.store.injected.load(std::sync::atomic::Ordering::SeqCst);
+
+        for tenant in [format!("s{seed}a"), format!("s{seed}b")] {
+            let truth = truth_of(&events, &tenant);
+            let stored = read_counts(&dynamo, &table, &tenant).await;
+            for (name, want) in &truth.counts {
+                assert_eq!(
+                    stored.get(*name).copied().unwrap_or(0),
+                    *want,
+                    "seed {seed} tenant {tenant} {name}"
+                );
+            }
+            for (campaign, want) in &truth.unique_opens {
+                assert_eq!(
+                    read_uniques(&dynamo, &table, &tenant, campaign, "opens").await,
+                    *want,
+                    "seed {seed} unique opens {campaign}"
+                );
+            }
+            for (campaign, want) in &truth.unique_clicks {
+                assert_eq!(
+                    read_uniques(&dynamo, &table, &tenant, campaign, "clicks").await,
+                    *want,
+                    "seed {seed} unique clicks {campaign}"
+                );
+            }
+        }
+    }
+    let stats = &poller.stats;
+    assert!(
+        injected >= seeds() as usize / 2,
+        "crashes were injected: {injected}"
+    );
+    assert!(
+        stats.partial_failures > 0 && stats.bisections > 0,
+        "both retry paths ran: {stats:?}"
+    );
+    assert_eq!(stats.discarded_batches, 0);
+    eprintln!("{} seeds, {injected} injected crashes, {stats:?}", seeds());
+    t.gateway.stop().await;
+}
