@@ -101,8 +101,25 @@ async fn run() -> Result<()> {
             for route in &gw.routes {
                 eprintln!("{route}  ->  {}", gw.url);
             }
+            // The stream consumers, polled like Lambda's event source mapping does.
+            let mut consumers = beacon_local::consumers::build(&created, &aws)?;
+            for c in &consumers {
+                eprintln!("stream {}  ->  {}", c.poller.mapping.stream, c.name);
+            }
+            let polling = tokio::spawn(async move {
+                loop {
+                    for c in consumers.iter_mut() {
+                        if let Err(e) = c.drain().await {
+                            eprintln!("stream consumer {}: {e:#}", c.name);
+                        }
+                    }
+                    // The template's batching window.
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            });
             eprintln!("serving on {} (Ctrl-C to stop)", gw.url);
             tokio::signal::ctrl_c().await?;
+            polling.abort();
             gw.stop().await;
         }
         Command::Demo {

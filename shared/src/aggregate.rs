@@ -346,7 +346,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                     if seen.contains(&fp) {
                         outcome.duplicates += 1;
                     } else {
-                        let keys = Aggregate::keys_of(e);
+                        let keys = agg.keys_for(e);
                         let new: Vec<&RollupKey> = keys
                             .iter()
                             .filter(|k| !agg.rollups.contains_key(k))

@@ -152,8 +152,8 @@ pub fn fingerprint(tenant: &str, recipient: &str) -> String {
 }
 
 impl Counters {
-    /// Folds one event in. `link` is the link id for clicks in campaign scope.
-    fn add(&mut self, e: &Event, with_links: bool) {
+    /// Folds one event in; `facts` are worked out once per event, not per item.
+    fn add(&mut self, e: &Event, facts: &Facts, with_links: bool) {
         match &e.kind {
             EventType::Sent => self.sent += 1,
             EventType::Delivered => {
@@ -171,23 +171,21 @@ impl Counters {
             EventType::Complained => self.complained += 1,
             EventType::Failed => self.failed += 1,
             EventType::Unsubscribed => self.unsubscribed += 1,
-            EventType::Opened => match classify_open(e).class {
-                OpenClass::Human => self.opens_human += 1,
-                OpenClass::Machine => self.opens_machine += 1,
-            },
+            EventType::Opened if facts.machine => self.opens_machine += 1,
+            EventType::Opened => self.opens_human += 1,
             EventType::Clicked => {
-                let bot = classify_click(e).class == ClickClass::SuspectedBot;
+                let bot = facts.machine;
                 if bot {
                     self.clicks_bot += 1;
                 } else {
                     self.clicks_human += 1;
                 }
-                if let (true, Some(url)) = (with_links, &e.link_url) {
+                if let (true, Some((id, url))) = (with_links, &facts.link) {
                     let link = self
                         .links
-                        .entry(link_id(url))
+                        .entry(id.clone())
                         .or_insert_with(|| LinkCounters {
-                            url: url.clone(),
+                            url: url.to_string(),
                             ..Default::default()
                         });
                     if bot {
@@ -387,6 +385,46 @@ pub fn unique_partition(tenant: &str, campaign: &str, kind: UniqueKind) -> Strin
     format!("U#{tenant}#{campaign}#{kind}")
 }
 
+/// What an event is, worked out once: machine open or bot click, and its link.
+pub struct Facts<'e> {
+    pub machine: bool,
+    pub link: Option<(String, &'e str)>,
+}
+
+impl<'e> Facts<'e> {
+    pub fn of(e: &'e Event) -> Self {
+        let machine = match e.kind {
+            EventType::Opened => classify_open(e).class == OpenClass::Machine,
+            EventType::Clicked => classify_click(e).class == ClickClass::SuspectedBot,
+            _ => false,
+        };
+        let link = match (&e.kind, &e.link_url) {
+            (EventType::Clicked, Some(url)) => Some((link_id(url), url.as_str())),
+            _ => None,
+        };
+        Facts { machine, link }
+    }
+}
+
+/// Sort keys of an event's hour and day, without going through a date formatter for
+/// every event (events of a batch mostly share an hour).
+#[derive(Debug, Default)]
+struct PeriodCache {
+    hour: i64,
+    keys: Option<(String, String)>,
+}
+
+impl PeriodCache {
+    fn keys(&mut self, t: DateTime<Utc>) -> (String, String) {
+        let hour = t.timestamp().div_euclid(3600);
+        if self.hour != hour || self.keys.is_none() {
+            self.hour = hour;
+            self.keys = Some((Grain::Hour.sort_key(t), Grain::Day.sort_key(t)));
+        }
+        self.keys.clone().expect("set above")
+    }
+}
+
 /// A batch folded into rollup items and unique-set additions.
 #[derive(Debug, Default)]
 pub struct Aggregate {
@@ -394,6 +432,7 @@ pub struct Aggregate {
     /// Members to add: recipient fingerprints, and `{link id}:{fingerprint}` for clicks.
     pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
     pub events: usize,
+    periods: PeriodCache,
 }
 
 impl Aggregate {
@@ -405,8 +444,16 @@ impl Aggregate {
     /// The rollup items an event touches: hour and day of the tenant, its campaign
     /// and its channel/provider.
     pub fn keys_of(e: &Event) -> Vec<RollupKey> {
-        let hour = Grain::Hour.sort_key(e.event_time);
-        let day = Grain::Day.sort_key(e.event_time);
+        Self::keys_with(e, PeriodCache::default().keys(e.event_time))
+    }
+
+    /// [`Aggregate::keys_of`], reusing this aggregate's cached period keys.
+    pub fn keys_for(&mut self, e: &Event) -> Vec<RollupKey> {
+        let periods = self.periods.keys(e.event_time);
+        Self::keys_with(e, periods)
+    }
+
+    fn keys_with(e: &Event, (hour, day): (String, String)) -> Vec<RollupKey> {
         let mut scopes = vec![Scope::Tenant];
         if let Some(c) = &e.campaign_id {
             scopes.push(Scope::Campaign(c.clone()));
@@ -433,14 +480,19 @@ impl Aggregate {
 
     pub fn add(&mut self, e: &Event) {
         self.events += 1;
-        for key in Self::keys_of(e) {
+        let facts = Facts::of(e);
+        let periods = self.periods.keys(e.event_time);
+        for key in Self::keys_with(e, periods) {
             let with_links = matches!(key.scope, Scope::Campaign(_));
-            self.rollups.entry(key).or_default().add(e, with_links);
+            self.rollups
+                .entry(key)
+                .or_default()
+                .add(e, &facts, with_links);
         }
-        self.add_unique(e);
+        self.add_unique(e, &facts);
     }
 
-    fn add_unique(&mut self, e: &Event) {
+    fn add_unique(&mut self, e: &Event, facts: &Facts) {
         let (Some(campaign), Some(recipient)) = (&e.campaign_id, &e.recipient_id) else {
             return;
         };
@@ -465,8 +517,8 @@ impl Aggregate {
                 bucket,
             })
             .or_default();
-        if let (UniqueKind::Clicks, Some(url)) = (kind, &e.link_url) {
-            set.insert(format!("{}:{fp}", link_id(url)));
+        if let (UniqueKind::Clicks, Some((id, _))) = (kind, &facts.link) {
+            set.insert(format!("{id}:{fp}"));
         }
         set.insert(fp);
     }

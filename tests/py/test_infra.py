@@ -17,6 +17,21 @@ ROUTES = {
     "OpenPixelFunction": ("open-pixel", [{"method": "GET", "path": "/o/{token}"}]),
     "ClickRedirectFunction": ("click-redirect", [{"method": "GET", "path": "/c/{token}"}]),
     "CollectFunction": ("collect", [{"method": "POST", "path": "/v1/events"}]),
+    "StatsFunction": (
+        "stats",
+        [
+            {"method": "GET", "path": p}
+            for p in [
+                "/v1/campaigns",
+                "/v1/campaigns/{campaign}",
+                "/v1/campaigns/{campaign}/timeseries",
+                "/v1/campaigns/{campaign}/links",
+                "/v1/timeseries",
+                "/v1/channels",
+            ]
+        ],
+    ),
+    "AggregateFunction": ("aggregate", []),
 }
 
 
@@ -150,7 +165,8 @@ def test_provision_creates_the_template_resources(provision, stack_name, aws):
     for name, (binary, routes) in ROUTES.items():
         assert functions[name]["binary"] == binary
         assert functions[name]["routes"] == routes
-        assert functions[name]["schedules"] == [] and functions[name]["streams"] == []
+        assert functions[name]["schedules"] == []
+        assert (functions[name]["streams"] != []) == (name == "AggregateFunction")
     assert_fully_resolved(functions)
     for f in functions.values():
         assert all(isinstance(v, str) for v in f["env"].values()), f["env"]
@@ -163,6 +179,16 @@ def test_provision_creates_the_template_resources(provision, stack_name, aws):
     assert functions["CollectFunction"]["env"] == {**common, "BEACON_API_KEYS_TABLE": f"{stack_name}-api-keys"}
     assert functions["CollectFunction"]["timeout"] == 30
     assert functions["CollectFunction"]["memory_size"] == 256
+
+    stream_mapping = functions["AggregateFunction"]["streams"][0]
+    assert stream_mapping["stream"] == f"{stack_name}-events"
+    assert stream_mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert stream_mapping["bisect_batch_on_function_error"] is True
+    assert stream_mapping["maximum_retry_attempts"] >= 0, "never retry forever"
+    rollups = aws("dynamodb").describe_table(TableName=f"{stack_name}-rollups")["Table"]
+    assert [k["AttributeName"] for k in rollups["KeySchema"]] == ["pk", "sk"]
+    assert aws("dynamodb").describe_time_to_live(TableName=f"{stack_name}-rollups")["TimeToLiveDescription"]["AttributeName"] == "ttl"
+    assert resources["DeadLetterQueue"]["url"].endswith(f"{stack_name}-dead-letters")
 
     # Without a TrackingDomain the public URL is the API's own: here, the local gateway.
     assert out["outputs"]["ApiUrl"] == base

@@ -38,6 +38,7 @@ def stream_events(kinesis, stream):
 def lambda_emulator(repo_root, moto_endpoint, provision):
     stack = provision(f"lam{uuid.uuid4().hex[:8]}")
     collect_env = stack["functions"]["CollectFunction"]["env"]
+    aggregate_env = stack["functions"]["AggregateFunction"]["env"]
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     dynamodb.put_item(
         TableName=collect_env["BEACON_API_KEYS_TABLE"],
@@ -59,6 +60,8 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         AWS_DEFAULT_REGION="us-east-1",
         BEACON_STREAM_NAME=collect_env["BEACON_STREAM_NAME"],
         BEACON_API_KEYS_TABLE=collect_env["BEACON_API_KEYS_TABLE"],
+        BEACON_ROLLUPS_TABLE=aggregate_env["BEACON_ROLLUPS_TABLE"],
+        BEACON_DEAD_LETTER_QUEUE_URL=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"],
         BEACON_TRACKING_KEYS=SAMPLE_KEYS,
         PATH=f"{repo_root / '.venv' / 'bin'}:{env['PATH']}",
     )
@@ -85,13 +88,13 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
-    yield invoke, collect_env["BEACON_STREAM_NAME"], boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1")
+    yield invoke, collect_env["BEACON_STREAM_NAME"], boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1"), aggregate_env
     os.killpg(watch.pid, 15)
     watch.wait(timeout=30)
 
 
 def test_sample_events_under_the_lambda_runtime_emulator(lambda_emulator):
-    invoke, stream, kinesis = lambda_emulator
+    invoke, stream, kinesis, aggregate_env = lambda_emulator
 
     pixel = invoke("open-pixel")
     assert pixel["statusCode"] == 200
@@ -115,3 +118,27 @@ def test_sample_events_under_the_lambda_runtime_emulator(lambda_emulator):
     opened = next(e for e in events if e["type"] == "message.opened")
     assert (opened["tenant_id"], opened["campaign_id"], opened["recipient_id"]) == ("acme", "spring-sale", "rcpt-0001")
     assert opened["context"]["ip"] == "203.0.113.0"
+
+
+def test_aggregate_and_stats_under_the_lambda_runtime_emulator(lambda_emulator, moto_endpoint):
+    invoke, _, _, aggregate_env = lambda_emulator
+
+    batch = invoke("aggregate")
+    assert batch == {"batchItemFailures": []}, batch
+    again = invoke("aggregate")  # redelivery of the same batch changes nothing
+    assert again == {"batchItemFailures": []}
+
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    letters = sqs.receive_message(QueueUrl=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
+    assert len(letters) == 1
+    letter = json.loads(letters[0]["Body"])
+    assert letter["sequence"].endswith("7447042") and "not an event" in letter["reason"]
+
+    overview = invoke("stats")
+    assert overview["statusCode"] == 200, overview
+    body = json.loads(overview["body"])
+    counts = body["counts"]
+    assert (counts["sent"], counts["delivered"], counts["opens_human"]) == (1, 1, 1), body
+    assert body["unique"]["opens_human"] == 1
+    assert body["rates"]["delivery_rate"] == 1.0
+    assert body["rates"]["open_rate"] == 1.0

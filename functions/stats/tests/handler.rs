@@ -950,11 +950,11 @@ async fn only_get_is_served() {
     assert_eq!(stats::handle(&f.app, req).await.unwrap().status(), 405);
 }
 
-/// The OpenAPI file and the README section name every route, count and rate.
+/// The OpenAPI file and the README name every route, count and rate.
 #[test]
 fn openapi_and_readme_describe_every_route_and_field() {
     let openapi = include_str!("../openapi.yaml");
-    let readme = include_str!("../README-section.md");
+    let readme = include_str!("../../../README.md");
     assert!(openapi.starts_with("openapi: 3.1"));
     for route in stats::ROUTES {
         assert!(
