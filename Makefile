@@ -57,7 +57,7 @@ serve: venv
 	scripts/moto.sh run -- $(BIN)/beacon-local serve --trust-forwarded-for
 
 ## bench: criterion benchmarks (figures in target/criterion)
-bench:
+bench: venv
 	cargo bench -p beacon-benches --benches
 
 clean:

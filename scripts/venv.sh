@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Creates (or brings up to date) the project's Python virtualenv with the pinned tools in
-# requirements-dev.txt: moto, cfn-lint, cargo-lambda, pytest, playwright, boto3, SAM CLI.
+# requirements-dev.txt: moto, cfn-lint, cargo-lambda, pytest, playwright, boto3.
 #
 #   scripts/venv.sh            # .venv at the repo root
 #   BEACON_VENV=/x scripts/venv.sh
 #
 # Idempotent: the venv records the sha256 of the requirements it was built from, and a
 # re-run with the same requirements returns at once. Changed requirements are installed
-# into the existing venv; a venv whose Python no longer runs is rebuilt.
+# into the existing venv and packages no longer listed are removed, so the venv holds
+# exactly the pinned set; a venv whose Python no longer runs is rebuilt.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +59,31 @@ say "installing $(basename "$REQS") into $VENV (takes about a minute the first t
 start=$SECONDS
 if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQS" >&2; then
     die "pip install -r $REQS failed (see pip's output above); the venv is left without its stamp, so the next run retries"
+fi
+
+# Packages the requirements no longer list (an old pin's leftovers) go, so that this venv
+# and a fresh one hold the same set.
+extras="$("$VENV/bin/python" - "$REQS" <<'PY'
+import re, sys
+from importlib import metadata
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+wanted = {"pip", "setuptools", "wheel"}
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if line and not line.startswith("-"):
+        wanted.add(norm(re.split(r"[\[=<>!~; ]", line, 1)[0]))
+installed = {norm(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
+print(" ".join(sorted(installed - wanted)))
+PY
+)" || die "could not list the venv's packages"
+if [[ -n "$extras" ]]; then
+    say "removing packages requirements-dev.txt no longer lists: $extras"
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip uninstall --disable-pip-version-check -y -q $extras >&2 ||
+        die "pip uninstall $extras failed"
 fi
 
 for tool in moto_server cfn-lint cargo-lambda pytest; do

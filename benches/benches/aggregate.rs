@@ -139,7 +139,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("decode_only_100k", |b| {
-        b.iter(|| records.iter().map(|r| decode(black_box(r)).unwrap().event_id.len()).sum::<usize>())
+        b.iter(|| {
+            records
+                .iter()
+                .map(|r| decode(black_box(r)).unwrap().event_id.len())
+                .sum::<usize>()
+        })
     });
     group.bench_function("fold_only_100k", |b| {
         b.iter(|| {
