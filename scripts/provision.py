@@ -211,7 +211,7 @@ class Stack:
         if key == "Fn::Join":
             sep, items = arg
             items = self.resolve(items)
-            return self.resolve(sep).join(env_string(i) for i in items)
+            return self.local_api_urls(self.resolve(sep).join(env_string(i) for i in items))
         if key == "Fn::Select":
             index, items = self.resolve(arg[0]), self.resolve(arg[1])
             return items[int(index)]
@@ -271,7 +271,18 @@ class Stack:
                 value = self.ref(name)
             return env_string(value)
 
-        return re.sub(r"\$\{([^}]+)\}", var, text)
+        return self.local_api_urls(re.sub(r"\$\{([^}]+)\}", var, text))
+
+    def local_api_urls(self, text: str) -> str:
+        """https://<id of one of our APIs>.execute-api.<region>.amazonaws.com, however it
+        was put together (Fn::Join, a Sub variable), is the local gateway."""
+        ids = {info["attrs"].get("ApiId") for info in self.infos.values() if info.get("type") in API_TYPES}
+        ids.discard(None)
+        if not ids or ".execute-api." not in text:
+            return text
+        pattern = (r"https://(" + "|".join(re.escape(i) for i in sorted(ids)) +
+                   r")\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?")
+        return re.sub(pattern, lambda _: self.public_base_url, text)
 
     def type_of(self, logical_id: str) -> str | None:
         if logical_id in self.resources:
@@ -369,8 +380,8 @@ class Stack:
             for logical_id, resource in self.resources.items()
             if resource.get("Type") in FUNCTION_TYPES and self.enabled(logical_id)
         }
-        if self.not_emulated:
-            log("not emulated locally: " + ", ".join(self.not_emulated))
+        for item in self.not_emulated:
+            log(f"not emulated locally: {item}")
         return {
             "stack": self.name,
             "endpoint": self.endpoint,
@@ -453,11 +464,17 @@ class Stack:
 
     def schedule(self, event_name: str, kind: str, ep: dict) -> dict:
         resolved = self.resolve(ep)
+        raw_input = resolved.get("Input")
+        try:
+            parsed = json.loads(raw_input) if isinstance(raw_input, str) else raw_input
+        except json.JSONDecodeError as err:
+            raise ProvisionError(f"schedule {event_name}: Input is not JSON: {err}") from None
         out = {
+            "name": event_name,
             "event": event_name,
             "type": kind,
             "expression": resolved.get("Schedule") or resolved.get("ScheduleExpression"),
-            "input": resolved.get("Input"),
+            "input": parsed,
             "enabled": resolved.get("Enabled", resolved.get("State", "ENABLED") != "DISABLED"),
         }
         for key, value in resolved.items():
@@ -470,17 +487,27 @@ class Stack:
         arn = resolved.get("Stream")
         if not isinstance(arn, str):
             raise ProvisionError(f"Kinesis event {event_name}: Stream did not resolve to an ARN")
+        window = resolved.get("MaximumBatchingWindowInSeconds", 0)
         out = {
+            "name": event_name,
             "event": event_name,
             "stream": arn.rsplit("/", 1)[-1],
             "stream_arn": arn,
             "batch_size": resolved.get("BatchSize", 100),
             "starting_position": resolved.get("StartingPosition", "LATEST"),
-            "maximum_batching_window_in_seconds": resolved.get("MaximumBatchingWindowInSeconds", 0),
+            "maximum_batching_window_seconds": window,
+            "maximum_batching_window_in_seconds": window,
             "enabled": resolved.get("Enabled", True),
+            # Lambda's defaults: no bisection, retry and keep records forever (-1).
+            "bisect_batch_on_function_error": resolved.get("BisectBatchOnFunctionError", False),
+            "maximum_retry_attempts": resolved.get("MaximumRetryAttempts", -1),
+            "maximum_record_age_seconds": resolved.get("MaximumRecordAgeInSeconds", -1),
+            "function_response_types": list(resolved.get("FunctionResponseTypes") or []),
+            "destination": ((resolved.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"),
         }
         for key, value in resolved.items():
-            if key not in ("Stream", "BatchSize", "StartingPosition", "MaximumBatchingWindowInSeconds", "Enabled"):
+            if key not in ("Stream", "BatchSize", "StartingPosition", "MaximumBatchingWindowInSeconds", "Enabled",
+                           "BisectBatchOnFunctionError", "MaximumRetryAttempts", "FunctionResponseTypes"):
                 out[snake(key)] = value
         return out
 
@@ -540,7 +567,9 @@ def dynamodb_table(stack: Stack, logical_id: str, props: dict) -> dict:
     client = stack.client("dynamodb")
     p = stack.resolve(props)
     name = p.get("TableName") or f"{stack.name}-{logical_id}"
-    billing = p.get("BillingMode", "PROVISIONED")
+    # Without a BillingMode, on demand unless throughput is declared (CloudFormation's
+    # PROVISIONED default would need ProvisionedThroughput anyway).
+    billing = p.get("BillingMode") or ("PROVISIONED" if p.get("ProvisionedThroughput") else "PAY_PER_REQUEST")
     request: dict[str, Any] = {
         "TableName": name,
         "KeySchema": p["KeySchema"],
@@ -681,7 +710,7 @@ def secret(stack: Stack, logical_id: str, props: dict) -> dict:
         arn = client.create_secret(**request)["ARN"]
         log(f"created secret {name}")
     # Ref of a secret is its ARN, as in CloudFormation.
-    return {"name": name, "arn": arn, "ref": arn, "attrs": {"Id": arn}}
+    return {"name": name, "arn": arn, "ref": arn, "attrs": {"Id": arn, "Arn": arn}}
 
 
 def sqs_queue(stack: Stack, logical_id: str, props: dict) -> dict:

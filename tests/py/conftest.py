@@ -144,7 +144,8 @@ class ProvisionFailed(AssertionError):
 @pytest.fixture(scope="session")
 def provision(moto_endpoint: str, venv_bin: Path):
     """provision(stack, template=None, params=(), public_base_url=..., check=True) ->
-    the parsed JSON (or, with check=False, the CompletedProcess)."""
+    the parsed JSON (or, with check=False, the CompletedProcess). `provision.last_stderr`
+    is the last run's progress output."""
 
     def run(stack: str, template: str | Path | None = None, params: tuple | list = (),
             public_base_url: str = "http://127.0.0.1:3000", check: bool = True, extra: list | None = None):
@@ -156,6 +157,7 @@ def provision(moto_endpoint: str, venv_bin: Path):
             cmd += ["--param", param]
         cmd += extra or []
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        run.last_stderr = done.stderr
         if not check:
             return done
         if done.returncode != 0:
@@ -165,4 +167,5 @@ def provision(moto_endpoint: str, venv_bin: Path):
         except json.JSONDecodeError as err:
             raise ProvisionFailed(f"provision.py printed no JSON ({err}):\n{done.stdout}\n{done.stderr}") from err
 
+    run.last_stderr = ""
     return run
