@@ -32,8 +32,8 @@
 //! Sequence numbers can be 56 digits, more than DynamoDB's numbers hold: they are
 //! compared as zero-padded strings.
 
-use crate::event::Event;
-use crate::rollup::{link_id, Aggregate, Counters, Grain, RollupKey, Scope, UniqueKey};
+use crate::event::{Event, EventView};
+use crate::rollup::{Aggregate, Counters, RollupKey, Scope, UniqueKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -215,18 +215,30 @@ fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
-enum Decoded {
-    Event(Box<Event>),
+enum Decoded<'a> {
+    Event(EventView<'a>),
     Poison(String),
 }
 
 /// Reads a record: a JSON event whose required fields hold. Anything else is poison.
 pub fn decode(data: &[u8]) -> Result<Event, String> {
     let event: Event = serde_json::from_slice(data).map_err(|e| format!("not an event: {e}"))?;
-    if event.event_id.is_empty() || event.tenant_id.is_empty() {
+    required(&event.event_id, &event.tenant_id)?;
+    Ok(event)
+}
+
+/// [`decode`] for the fold: the same rules, without copying the record's strings.
+pub fn decode_view(data: &[u8]) -> Result<EventView<'_>, String> {
+    let event = EventView::parse(data).map_err(|e| format!("not an event: {e}"))?;
+    required(&event.event_id, &event.tenant_id)?;
+    Ok(event)
+}
+
+fn required(event_id: &str, tenant_id: &str) -> Result<(), String> {
+    if event_id.is_empty() || tenant_id.is_empty() {
         return Err("event_id and tenant_id must not be empty".into());
     }
-    Ok(event)
+    Ok(())
 }
 
 /// Applies the records of one batch (any number of shards, each in sequence order).
@@ -297,8 +309,8 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     // Decode, and find the dedupe items whose members we need.
     let decoded: Vec<Decoded> = pending
         .iter()
-        .map(|r| match decode(&r.data) {
-            Ok(e) => Decoded::Event(Box::new(e)),
+        .map(|r| match decode_view(&r.data) {
+            Ok(e) => Decoded::Event(e),
             Err(reason) => Decoded::Poison(reason),
         })
         .collect();
@@ -309,7 +321,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             let bucket = bucket_of(&fp, settings.dedupe_buckets);
             for back in 0..=settings.window_days {
                 lookups.insert(DedupeKey {
-                    tenant: e.tenant_id.clone(),
+                    tenant: e.tenant_id.to_string(),
                     day: day(e.received_at - Duration::days(back)),
                     bucket,
                 });
@@ -346,41 +358,24 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                     if seen.contains(&fp) {
                         outcome.duplicates += 1;
                     } else {
-                        let keys = agg.keys_for(e);
-                        let new: Vec<&RollupKey> = keys
-                            .iter()
-                            .filter(|k| !agg.rollups.contains_key(k))
-                            .collect();
-                        // Each new campaign or channel also brings a directory entry.
-                        let new_dirs = new
-                            .iter()
-                            .filter(|k| k.grain == Grain::Day && k.scope != Scope::Tenant)
-                            .count();
+                        let facts = agg.facts(e);
+                        let growth = agg.growth(e, &facts, MAX_LINKS_PER_ITEM);
                         let key = DedupeKey {
-                            tenant: e.tenant_id.clone(),
+                            tenant: e.tenant_id.to_string(),
                             day: day(e.received_at),
                             bucket: bucket_of(&fp, settings.dedupe_buckets),
                         };
-                        let items = agg.rollups.len()
-                            + new.len()
+                        let items = agg.item_count()
+                            + growth.items
                             + dirs
-                            + new_dirs
+                            + growth.directory
                             + dedupe.len()
                             + usize::from(!dedupe.contains_key(&key));
-                        let link_full = match (&e.link_url, &e.campaign_id) {
-                            (Some(url), Some(_)) => keys.iter().any(|k| {
-                                agg.rollups.get(k).is_some_and(|c| {
-                                    c.links.len() >= MAX_LINKS_PER_ITEM
-                                        && !c.links.contains_key(&link_id(url))
-                                })
-                            }),
-                            _ => false,
-                        };
-                        if i > start && (items > MAX_ITEMS_PER_RUN || link_full) {
+                        if i > start && (items > MAX_ITEMS_PER_RUN || growth.links_over) {
                             break; // this record starts the next run
                         }
-                        dirs += new_dirs;
-                        agg.add(e);
+                        dirs += growth.directory;
+                        agg.add_with(e, &facts);
                         dedupe.entry(key).or_default().push(fp.clone());
                         seen.insert(fp);
                         outcome.applied += 1;
@@ -401,7 +396,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             })?;
             outcome.dead_letters += letters.len();
         }
-        let uniques: Vec<(UniqueKey, BTreeSet<String>)> = agg.uniques.into_iter().collect();
+        let uniques = agg.unique_sets();
         if !uniques.is_empty() {
             store
                 .add_uniques(&uniques)
@@ -411,7 +406,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         }
         let expires =
             latest_received.unwrap_or_else(Utc::now) + Duration::days(settings.window_days + 2);
-        let directory = directory_entries(agg.rollups.keys()).into_iter().collect();
+        let directory = directory_entries(agg.item_keys()).into_iter().collect();
         let run = Run {
             directory,
             last_seen: latest_event
@@ -420,7 +415,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             shard: shard.to_string(),
             after: after.clone(),
             through: through.clone(),
-            rollups: agg.rollups.into_iter().collect(),
+            rollups: agg.rollups().into_iter().collect(),
             dedupe: dedupe.into_iter().collect(),
             dedupe_expires: expires.timestamp(),
         };
@@ -631,6 +626,47 @@ mod tests {
             .unwrap();
         assert!(out.runs > 1, "{out:?}");
         assert_eq!(tenant_day(&store), 400);
+    }
+
+    #[test]
+    fn both_decoders_take_and_refuse_the_same_records() {
+        let good = delivered("a");
+        let mut huge = delivered("h");
+        for i in 0..20_000 {
+            huge.properties
+                .insert(format!("k{i}"), serde_json::json!({"nested": [i, "x"]}));
+        }
+        let mut base = serde_json::to_value(&good).unwrap();
+        base["properties"] = serde_json::json!({"plan": "pro"});
+        let with = |field: &str, v: serde_json::Value| {
+            let mut r = base.clone();
+            r[field] = v;
+            serde_json::to_vec(&r).unwrap()
+        };
+        let cases: Vec<(Vec<u8>, bool)> = vec![
+            (serde_json::to_vec(&good).unwrap(), true),
+            (serde_json::to_vec(&huge).unwrap(), true),
+            (serde_json::to_vec(&base).unwrap(), true),
+            (with("properties", serde_json::json!(null)), false),
+            (with("properties", serde_json::json!([1])), false),
+            (with("message_id", serde_json::json!(5)), false),
+            (with("reason", serde_json::json!({"a": 1})), false),
+            (with("type", serde_json::json!("message.read")), false),
+            (with("type", serde_json::json!("custom.signup")), true),
+            (with("event_time", serde_json::json!("yesterday")), false),
+            (with("tenant_id", serde_json::json!("")), false),
+            (
+                with("context", serde_json::json!({"device_class": "toaster"})),
+                false,
+            ),
+            (b"[]".to_vec(), false),
+            (vec![0xff, 0xfe], false),
+        ];
+        for (data, ok) in &cases {
+            let text = String::from_utf8_lossy(&data[..data.len().min(120)]);
+            assert_eq!(decode(data).is_ok(), *ok, "decode {text}");
+            assert_eq!(decode_view(data).is_ok(), *ok, "decode_view {text}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! it keeps machine opens and suspected bot clicks apart in every rollup so rates can be
 //! computed from human counts. Each verdict carries its reason.
 
-use crate::event::{DeviceClass, Event};
+use crate::event::{DeviceClass, EventView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenClass {
@@ -45,12 +45,24 @@ const MACHINE_AGENTS: [&str; 14] = [
     "linkpreview",
 ];
 
+/// One pass over the agent for all fragments, ASCII case-insensitive: this runs for
+/// every open and click the aggregate folds.
+static MACHINE_AGENT_MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(MACHINE_AGENTS)
+            .expect("fixed patterns build")
+    });
+
 fn machine_agent(ua: &str) -> Option<&'static str> {
-    let lower = ua.to_ascii_lowercase();
-    MACHINE_AGENTS.iter().find(|m| lower.contains(*m)).copied()
+    MACHINE_AGENT_MATCHER
+        .find(ua)
+        .map(|m| MACHINE_AGENTS[m.pattern().as_usize()])
 }
 
-pub fn classify_open(e: &Event) -> Verdict<OpenClass> {
+pub fn classify_open(e: &EventView) -> Verdict<OpenClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
     // Gmail fetches images when the message is opened: a human open whose device
     // and place are unknown, not a machine one.
@@ -85,7 +97,7 @@ pub fn classify_open(e: &Event) -> Verdict<OpenClass> {
     }
 }
 
-pub fn classify_click(e: &Event) -> Verdict<ClickClass> {
+pub fn classify_click(e: &EventView) -> Verdict<ClickClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
     if machine_agent(ua).is_some() {
         return Verdict {
@@ -108,7 +120,7 @@ pub fn classify_click(e: &Event) -> Verdict<ClickClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, RequestContext};
+    use crate::event::{Event, EventType, RequestContext};
 
     fn with_agent(kind: EventType, ua: &str) -> Event {
         let now = chrono::Utc::now();
@@ -120,40 +132,40 @@ mod tests {
     #[test]
     fn opens() {
         assert_eq!(
-            classify_open(&with_agent(EventType::Opened, "Mozilla/5.0")).class,
+            classify_open(&(&with_agent(EventType::Opened, "Mozilla/5.0")).into()).class,
             OpenClass::Machine
         );
         let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
         assert_eq!(
-            classify_open(&with_agent(EventType::Opened, gmail)).class,
+            classify_open(&(&with_agent(EventType::Opened, gmail)).into()).class,
             OpenClass::Human
         );
         let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
         assert_eq!(
-            classify_open(&with_agent(EventType::Opened, iphone)).class,
+            classify_open(&(&with_agent(EventType::Opened, iphone)).into()).class,
             OpenClass::Human
         );
         let mut none = with_agent(EventType::Opened, "x");
         none.context = RequestContext::default();
-        assert_eq!(classify_open(&none).class, OpenClass::Human);
+        assert_eq!(classify_open(&(&none).into()).class, OpenClass::Human);
     }
 
     #[test]
     fn clicks() {
         let scanner = "Mozilla/5.0 (compatible; Barracuda Sentinel)";
-        let v = classify_click(&with_agent(EventType::Clicked, scanner));
+        let v = classify_click(&(&with_agent(EventType::Clicked, scanner)).into());
         assert_eq!(
             (v.class, v.reason),
             (ClickClass::SuspectedBot, "scanner_agent")
         );
         let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36";
         assert_eq!(
-            classify_click(&with_agent(EventType::Clicked, headless)).class,
+            classify_click(&(&with_agent(EventType::Clicked, headless)).into()).class,
             ClickClass::SuspectedBot
         );
         let desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
         assert_eq!(
-            classify_click(&with_agent(EventType::Clicked, desktop)).class,
+            classify_click(&(&with_agent(EventType::Clicked, desktop)).into()).class,
             ClickClass::Human
         );
     }

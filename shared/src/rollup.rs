@@ -7,7 +7,7 @@
 //! ([`UniqueKey`]), which can be added to idempotently and are counted when read.
 
 use crate::classify::{classify_click, classify_open, ClickClass, OpenClass};
-use crate::event::{BounceType, Event, EventType};
+use crate::event::{BounceType, Event, EventType, EventView};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -144,16 +144,43 @@ pub fn link_id(url: &str) -> String {
 /// 10^-15 for ten million recipients), so counts read from the sets are exact in
 /// practice, and the sets stay small whatever the ids look like.
 pub fn fingerprint(tenant: &str, recipient: &str) -> String {
+    URL_SAFE_NO_PAD.encode(fingerprint_bytes(tenant, recipient))
+}
+
+fn fingerprint_bytes(tenant: &str, recipient: &str) -> [u8; 12] {
     let mut h = Sha256::new();
     h.update(tenant.as_bytes());
     h.update([0u8]);
     h.update(recipient.as_bytes());
-    URL_SAFE_NO_PAD.encode(&h.finalize()[..12])
+    h.finalize()[..12].try_into().expect("12 of 32 bytes")
+}
+
+/// A unique-set member as the fold keeps it: fixed-size and copied, not a string, as
+/// a batch adds thousands. [`Member::text`] is its stored form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Member {
+    /// The link id (16 hex digits) of a click on one link; all zero for a recipient.
+    link: [u8; 16],
+    fingerprint: [u8; 12],
+}
+
+impl Member {
+    /// `{fingerprint}`, or `{link id}:{fingerprint}` for a click on one link.
+    fn text(&self) -> String {
+        let fp = URL_SAFE_NO_PAD.encode(self.fingerprint);
+        if self.link == [0; 16] {
+            fp
+        } else {
+            format!("{}:{fp}", String::from_utf8_lossy(&self.link))
+        }
+    }
 }
 
 impl Counters {
     /// Folds one event in; `facts` are worked out once per event, not per item.
-    fn add(&mut self, e: &Event, facts: &Facts, with_links: bool) {
+    /// Returns whether the event brought a link this item did not hold.
+    fn add(&mut self, e: &EventView, facts: &Facts, with_links: bool) -> bool {
+        let mut new_link = false;
         match &e.kind {
             EventType::Sent => self.sent += 1,
             EventType::Delivered => {
@@ -181,13 +208,18 @@ impl Counters {
                     self.clicks_human += 1;
                 }
                 if let (true, Some((id, url))) = (with_links, &facts.link) {
-                    let link = self
-                        .links
-                        .entry(id.clone())
-                        .or_insert_with(|| LinkCounters {
-                            url: url.to_string(),
-                            ..Default::default()
-                        });
+                    let link = match self.links.get_mut(id.as_str()) {
+                        Some(link) => link,
+                        None => {
+                            new_link = true;
+                            self.links
+                                .entry(id.clone())
+                                .or_insert_with(|| LinkCounters {
+                                    url: url.to_string(),
+                                    ..Default::default()
+                                })
+                        }
+                    };
                     if bot {
                         link.bot += 1;
                     } else {
@@ -202,10 +234,16 @@ impl Counters {
             EventType::Custom(_) => self.custom += 1,
         }
         self.cost_micros += e.cost.map(to_micros).unwrap_or(0);
+        new_link
     }
 
     /// Adds another item's counts (reading several items back as one).
     pub fn merge(&mut self, o: &Counters) {
+        self.merge_counts(o, true);
+    }
+
+    /// Adds another item's counts, and its links only if `with_links`.
+    pub fn merge_counts(&mut self, o: &Counters, with_links: bool) {
         self.sent += o.sent;
         self.delivered += o.delivered;
         self.bounced_hard += o.bounced_hard;
@@ -225,6 +263,9 @@ impl Counters {
         self.latency_sum_ms += o.latency_sum_ms;
         for (b, n) in &o.latency_hist {
             *self.latency_hist.entry(*b).or_default() += n;
+        }
+        if !with_links {
+            return;
         }
         for (id, l) in &o.links {
             let mine = self
@@ -388,51 +429,189 @@ pub fn unique_partition(tenant: &str, campaign: &str, kind: UniqueKind) -> Strin
 /// What an event is, worked out once: machine open or bot click, and its link.
 pub struct Facts<'e> {
     pub machine: bool,
+    /// Link id and URL of a click.
     pub link: Option<(String, &'e str)>,
 }
 
-impl<'e> Facts<'e> {
-    pub fn of(e: &'e Event) -> Self {
-        let machine = match e.kind {
-            EventType::Opened => classify_open(e).class == OpenClass::Machine,
-            EventType::Clicked => classify_click(e).class == ClickClass::SuspectedBot,
-            _ => false,
-        };
-        let link = match (&e.kind, &e.link_url) {
-            (EventType::Clicked, Some(url)) => Some((link_id(url), url.as_str())),
-            _ => None,
-        };
-        Facts { machine, link }
-    }
-}
-
-/// Sort keys of an event's hour and day, without going through a date formatter for
-/// every event (events of a batch mostly share an hour).
-#[derive(Debug, Default)]
-struct PeriodCache {
+/// The finest grain a batch folds into: one tenant, campaign, channel/provider and
+/// hour. An event touches exactly one cell, so folding it costs one hash lookup that
+/// allocates nothing once the cell exists; the hour and day items of every scope are
+/// the cells added up when the batch is written ([`Aggregate::rollups`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cell {
+    tenant: String,
+    campaign: Option<String>,
+    channel: Option<String>,
+    provider: Option<String>,
     hour: i64,
-    keys: Option<(String, String)>,
 }
 
-impl PeriodCache {
-    fn keys(&mut self, t: DateTime<Utc>) -> (String, String) {
-        let hour = t.timestamp().div_euclid(3600);
-        if self.hour != hour || self.keys.is_none() {
-            self.hour = hour;
-            self.keys = Some((Grain::Hour.sort_key(t), Grain::Day.sort_key(t)));
+/// A cell's key borrowed from an event, to look cells up without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CellRef<'a> {
+    tenant: &'a str,
+    campaign: Option<&'a str>,
+    channel: Option<&'a str>,
+    provider: Option<&'a str>,
+    hour: i64,
+}
+
+impl Cell {
+    fn as_ref(&self) -> CellRef<'_> {
+        CellRef {
+            tenant: &self.tenant,
+            campaign: self.campaign.as_deref(),
+            channel: self.channel.as_deref(),
+            provider: self.provider.as_deref(),
+            hour: self.hour,
         }
-        self.keys.clone().expect("set above")
     }
+}
+
+// Hashing through the borrowed form keeps both forms' hashes equal by construction.
+impl std::hash::Hash for Cell {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_ref().hash(state)
+    }
+}
+
+impl hashbrown::Equivalent<Cell> for CellRef<'_> {
+    fn equivalent(&self, key: &Cell) -> bool {
+        *self == key.as_ref()
+    }
+}
+
+impl<'a> CellRef<'a> {
+    fn of(e: &'a EventView<'_>) -> Self {
+        CellRef {
+            tenant: &e.tenant_id,
+            campaign: e.campaign_id.as_deref(),
+            channel: e.channel.as_deref(),
+            provider: e.provider.as_deref(),
+            hour: e.event_time.timestamp().div_euclid(3600),
+        }
+    }
+
+    fn to_owned(self) -> Cell {
+        Cell {
+            tenant: self.tenant.to_string(),
+            campaign: self.campaign.map(str::to_string),
+            channel: self.channel.map(str::to_string),
+            provider: self.provider.map(str::to_string),
+            hour: self.hour,
+        }
+    }
+
+    fn periods(self) -> [(Grain, String); 2] {
+        let t = DateTime::from_timestamp(self.hour * 3600, 0).unwrap_or_default();
+        [
+            (Grain::Hour, Grain::Hour.sort_key(t)),
+            (Grain::Day, Grain::Day.sort_key(t)),
+        ]
+    }
+
+    /// The rollup items the cell adds to: hour and day of the tenant, its campaign and
+    /// its channel/provider.
+    fn rollup_keys(self) -> Vec<RollupKey> {
+        let mut scopes = vec![Scope::Tenant];
+        if let Some(c) = self.campaign {
+            scopes.push(Scope::Campaign(c.to_string()));
+        }
+        if let Some(ch) = self.channel {
+            scopes.push(Scope::Channel(
+                ch.to_string(),
+                self.provider.unwrap_or("-").to_string(),
+            ));
+        }
+        let periods = self.periods();
+        let mut keys = Vec::with_capacity(scopes.len() * 2);
+        for scope in scopes {
+            for (grain, period) in &periods {
+                keys.push(RollupKey {
+                    tenant: self.tenant.to_string(),
+                    scope: scope.clone(),
+                    grain: *grain,
+                    period: period.clone(),
+                });
+            }
+        }
+        keys
+    }
+
+    /// The campaign items (hour and day) of the cell, which hold its links.
+    fn campaign_keys(self) -> Vec<RollupKey> {
+        let Some(c) = self.campaign else {
+            return Vec::new();
+        };
+        self.periods()
+            .into_iter()
+            .map(|(grain, period)| RollupKey {
+                tenant: self.tenant.to_string(),
+                scope: Scope::Campaign(c.to_string()),
+                grain,
+                period,
+            })
+            .collect()
+    }
+}
+
+/// A unique-set key borrowed from an event, for lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct UniqueRef<'a> {
+    tenant: &'a str,
+    campaign: &'a str,
+    kind: UniqueKind,
+    bucket: u32,
+}
+
+impl hashbrown::Equivalent<UniqueKey> for UniqueRef<'_> {
+    fn equivalent(&self, key: &UniqueKey) -> bool {
+        *self
+            == UniqueRef {
+                tenant: &key.tenant,
+                campaign: &key.campaign,
+                kind: key.kind,
+                bucket: key.bucket,
+            }
+    }
+}
+
+impl From<&UniqueRef<'_>> for UniqueKey {
+    fn from(r: &UniqueRef<'_>) -> Self {
+        UniqueKey {
+            tenant: r.tenant.to_string(),
+            campaign: r.campaign.to_string(),
+            kind: r.kind,
+            bucket: r.bucket,
+        }
+    }
+}
+
+/// What adding one event would add to a run, so a run can be closed before it
+/// outgrows one transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Growth {
+    /// Rollup items the aggregate does not hold yet.
+    pub items: usize,
+    /// Of those, the day items of a campaign or channel: each brings a directory entry.
+    pub directory: usize,
+    /// A campaign item would hold more than the link limit.
+    pub links_over: bool,
 }
 
 /// A batch folded into rollup items and unique-set additions.
 #[derive(Debug, Default)]
 pub struct Aggregate {
-    pub rollups: HashMap<RollupKey, Counters>,
-    /// Members to add: recipient fingerprints, and `{link id}:{fingerprint}` for clicks.
-    pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
+    /// Each cell's counters and the rollup items it adds to (worked out once per cell).
+    cells: hashbrown::HashMap<Cell, (Counters, Vec<RollupKey>)>,
+    /// The rollup items the cells add up to, with the link ids each campaign item
+    /// holds: what [`Aggregate::growth`] sizes a run by.
+    items: HashMap<RollupKey, BTreeSet<String>>,
+    /// Members to add per unique-set item ([`Aggregate::unique_sets`]).
+    uniques: hashbrown::HashMap<UniqueKey, hashbrown::HashSet<Member>>,
+    /// Link ids by URL: a batch clicks the same few links again and again.
+    link_ids: hashbrown::HashMap<String, String>,
     pub events: usize,
-    periods: PeriodCache,
 }
 
 impl Aggregate {
@@ -441,86 +620,170 @@ impl Aggregate {
     /// of a set, so changing it never double counts.
     pub const UNIQUE_BUCKETS: u32 = 16;
 
-    /// The rollup items an event touches: hour and day of the tenant, its campaign
-    /// and its channel/provider.
-    pub fn keys_of(e: &Event) -> Vec<RollupKey> {
-        Self::keys_with(e, PeriodCache::default().keys(e.event_time))
+    /// Folds one event in.
+    pub fn add(&mut self, e: &Event) {
+        self.add_view(&EventView::from(e));
     }
 
-    /// [`Aggregate::keys_of`], reusing this aggregate's cached period keys.
-    pub fn keys_for(&mut self, e: &Event) -> Vec<RollupKey> {
-        let periods = self.periods.keys(e.event_time);
-        Self::keys_with(e, periods)
+    /// Folds one event in, as read from a stream record.
+    pub fn add_view(&mut self, e: &EventView) {
+        let facts = self.facts(e);
+        self.add_with(e, &facts);
     }
 
-    fn keys_with(e: &Event, (hour, day): (String, String)) -> Vec<RollupKey> {
-        let mut scopes = vec![Scope::Tenant];
-        if let Some(c) = &e.campaign_id {
-            scopes.push(Scope::Campaign(c.clone()));
+    /// What `e` is: worked out once, then used by [`Aggregate::growth`] and
+    /// [`Aggregate::add_with`].
+    pub fn facts<'e>(&mut self, e: &'e EventView<'_>) -> Facts<'e> {
+        let machine = match e.kind {
+            EventType::Opened => classify_open(e).class == OpenClass::Machine,
+            EventType::Clicked => classify_click(e).class == ClickClass::SuspectedBot,
+            _ => false,
+        };
+        let link = match (&e.kind, &e.link_url) {
+            (EventType::Clicked, Some(url)) => {
+                let id = match self.link_ids.get(url.as_ref()) {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = link_id(url);
+                        self.link_ids.insert(url.to_string(), id.clone());
+                        id
+                    }
+                };
+                Some((id, url.as_ref()))
+            }
+            _ => None,
+        };
+        Facts { machine, link }
+    }
+
+    /// Folds one event in, with its facts.
+    pub fn add_with(&mut self, e: &EventView, facts: &Facts) {
+        self.events += 1;
+        let cell = CellRef::of(e);
+        let with_links = cell.campaign.is_some();
+        let new_link = match self.cells.get_mut(&cell) {
+            Some((counters, _)) => counters.add(e, facts, with_links),
+            None => {
+                let mut counters = Counters::default();
+                let new_link = counters.add(e, facts, with_links);
+                let keys = cell.rollup_keys();
+                for key in &keys {
+                    self.items.entry(key.clone()).or_default();
+                }
+                self.cells.insert(cell.to_owned(), (counters, keys));
+                new_link
+            }
+        };
+        if let (true, Some((id, _))) = (new_link, &facts.link) {
+            let (_, keys) = self.cells.get(&cell).expect("added above");
+            for key in keys
+                .iter()
+                .filter(|k| matches!(k.scope, Scope::Campaign(_)))
+            {
+                if let Some(links) = self.items.get_mut(key) {
+                    links.insert(id.clone());
+                }
+            }
         }
-        if let Some(ch) = &e.channel {
-            scopes.push(Scope::Channel(
-                ch.clone(),
-                e.provider.clone().unwrap_or_else(|| "-".into()),
-            ));
+        self.add_unique(e, facts);
+    }
+
+    /// What adding `e` would add; `link_limit` is the most links a campaign item may hold.
+    pub fn growth(&self, e: &EventView, facts: &Facts, link_limit: usize) -> Growth {
+        let cell = CellRef::of(e);
+        let cell_counters = self.cells.get(&cell);
+        let mut growth = Growth::default();
+        if cell_counters.is_none() {
+            for key in cell.rollup_keys() {
+                if !self.items.contains_key(&key) {
+                    growth.items += 1;
+                    if key.grain == Grain::Day && key.scope != Scope::Tenant {
+                        growth.directory += 1;
+                    }
+                }
+            }
         }
-        let mut keys = Vec::with_capacity(scopes.len() * 2);
-        for scope in scopes {
-            for (grain, period) in [(Grain::Hour, &hour), (Grain::Day, &day)] {
-                keys.push(RollupKey {
-                    tenant: e.tenant_id.clone(),
-                    scope: scope.clone(),
-                    grain,
-                    period: period.clone(),
+        if let Some((id, _)) = &facts.link {
+            let known = cell_counters.is_some_and(|(c, _)| c.links.contains_key(id));
+            if !known && cell.campaign.is_some() {
+                growth.links_over = cell.campaign_keys().iter().any(|k| {
+                    self.items
+                        .get(k)
+                        .is_some_and(|links| links.len() >= link_limit && !links.contains(id))
                 });
             }
         }
-        keys
+        growth
     }
 
-    pub fn add(&mut self, e: &Event) {
-        self.events += 1;
-        let facts = Facts::of(e);
-        let periods = self.periods.keys(e.event_time);
-        for key in Self::keys_with(e, periods) {
-            let with_links = matches!(key.scope, Scope::Campaign(_));
-            self.rollups
-                .entry(key)
-                .or_default()
-                .add(e, &facts, with_links);
+    /// Distinct rollup items the batch touches.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The rollup items the batch touches.
+    pub fn item_keys(&self) -> impl Iterator<Item = &RollupKey> {
+        self.items.keys()
+    }
+
+    /// Every rollup item with what the batch adds to it: the cells added up per scope,
+    /// hour and day. Links are kept on campaign items only.
+    pub fn rollups(&self) -> HashMap<RollupKey, Counters> {
+        let mut out: HashMap<RollupKey, Counters> = HashMap::with_capacity(self.items.len());
+        for (counters, keys) in self.cells.values() {
+            for key in keys {
+                let with_links = matches!(key.scope, Scope::Campaign(_));
+                out.entry(key.clone())
+                    .or_default()
+                    .merge_counts(counters, with_links);
+            }
         }
-        self.add_unique(e, &facts);
+        out
     }
 
-    fn add_unique(&mut self, e: &Event, facts: &Facts) {
-        let (Some(campaign), Some(recipient)) = (&e.campaign_id, &e.recipient_id) else {
+    fn add_unique(&mut self, e: &EventView, facts: &Facts) {
+        let (Some(campaign), Some(recipient)) =
+            (e.campaign_id.as_deref(), e.recipient_id.as_deref())
+        else {
             return;
         };
         let kind = match e.kind {
-            EventType::Opened if classify_open(e).class == OpenClass::Human => UniqueKind::Opens,
-            EventType::Clicked if classify_click(e).class == ClickClass::Human => {
-                UniqueKind::Clicks
-            }
+            EventType::Opened if !facts.machine => UniqueKind::Opens,
+            EventType::Clicked if !facts.machine => UniqueKind::Clicks,
             _ => return,
         };
-        let fp = fingerprint(&e.tenant_id, recipient);
-        let bucket = fp
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+        let fingerprint = fingerprint_bytes(&e.tenant_id, recipient);
+        let bucket = u32::from_le_bytes(fingerprint[..4].try_into().expect("4 bytes"))
             % Self::UNIQUE_BUCKETS;
-        let set = self
-            .uniques
-            .entry(UniqueKey {
-                tenant: e.tenant_id.clone(),
-                campaign: campaign.clone(),
-                kind,
-                bucket,
-            })
-            .or_default();
-        if let (UniqueKind::Clicks, Some((id, _))) = (kind, &facts.link) {
-            set.insert(format!("{id}:{fp}"));
+        let key = UniqueRef {
+            tenant: &e.tenant_id,
+            campaign,
+            kind,
+            bucket,
+        };
+        if !self.uniques.contains_key(&key) {
+            self.uniques
+                .insert(UniqueKey::from(&key), hashbrown::HashSet::new());
         }
-        set.insert(fp);
+        let set = self.uniques.get_mut(&key).expect("inserted above");
+        set.insert(Member {
+            link: [0; 16],
+            fingerprint,
+        });
+        if let (UniqueKind::Clicks, Some((id, _))) = (kind, &facts.link) {
+            if let Ok(link) = id.as_bytes().try_into() {
+                set.insert(Member { link, fingerprint });
+            }
+        }
+    }
+
+    /// The unique-set items the batch adds to, with their members in stored form:
+    /// recipient fingerprints, and `{link id}:{fingerprint}` for clicks on each link.
+    pub fn unique_sets(&self) -> Vec<(UniqueKey, BTreeSet<String>)> {
+        self.uniques
+            .iter()
+            .map(|(k, members)| (k.clone(), members.iter().map(Member::text).collect()))
+            .collect()
     }
 }
 
@@ -584,10 +847,12 @@ mod tests {
     fn one_event_touches_hour_and_day_of_each_scope() {
         let mut a = Aggregate::default();
         a.add(&event(EventType::Sent, "2026-11-23T10:15:00Z"));
-        assert_eq!(a.rollups.len(), 6);
-        let periods: BTreeSet<_> = a.rollups.keys().map(|k| k.period.as_str()).collect();
+        let rollups = a.rollups();
+        assert_eq!(rollups.len(), 6);
+        assert_eq!(a.item_count(), 6);
+        let periods: BTreeSet<_> = rollups.keys().map(|k| k.period.as_str()).collect();
         assert_eq!(periods, BTreeSet::from(["H#2026-11-23T10", "D#2026-11-23"]));
-        let pks: BTreeSet<_> = a.rollups.keys().map(|k| k.partition_key()).collect();
+        let pks: BTreeSet<_> = rollups.keys().map(|k| k.partition_key()).collect();
         assert_eq!(
             pks,
             BTreeSet::from([
@@ -604,8 +869,9 @@ mod tests {
         for _ in 0..1000 {
             a.add(&event(EventType::Delivered, "2026-11-23T10:15:00Z"));
         }
-        assert_eq!(a.rollups.len(), 6);
-        assert!(a.rollups.values().all(|c| c.delivered == 1000));
+        let rollups = a.rollups();
+        assert_eq!(rollups.len(), 6);
+        assert!(rollups.values().all(|c| c.delivered == 1000));
     }
 
     #[test]
@@ -616,10 +882,15 @@ mod tests {
             e.recipient_id = Some(r.into());
             a.add(&e);
         }
-        let members: Vec<&str> = a.uniques.values().flatten().map(String::as_str).collect();
+        let sets = a.unique_sets();
+        let members: Vec<&str> = sets
+            .iter()
+            .flat_map(|(_, m)| m)
+            .map(String::as_str)
+            .collect();
         assert_eq!(count_unique(members).recipients, 2);
         let opens: u64 = a
-            .rollups
+            .rollups()
             .iter()
             .filter(|(k, _)| k.scope == Scope::Tenant && k.grain == Grain::Day)
             .map(|(_, c)| c.opens_human)
@@ -647,8 +918,8 @@ mod tests {
         for e in [&c1, &c2, &bot, &proxy] {
             a.add(e);
         }
-        let campaign_day = a
-            .rollups
+        let rollups = a.rollups();
+        let campaign_day = rollups
             .iter()
             .find(|(k, _)| k.scope == Scope::Campaign("spring".into()) && k.grain == Grain::Day)
             .unwrap()
@@ -660,8 +931,8 @@ mod tests {
         );
         let link = &campaign_day.links[&link_id("https://x.example/a")];
         assert_eq!((link.human, link.bot), (2, 1));
-        let clicks: Vec<&str> = a
-            .uniques
+        let sets = a.unique_sets();
+        let clicks: Vec<&str> = sets
             .iter()
             .filter(|(k, _)| k.kind == UniqueKind::Clicks)
             .flat_map(|(_, v)| v.iter().map(String::as_str))
@@ -670,9 +941,83 @@ mod tests {
         assert_eq!(u.recipients, 2);
         assert_eq!(u.per_link[&link_id("https://x.example/a")], 2);
         assert!(
-            a.uniques.keys().all(|k| k.kind == UniqueKind::Clicks),
+            sets.iter().all(|(k, _)| k.kind == UniqueKind::Clicks),
             "a machine open is not a unique open"
         );
+    }
+
+    #[test]
+    fn cells_add_up_to_hour_and_day_items_of_every_scope() {
+        let mut a = Aggregate::default();
+        let mut morning = event(EventType::Clicked, "2026-11-23T09:59:59Z");
+        morning.link_url = Some("https://x.example/a".into());
+        let mut evening = morning.clone();
+        evening.event_time = at("2026-11-23T18:00:00Z");
+        evening.channel = Some("sms".into());
+        evening.provider = None;
+        evening.link_url = Some("https://x.example/b".into());
+        let mut next_day = morning.clone();
+        next_day.event_time = at("2026-11-24T00:00:00Z");
+        for e in [&morning, &evening, &next_day, &morning] {
+            a.add(e);
+        }
+        let rollups = a.rollups();
+        let get = |scope: Scope, period: &str| {
+            rollups
+                .iter()
+                .find(|(k, _)| k.scope == scope && k.period == period)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default()
+        };
+        let spring = || Scope::Campaign("spring".into());
+        assert_eq!(get(Scope::Tenant, "D#2026-11-23").clicks_human, 3);
+        assert_eq!(get(Scope::Tenant, "D#2026-11-24").clicks_human, 1);
+        assert_eq!(get(Scope::Tenant, "H#2026-11-23T09").clicks_human, 2);
+        assert_eq!(get(spring(), "D#2026-11-23").links.len(), 2);
+        assert_eq!(get(spring(), "H#2026-11-23T18").links.len(), 1);
+        let email = Scope::Channel("email".into(), "ses".into());
+        let sms = Scope::Channel("sms".into(), "-".into());
+        assert_eq!(get(email, "D#2026-11-23").clicks_human, 2);
+        assert_eq!(get(sms, "D#2026-11-23").clicks_human, 1);
+        assert!(
+            rollups
+                .iter()
+                .all(|(k, c)| matches!(k.scope, Scope::Campaign(_)) || c.links.is_empty()),
+            "only campaign items carry links"
+        );
+        assert_eq!(a.item_count(), rollups.len());
+        // Tenant and campaign: 3 hours + 2 days each; email: 2 hours + 2 days; sms: 1 + 1.
+        assert_eq!(rollups.len(), 5 + 5 + 4 + 2, "{rollups:#?}");
+    }
+
+    #[test]
+    fn growth_tells_what_an_event_would_add() {
+        let mut a = Aggregate::default();
+        let mut c = event(EventType::Clicked, "2026-11-23T10:15:00Z");
+        c.link_url = Some("https://x.example/a".into());
+        let mut later = c.clone();
+        later.event_time = at("2026-11-23T11:00:00Z");
+        let mut other_link = later.clone();
+        other_link.link_url = Some("https://x.example/b".into());
+        let (c, later, other_link) = (
+            EventView::from(&c),
+            EventView::from(&later),
+            EventView::from(&other_link),
+        );
+        let f = a.facts(&c);
+        let g = a.growth(&c, &f, 1);
+        assert_eq!((g.items, g.directory, g.links_over), (6, 2, false));
+        a.add_with(&c, &f);
+        assert_eq!(a.growth(&c, &f, 1), Growth::default(), "nothing new");
+        let f = a.facts(&later);
+        let g = a.growth(&later, &f, 1);
+        assert_eq!((g.items, g.directory, g.links_over), (3, 0, false));
+        let f = a.facts(&other_link);
+        assert!(
+            a.growth(&other_link, &f, 1).links_over,
+            "the campaign's day item already holds one link"
+        );
+        assert!(!a.growth(&other_link, &f, 2).links_over);
     }
 
     #[test]
@@ -689,7 +1034,7 @@ mod tests {
             a.add(e);
         }
         let original = a
-            .rollups
+            .rollups()
             .values()
             .find(|c| !c.links.is_empty())
             .unwrap()

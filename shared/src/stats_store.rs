@@ -302,7 +302,7 @@ impl MemoryRollupReader {
     /// Stores everything a folded batch writes: its rollup items, unique sets and
     /// directory entries (with `last_seen`).
     pub fn add_aggregate(&self, agg: &Aggregate, last_seen: &str) {
-        for (key, counters) in &agg.rollups {
+        for (key, counters) in &agg.rollups() {
             self.add_rollup(&key.partition_key(), &key.period, counters);
             let entry = match &key.scope {
                 Scope::Tenant => None,
@@ -313,7 +313,7 @@ impl MemoryRollupReader {
                 self.set_directory(&directory_partition(&key.tenant), &sk, last_seen);
             }
         }
-        for (key, members) in &agg.uniques {
+        for (key, members) in &agg.unique_sets() {
             self.add_unique(
                 &key.partition_key(),
                 &key.sort_key(),
@@ -428,8 +428,8 @@ mod tests {
         for e in [&d, &c, &v] {
             agg.add(e);
         }
-        let written = agg
-            .rollups
+        let rollups = agg.rollups();
+        let written = rollups
             .iter()
             .find(|(k, _)| matches!(k.scope, Scope::Campaign(_)))
             .unwrap()
