@@ -62,7 +62,49 @@ fn machine_agent(ua: &str) -> Option<&'static str> {
         .map(|m| MACHINE_AGENTS[m.pattern().as_usize()])
 }
 
+/// Classifies many events, remembering each agent's scan: a batch sees the same few
+/// agents (Apple's and Gmail's proxies, common mail clients) again and again, and a
+/// lookup costs less than a scan. The memory is bounded, so hostile agents can't grow it.
+#[derive(Debug, Default)]
+pub struct Classifier {
+    agents: hashbrown::HashMap<String, Option<&'static str>>,
+}
+
+impl Classifier {
+    const MAX_REMEMBERED: usize = 4096;
+
+    pub fn open(&mut self, e: &EventView) -> Verdict<OpenClass> {
+        open_verdict(e, |ua| self.machine_agent(ua))
+    }
+
+    pub fn click(&mut self, e: &EventView) -> Verdict<ClickClass> {
+        click_verdict(e, |ua| self.machine_agent(ua))
+    }
+
+    fn machine_agent(&mut self, ua: &str) -> Option<&'static str> {
+        if let Some(found) = self.agents.get(ua) {
+            return *found;
+        }
+        let found = machine_agent(ua);
+        if self.agents.len() < Self::MAX_REMEMBERED {
+            self.agents.insert(ua.to_string(), found);
+        }
+        found
+    }
+}
+
 pub fn classify_open(e: &EventView) -> Verdict<OpenClass> {
+    open_verdict(e, machine_agent)
+}
+
+pub fn classify_click(e: &EventView) -> Verdict<ClickClass> {
+    click_verdict(e, machine_agent)
+}
+
+fn open_verdict(
+    e: &EventView,
+    machine_agent: impl FnOnce(&str) -> Option<&'static str>,
+) -> Verdict<OpenClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
     // Gmail fetches images when the message is opened: a human open whose device
     // and place are unknown, not a machine one.
@@ -97,7 +139,10 @@ pub fn classify_open(e: &EventView) -> Verdict<OpenClass> {
     }
 }
 
-pub fn classify_click(e: &EventView) -> Verdict<ClickClass> {
+fn click_verdict(
+    e: &EventView,
+    machine_agent: impl FnOnce(&str) -> Option<&'static str>,
+) -> Verdict<ClickClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
     if machine_agent(ua).is_some() {
         return Verdict {
@@ -148,6 +193,36 @@ mod tests {
         let mut none = with_agent(EventType::Opened, "x");
         none.context = RequestContext::default();
         assert_eq!(classify_open(&(&none).into()).class, OpenClass::Human);
+    }
+
+    #[test]
+    fn a_remembering_classifier_agrees_with_the_plain_functions() {
+        let agents = [
+            "Mozilla/5.0",
+            "Mozilla/5.0 (compatible; Barracuda Sentinel)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0",
+            "python-requests/2.31",
+            "Mozilla/5.0 (via ggpht.com GoogleImageProxy)",
+        ];
+        let mut c = Classifier::default();
+        for round in 0..2 {
+            for ua in agents {
+                let open = with_agent(EventType::Opened, ua);
+                let click = with_agent(EventType::Clicked, ua);
+                let (open, click) = ((&open).into(), (&click).into());
+                assert_eq!(c.open(&open), classify_open(&open), "{ua} round {round}");
+                assert_eq!(
+                    c.click(&click),
+                    classify_click(&click),
+                    "{ua} round {round}"
+                );
+            }
+        }
+        assert_eq!(
+            c.agents.len(),
+            agents.len(),
+            "one entry per agent, however often seen"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Every producer (open pixel, click redirect, collect API) turns its input into an
 //! [`Event`]; the stream, the rollups and the lake all read this one shape.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -106,8 +106,7 @@ impl Serialize for EventType {
 
 impl<'de> Deserialize<'de> for EventType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = std::borrow::Cow::<str>::deserialize(d)?;
-        EventType::parse(&name).map_err(serde::de::Error::custom)
+        read_str(d, "an event type", EventType::parse)
     }
 }
 
@@ -331,7 +330,12 @@ impl<'a> EventView<'a> {
     /// Reads a stream record (an [`Event`] as JSON); fields the aggregate does not use
     /// (properties, message id, reason) are skipped, not copied.
     pub fn parse(data: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(data)
+        // One UTF-8 check of the whole record is cheaper than serde_json's check of
+        // each string it borrows from a byte slice.
+        match std::str::from_utf8(data) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(data), // fails, with serde_json's message
+        }
     }
 }
 
@@ -366,6 +370,29 @@ impl<'a> From<&'a Event> for EventView<'a> {
     }
 }
 
+/// Reads a string field through `parse` without copying it (`Cow<str>` on its own
+/// always copies), as every record on the stream has three such fields.
+fn read_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Read<P>(&'static str, P);
+    impl<'de, T, P: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for Read<P> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.1)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Read(expecting, parse))
+}
+
 /// A new time-ordered event id (UUIDv7), so ids sort roughly by arrival.
 pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -380,13 +407,14 @@ pub(crate) mod millis {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        if let Some(t) = parse_canonical(text.as_bytes()) {
-            return Ok(t);
-        }
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        read_str(d, "an RFC 3339 time", |text| {
+            match parse_canonical(text.as_bytes()) {
+                Some(t) => Ok(t),
+                None => DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| e.to_string()),
+            }
+        })
     }
 
     /// The form [`serialize`] writes (`2026-11-23T10:00:00.123Z`), read without a
@@ -415,8 +443,32 @@ pub(crate) mod millis {
         if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
-        let days = i64::from(date.num_days_from_ce()) - 719_163; // days from 0001-01-01 to 1970-01-01
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let month_days = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if day < 1 || day > month_days[month as usize - 1] {
+            return None;
+        }
+        // Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's
+        // days_from_civil), without building a date first.
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
         let millis = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli;
         DateTime::from_timestamp_millis(millis)
     }
@@ -453,6 +505,10 @@ mod tests {
             "1970-01-01T00:00:00.000Z",
             "2024-02-29T23:59:59.999Z",
             "1969-12-31T23:59:59.500Z",
+            "2000-02-29T12:00:00.000Z",
+            "2100-03-01T00:00:00.001Z",
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
         ] {
             let general = DateTime::parse_from_rfc3339(text)
                 .unwrap()
@@ -463,10 +519,20 @@ mod tests {
                 "{text}"
             );
         }
+        // Every day from 1900 to 2100, against chrono's own formatting.
+        let start = DateTime::parse_from_rfc3339("1900-01-01T13:14:15.678Z").unwrap();
+        for d in 0..73_415 {
+            let t = start.with_timezone(&Utc) + chrono::Duration::days(d);
+            let text = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+            assert_eq!(millis::parse_canonical(text.as_bytes()), Some(t), "{text}");
+        }
         for other in [
             "2026-11-23T10:00:00Z",
             "2026-11-23T10:00:00.123+01:00",
             "2026-02-30T10:00:00.000Z",
+            "2100-02-29T10:00:00.000Z",
+            "2026-04-31T10:00:00.000Z",
+            "2026-00-10T10:00:00.000Z",
             "2026-11-23T24:00:00.000Z",
             "2026-1a-23T10:00:00.000Z",
         ] {

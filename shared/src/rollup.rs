@@ -6,13 +6,13 @@
 //! per recipient (unique opens and clicks) are kept as sets of recipient fingerprints
 //! ([`UniqueKey`]), which can be added to idempotently and are counted when read.
 
-use crate::classify::{classify_click, classify_open, ClickClass, OpenClass};
+use crate::classify::{Classifier, ClickClass, OpenClass};
 use crate::event::{BounceType, Event, EventType, EventView};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Time grain of a rollup item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -606,11 +606,12 @@ pub struct Aggregate {
     cells: hashbrown::HashMap<Cell, (Counters, Vec<RollupKey>)>,
     /// The rollup items the cells add up to, with the link ids each campaign item
     /// holds: what [`Aggregate::growth`] sizes a run by.
-    items: HashMap<RollupKey, BTreeSet<String>>,
+    items: hashbrown::HashMap<RollupKey, BTreeSet<String>>,
     /// Members to add per unique-set item ([`Aggregate::unique_sets`]).
     uniques: hashbrown::HashMap<UniqueKey, hashbrown::HashSet<Member>>,
     /// Link ids by URL: a batch clicks the same few links again and again.
     link_ids: hashbrown::HashMap<String, String>,
+    classifier: Classifier,
     pub events: usize,
 }
 
@@ -635,8 +636,8 @@ impl Aggregate {
     /// [`Aggregate::add_with`].
     pub fn facts<'e>(&mut self, e: &'e EventView<'_>) -> Facts<'e> {
         let machine = match e.kind {
-            EventType::Opened => classify_open(e).class == OpenClass::Machine,
-            EventType::Clicked => classify_click(e).class == ClickClass::SuspectedBot,
+            EventType::Opened => self.classifier.open(e).class == OpenClass::Machine,
+            EventType::Clicked => self.classifier.click(e).class == ClickClass::SuspectedBot,
             _ => false,
         };
         let link = match (&e.kind, &e.link_url) {
@@ -728,8 +729,9 @@ impl Aggregate {
 
     /// Every rollup item with what the batch adds to it: the cells added up per scope,
     /// hour and day. Links are kept on campaign items only.
-    pub fn rollups(&self) -> HashMap<RollupKey, Counters> {
-        let mut out: HashMap<RollupKey, Counters> = HashMap::with_capacity(self.items.len());
+    pub fn rollups(&self) -> hashbrown::HashMap<RollupKey, Counters> {
+        let mut out: hashbrown::HashMap<RollupKey, Counters> =
+            hashbrown::HashMap::with_capacity(self.items.len());
         for (counters, keys) in self.cells.values() {
             for key in keys {
                 let with_links = matches!(key.scope, Scope::Campaign(_));
