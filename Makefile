@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py serve bench clean
+.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py serve bench bench-lake clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -56,9 +56,15 @@ serve: venv
 	cargo build -p beacon-local
 	scripts/moto.sh run -- $(BIN)/beacon-local serve --trust-forwarded-for
 
-## bench: criterion benchmarks (figures in target/criterion)
+## bench: criterion benchmarks (figures in target/criterion), then bench-lake
 bench: venv
 	cargo bench -p beacon-benches --benches
+	$(MAKE) bench-lake
+
+## bench-lake: NDJSON -> Parquet on 1M events, beacon lake convert against DuckDB and
+## pyarrow, then Beacon on 3M (inputs cached in .beacon/bench-lake)
+bench-lake: venv
+	$(VENV)/bin/python benches/lake_convert.py
 
 clean:
 	rm -rf out .beacon

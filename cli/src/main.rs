@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+mod lake;
+
 #[derive(Parser)]
 #[command(
     name = "beacon",
@@ -54,6 +56,9 @@ enum Command {
     /// Manage tracking keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Operate the Parquet data lake: compact it, rebuild or backfill a date range.
+    #[command(subcommand)]
+    Lake(lake::LakeCommand),
 }
 
 #[derive(Subcommand)]
@@ -215,6 +220,7 @@ async fn run() -> Result<()> {
             let json = serde_json::json!({"active": id, id: URL_SAFE_NO_PAD.encode(secret)});
             println!("{json}");
         }
+        Command::Lake(command) => lake::run(command).await?,
     }
     Ok(())
 }

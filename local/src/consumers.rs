@@ -8,25 +8,45 @@ use aggregate::Aggregator;
 use anyhow::{bail, Context as _, Result};
 use beacon_shared::config::Env;
 use beacon_shared::deadletter::SqsDeadLetters;
+use beacon_shared::lake_store::S3Lake;
 use beacon_shared::rollup_store::DynamoRollupStore;
+use etl::Etl;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
+/// The function behind a mapping, as its binary builds it.
+enum Handler {
+    Aggregate(Aggregator<DynamoRollupStore, SqsDeadLetters>),
+    Etl(Etl<S3Lake, SqsDeadLetters>),
+}
+
 pub struct StreamConsumer {
     pub name: String,
+    /// The function's binary (`aggregate`, `etl`).
+    pub binary: String,
     pub poller: Poller,
-    aggregator: Aggregator<DynamoRollupStore, SqsDeadLetters>,
+    handler: Handler,
 }
 
 impl StreamConsumer {
     /// Reads everything new on the stream and hands it to the function.
     pub async fn drain(&mut self) -> Result<PollStats> {
-        let app = &self.aggregator;
-        self.poller
-            .drain(|event| async move {
-                aggregate::handle(app, LambdaEvent::new(event, Default::default())).await
-            })
-            .await
+        match &self.handler {
+            Handler::Aggregate(app) => {
+                self.poller
+                    .drain(|event| async move {
+                        aggregate::handle(app, LambdaEvent::new(event, Default::default())).await
+                    })
+                    .await
+            }
+            Handler::Etl(app) => {
+                self.poller
+                    .drain(|event| async move {
+                        etl::handle(app, LambdaEvent::new(event, Default::default())).await
+                    })
+                    .await
+            }
+        }
     }
 }
 
@@ -45,15 +65,19 @@ pub fn build(stack: &Stack, aws: &aws_config::SdkConfig) -> Result<Vec<StreamCon
         for entry in &function.streams {
             let mapping = Mapping::from_stack(entry, queue_url_of)
                 .with_context(|| format!("stream event of {name}"))?;
-            let aggregator = match function.binary.as_str() {
-                "aggregate" => Aggregator::from_env(&Env::from_map(function.env.clone()), aws)
-                    .context("initializing aggregate")?,
+            let env = Env::from_map(function.env.clone());
+            let handler = match function.binary.as_str() {
+                "aggregate" => Handler::Aggregate(
+                    Aggregator::from_env(&env, aws).context("initializing aggregate")?,
+                ),
+                "etl" => Handler::Etl(Etl::from_env(&env, aws).context("initializing etl")?),
                 other => bail!("no local stream consumer for `{other}`"),
             };
             consumers.push(StreamConsumer {
                 name: name.clone(),
+                binary: function.binary.clone(),
                 poller: Poller::new(aws, mapping),
-                aggregator,
+                handler,
             });
         }
     }

@@ -5,7 +5,10 @@
 //! 3. issue an API key and instrument the campaign email for every recipient;
 //! 4. post sends and delivery outcomes to collect, fetch pixels and follow clicks as
 //!    the recipients would, and post conversions and unsubscribes;
-//! 5. read the stream back and compare it with the simulator's ground truth.
+//! 5. read the stream back and compare it with the simulator's ground truth;
+//! 6. aggregate it into the rollups and ask the stats API;
+//! 7. build the lake (ETL consumer, then the compaction function) and query it with
+//!    DuckDB, as an analyst would.
 
 use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
@@ -192,12 +195,16 @@ pub struct DemoSummary {
     pub stats: BTreeMap<String, u64>,
     /// The stats API's overview, as returned.
     pub overview: Value,
+    /// The lake: what compaction did, and DuckDB's counts of the campaign next to the
+    /// rollups' (`lake_counts` against `stats`).
+    pub lake: Value,
+    pub lake_counts: BTreeMap<String, u64>,
     pub matches: bool,
     pub elapsed_ms: u128,
 }
 
 fn step(n: usize, text: &str) {
-    eprintln!("[{n}/6] {text}");
+    eprintln!("[{n}/7] {text}");
 }
 
 /// What the stats API must report for the campaign, from the plan alone.
@@ -501,6 +508,14 @@ async fn drive(
         };
         stats.insert(name.clone(), value.as_u64().unwrap_or(0));
     }
+    step(
+        7,
+        "building the lake (ETL, compaction) and querying it with DuckDB",
+    );
+    let (lake, lake_counts) = build_and_query_lake(stack, aws, &campaign, &options.out_dir).await?;
+    let lake_matches = stats
+        .iter()
+        .all(|(name, v)| lake_counts.get(name) == Some(v));
     let summary = DemoSummary {
         campaign,
         tenant: TENANT.into(),
@@ -509,12 +524,14 @@ async fn drive(
         gateway: gateway_url.to_string(),
         stream: stream_name.clone(),
         requests,
-        matches: truth == stream_counts && stats_truth == stats,
+        matches: truth == stream_counts && stats_truth == stats && lake_matches,
         truth,
         stream_counts,
         stats_truth,
         stats,
         overview,
+        lake,
+        lake_counts,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
@@ -523,6 +540,107 @@ async fn drive(
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
     eprintln!("summary written to {}", path.display());
     Ok(summary)
+}
+
+/// The lake after the campaign: the ETL consumer has drained the stream with the
+/// others; compaction runs as the hourly schedule would once the campaign's hour has
+/// closed; the curated objects are copied to `out/lake/` and read by DuckDB
+/// (`scripts/lake_query.py`). Returns the lake's summary and the campaign's counts.
+async fn build_and_query_lake(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    campaign: &str,
+    out_dir: &std::path::Path,
+) -> Result<(Value, BTreeMap<String, u64>)> {
+    use beacon_shared::lake::{LakeStore, Partition, CURATED_PREFIX, STAGING_PREFIX};
+    let (_, compact_fn) = stack
+        .function("compact")
+        .context("compact function in the template")?;
+    let compactor = compact::Compactor::from_env(&Env::from_map(compact_fn.env.clone()), aws)?;
+    let staged = compactor.lake.list(STAGING_PREFIX).await?;
+    eprintln!(
+        "  staging: {} Parquet pieces from the etl consumer",
+        staged.len()
+    );
+    let as_of = Partition::of(chrono::Utc::now()).end() + compactor.grace;
+    let scheduled: aws_lambda_events::event::eventbridge::EventBridgeEvent<Value> =
+        serde_json::from_value(json!({
+            "version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
+            "time": as_of.to_rfc3339(), "region": stack.region, "detail": {}
+        }))?;
+    let compaction = compact::handle(
+        &compactor,
+        lambda_runtime::LambdaEvent::new(scheduled, Default::default()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("compaction: {e}"))?;
+    let curated = compactor.lake.list(CURATED_PREFIX).await?;
+    let left = compactor.lake.list(STAGING_PREFIX).await?;
+    eprintln!(
+        "  compaction as of {}: {} pieces into {} curated objects ({} bytes), {} duplicates dropped, {} pieces left",
+        as_of.to_rfc3339(),
+        compaction["pieces"],
+        curated.len(),
+        curated.iter().map(|o| o.size).sum::<i64>(),
+        compaction["duplicates"],
+        left.len()
+    );
+    // The analyst's copy: the bucket's curated objects under out/lake/.
+    let local = out_dir.join("lake");
+    if local.exists() {
+        std::fs::remove_dir_all(&local)?;
+    }
+    for object in &curated {
+        let (body, _) = compactor
+            .lake
+            .get(&object.key)
+            .await?
+            .with_context(|| format!("{} vanished", object.key))?;
+        let path = local.join(&object.key);
+        std::fs::create_dir_all(path.parent().expect("keys have folders"))?;
+        std::fs::write(&path, body)?;
+    }
+    let output = std::process::Command::new(stack::venv_python()?)
+        .arg(stack::repo_root().join("scripts/lake_query.py"))
+        .arg(&local)
+        .output()
+        .context("running scripts/lake_query.py")?;
+    ensure!(
+        output.status.success(),
+        "scripts/lake_query.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout)?;
+    let row = answer["campaigns"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["campaign_id"] == campaign))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let counts: BTreeMap<String, u64> = row
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "  {}: {} rows in {} files under {}",
+        answer["engine"].as_str().unwrap_or("duckdb"),
+        answer["rows"],
+        answer["files"],
+        local.display()
+    );
+    let lake = json!({
+        "bucket": compact_fn.env.get("BEACON_LAKE_BUCKET"),
+        "staged_pieces": staged.len(),
+        "curated_objects": curated.iter().map(|o| json!({"key": o.key, "bytes": o.size})).collect::<Vec<_>>(),
+        "staging_left": left.len(),
+        "compaction": compaction,
+        "duckdb": answer,
+        "local_copy": local.display().to_string(),
+    });
+    Ok((lake, counts))
 }
 
 fn percent(v: &Value) -> String {
@@ -656,6 +774,25 @@ fn print_table(s: &DemoSummary) {
             if *t == r { "" } else { "  <- MISMATCH" }
         );
     }
+    println!();
+    println!("{:<24} {:>10} {:>10}", "lake (DuckDB)", "rollups", "lake");
+    for (name, r) in &s.stats {
+        let l = s.lake_counts.get(name).copied();
+        println!(
+            "{name:<24} {r:>10} {:>10}{}",
+            l.map_or("-".into(), |l| l.to_string()),
+            if l == Some(*r) { "" } else { "  <- MISMATCH" }
+        );
+    }
+    println!(
+        "lake rows: {} events, {} distinct event ids, {} curated objects",
+        s.lake_counts.get("events").copied().unwrap_or(0),
+        s.lake_counts
+            .get("distinct_event_ids")
+            .copied()
+            .unwrap_or(0),
+        s.lake["curated_objects"].as_array().map_or(0, Vec::len)
+    );
     let rates = &s.overview["rates"];
     println!(
         "rates: delivery {} open {} click {} click-to-open {} bounce {}",
@@ -676,9 +813,9 @@ fn print_table(s: &DemoSummary) {
     println!(
         "{}",
         if s.matches {
-            "every event reached the stream exactly once, and the rollups equal the truth"
+            "every event reached the stream exactly once; the rollups equal the truth, and the lake the rollups"
         } else {
-            "MISMATCH between the truth and the stream or the rollups"
+            "MISMATCH between the truth, the stream, the rollups or the lake"
         }
     );
 }

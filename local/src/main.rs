@@ -140,7 +140,7 @@ async fn run() -> Result<()> {
             .await?;
             anyhow::ensure!(
                 summary.matches,
-                "the stream does not match the ground truth"
+                "the stream, the rollups or the lake do not match the ground truth"
             );
         }
     }

@@ -57,6 +57,32 @@ pub struct StreamRecord {
     pub data: Vec<u8>,
 }
 
+impl StreamRecord {
+    /// The records of a Kinesis event, as every stream consumer reads them.
+    pub fn from_kinesis(event: &aws_lambda_events::event::kinesis::KinesisEvent) -> Vec<Self> {
+        event
+            .records
+            .iter()
+            .map(|r| StreamRecord {
+                shard: shard_of(r.event_source_arn.as_deref(), r.event_id.as_deref()),
+                sequence: r.kinesis.sequence_number.clone(),
+                data: r.kinesis.data.0.clone(),
+            })
+            .collect()
+    }
+}
+
+/// `stream/shard` from a record's event source ARN and event id (`shardId-...:seq`).
+fn shard_of(arn: Option<&str>, event_id: Option<&str>) -> String {
+    let stream = arn
+        .and_then(|a| a.rsplit_once("stream/"))
+        .map_or("stream", |(_, s)| s);
+    let shard = event_id
+        .and_then(|id| id.split(':').next())
+        .unwrap_or("shard");
+    format!("{stream}/{shard}")
+}
+
 /// Zero-pads a sequence number so string order is numeric order.
 pub fn padded(sequence: &str) -> String {
     format!("{sequence:0>64}")
@@ -215,11 +241,6 @@ fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
-enum Decoded<'a> {
-    Event(EventView<'a>),
-    Poison(String),
-}
-
 /// Reads a record: a JSON event whose required fields hold. Anything else is poison.
 pub fn decode(data: &[u8]) -> Result<Event, String> {
     let event: Event = serde_json::from_slice(data).map_err(|e| format!("not an event: {e}"))?;
@@ -307,25 +328,19 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     }
 
     // Decode, and find the dedupe items whose members we need.
-    let decoded: Vec<Decoded> = pending
-        .iter()
-        .map(|r| match decode_view(&r.data) {
-            Ok(e) => Decoded::Event(e),
-            Err(reason) => Decoded::Poison(reason),
-        })
-        .collect();
+    // Each record: the event, or why it is poison.
+    let decoded: Vec<Result<EventView, String>> =
+        pending.iter().map(|r| decode_view(&r.data)).collect();
     let mut lookups: BTreeSet<DedupeKey> = BTreeSet::new();
-    for d in &decoded {
-        if let Decoded::Event(e) = d {
-            let fp = event_fingerprint(&e.tenant_id, &e.event_id);
-            let bucket = bucket_of(&fp, settings.dedupe_buckets);
-            for back in 0..=settings.window_days {
-                lookups.insert(DedupeKey {
-                    tenant: e.tenant_id.to_string(),
-                    day: day(e.received_at - Duration::days(back)),
-                    bucket,
-                });
-            }
+    for e in decoded.iter().flatten() {
+        let fp = event_fingerprint(&e.tenant_id, &e.event_id);
+        let bucket = bucket_of(&fp, settings.dedupe_buckets);
+        for back in 0..=settings.window_days {
+            lookups.insert(DedupeKey {
+                tenant: e.tenant_id.to_string(),
+                day: day(e.received_at - Duration::days(back)),
+                bucket,
+            });
         }
     }
     let lookups: Vec<DedupeKey> = lookups.into_iter().collect();
@@ -347,13 +362,13 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         let mut dirs = 0;
         while i < pending.len() {
             match &decoded[i] {
-                Decoded::Poison(reason) => letters.push(DeadLetter {
+                Err(reason) => letters.push(DeadLetter {
                     shard: shard.to_string(),
                     sequence: pending[i].sequence.clone(),
                     reason: reason.clone(),
                     data_base64: base64::engine::general_purpose::STANDARD.encode(&pending[i].data),
                 }),
-                Decoded::Event(e) => {
+                Ok(e) => {
                     let fp = event_fingerprint(&e.tenant_id, &e.event_id);
                     if seen.contains(&fp) {
                         outcome.duplicates += 1;
@@ -667,6 +682,15 @@ mod tests {
             assert_eq!(decode(data).is_ok(), *ok, "decode {text}");
             assert_eq!(decode_view(data).is_ok(), *ok, "decode_view {text}");
         }
+    }
+
+    #[test]
+    fn shard_names_come_from_the_record() {
+        let s = shard_of(
+            Some("arn:aws:kinesis:us-east-1:123456789012:stream/beacon-events"),
+            Some("shardId-000000000003:4954"),
+        );
+        assert_eq!(s, "beacon-events/shardId-000000000003");
     }
 
     #[test]

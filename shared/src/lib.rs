@@ -14,6 +14,8 @@ pub mod deadletter;
 pub mod event;
 pub mod http;
 pub mod instrument;
+pub mod lake;
+pub mod lake_store;
 pub mod metrics;
 pub mod rollup;
 pub mod rollup_store;

@@ -62,6 +62,7 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         BEACON_API_KEYS_TABLE=collect_env["BEACON_API_KEYS_TABLE"],
         BEACON_ROLLUPS_TABLE=aggregate_env["BEACON_ROLLUPS_TABLE"],
         BEACON_DEAD_LETTER_QUEUE_URL=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"],
+        BEACON_LAKE_BUCKET=stack["functions"]["EtlFunction"]["env"]["BEACON_LAKE_BUCKET"],
         BEACON_TRACKING_KEYS=SAMPLE_KEYS,
         PATH=f"{repo_root / '.venv' / 'bin'}:{env['PATH']}",
     )
@@ -87,6 +88,8 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
+
+    invoke.lake_bucket = env["BEACON_LAKE_BUCKET"]
 
     yield invoke, collect_env["BEACON_STREAM_NAME"], boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1"), aggregate_env
     os.killpg(watch.pid, 15)
@@ -142,3 +145,31 @@ def test_aggregate_and_stats_under_the_lambda_runtime_emulator(lambda_emulator, 
     assert body["unique"]["opens_human"] == 1
     assert body["rates"]["delivery_rate"] == 1.0
     assert body["rates"]["open_rate"] == 1.0
+
+
+def test_etl_and_compact_under_the_lambda_runtime_emulator(lambda_emulator, moto_endpoint, tmp_path):
+    """events/etl.json (three events and a poison record) lands in staging; the
+    scheduled run of events/compact.json (11:20, the 10:00 hour closed) curates it."""
+    import pyarrow.parquet as pq
+
+    invoke, _, _, aggregate_env = lambda_emulator
+    assert invoke("etl") == {"batchItemFailures": []}
+    assert invoke("etl") == {"batchItemFailures": []}  # a retry overwrites its own piece
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = invoke.lake_bucket
+    staged = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="staging/").get("Contents", [])]
+    assert len(staged) == 1 and staged[0].startswith("staging/events/dt=2026-11-23/hour=10/"), staged
+
+    answer = invoke("compact")
+    assert [h["partition"] for h in answer["hours"]] == ["dt=2026-11-23/hour=10"], answer
+    assert answer["hours"][0]["rows"] == 3
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="staging/").get("KeyCount", 0) == 0
+    body = s3.get_object(Bucket=bucket, Key="curated/events/dt=2026-11-23/hour=10/events.parquet")["Body"].read()
+    (tmp_path / "events.parquet").write_bytes(body)
+    table = pq.read_table(tmp_path / "events.parquet")
+    assert sorted(table.column("event_type").to_pylist()) == ["message.delivered", "message.opened", "message.sent"]
+
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    letters = sqs.receive_message(QueueUrl=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
+    assert any(json.loads(m["Body"])["reason"].startswith("lake: not an event") for m in letters)
+

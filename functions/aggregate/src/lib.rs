@@ -43,31 +43,11 @@ impl Aggregator<DynamoRollupStore, SqsDeadLetters> {
     }
 }
 
-/// `stream/shard` from a record's event source ARN and event id (`shardId-...:seq`).
-fn shard_of(arn: Option<&str>, event_id: Option<&str>) -> String {
-    let stream = arn
-        .and_then(|a| a.rsplit_once("stream/"))
-        .map_or("stream", |(_, s)| s);
-    let shard = event_id
-        .and_then(|id| id.split(':').next())
-        .unwrap_or("shard");
-    format!("{stream}/{shard}")
-}
-
 pub async fn handle<S: RollupStore, D: DeadLetterSink>(
     app: &Aggregator<S, D>,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
-    let records: Vec<StreamRecord> = event
-        .payload
-        .records
-        .iter()
-        .map(|r| StreamRecord {
-            shard: shard_of(r.event_source_arn.as_deref(), r.event_id.as_deref()),
-            sequence: r.kinesis.sequence_number.clone(),
-            data: r.kinesis.data.0.clone(),
-        })
-        .collect();
+    let records = StreamRecord::from_kinesis(&event.payload);
     let mut response = KinesisEventResponse::default();
     match apply_batch(&app.store, &app.dead_letters, &app.settings, &records).await {
         Ok(outcome) => {
@@ -98,16 +78,4 @@ pub async fn handle<S: RollupStore, D: DeadLetterSink>(
         }
     }
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn shard_names_come_from_the_record() {
-        let s = super::shard_of(
-            Some("arn:aws:kinesis:us-east-1:123456789012:stream/beacon-events"),
-            Some("shardId-000000000003:4954"),
-        );
-        assert_eq!(s, "beacon-events/shardId-000000000003");
-    }
 }
