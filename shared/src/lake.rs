@@ -1011,7 +1011,7 @@ pub fn convert_ndjson<R: std::io::BufRead, W: std::io::Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::DeadLetter;
+    use crate::aggregate::MemoryDeadLetters;
     use parquet::basic::{LogicalType, Type as PhysicalType};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use serde_json::json;
@@ -1060,16 +1060,6 @@ mod tests {
             shard: "beacon-events/shardId-000000000000".into(),
             sequence: format!("4965{seq:020}"),
             data: crate::sink::encode_record(e),
-        }
-    }
-
-    #[derive(Default)]
-    struct Letters(Mutex<Vec<DeadLetter>>);
-
-    impl DeadLetterSink for Letters {
-        async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
-            self.0.lock().unwrap().extend_from_slice(letters);
-            Ok(())
         }
     }
 
@@ -1238,7 +1228,7 @@ mod tests {
     #[tokio::test]
     async fn retries_and_bisection_never_double_a_row_after_compaction() {
         let lake = MemoryLake::default();
-        let letters = Letters::default();
+        let letters = MemoryDeadLetters::default();
         let events: Vec<Event> = (0..10)
             .map(|i| event(&format!("e{i}"), EventType::Sent, "2026-11-23T10:00:00Z"))
             .collect();
@@ -1295,7 +1285,7 @@ mod tests {
         let rows = curated(&lake, p).await;
         assert_eq!(rows.len(), 11);
         assert!(rows.contains(&late));
-        assert!(letters.0.lock().unwrap().is_empty());
+        assert!(letters.letters.lock().unwrap().is_empty());
     }
 
     /// Fails the first delete (a crash after the curated write), or writes the curated
@@ -1341,7 +1331,7 @@ mod tests {
             fail_delete: true.into(),
             sneak: Mutex::new(None),
         };
-        let letters = Letters::default();
+        let letters = MemoryDeadLetters::default();
         stage_batch(&lake.inner, &letters, &[record(1, &a)])
             .await
             .unwrap();

@@ -69,20 +69,9 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beacon_shared::aggregate::DeadLetter;
+    use beacon_shared::aggregate::MemoryDeadLetters;
     use beacon_shared::lake::{LakeError, LakeObject, MemoryLake, PutIf};
     use beacon_shared::{Event, EventType};
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Letters(Mutex<Vec<DeadLetter>>);
-
-    impl DeadLetterSink for Letters {
-        async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
-            self.0.lock().unwrap().extend_from_slice(letters);
-            Ok(())
-        }
-    }
 
     /// Refuses every write, as S3 would when throttling or down.
     struct Down;
@@ -142,7 +131,7 @@ mod tests {
     async fn a_batch_lands_in_staging_and_poison_is_set_aside() {
         let app = Etl {
             lake: MemoryLake::default(),
-            dead_letters: Letters::default(),
+            dead_letters: MemoryDeadLetters::default(),
         };
         let batch = [sent("a"), b"garbage".to_vec(), sent("b")];
         let answer = handle(&app, kinesis_event(&batch)).await.unwrap();
@@ -151,7 +140,7 @@ mod tests {
             app.lake.keys(),
             ["staging/events/dt=2026-11-23/hour=10/beacon-events_shardId-000000000000_496500000000000000000000_496500000000000000000002.parquet"]
         );
-        let letters = app.dead_letters.0.lock().unwrap().clone();
+        let letters = app.dead_letters.letters.lock().unwrap().clone();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].sequence, "496500000000000000000001");
         // Redelivered: the same key, nothing added.
@@ -163,7 +152,7 @@ mod tests {
     async fn a_store_failure_asks_for_the_whole_batch_again() {
         let app = Etl {
             lake: Down,
-            dead_letters: Letters::default(),
+            dead_letters: MemoryDeadLetters::default(),
         };
         let answer = handle(&app, kinesis_event(&[sent("a"), sent("b")]))
             .await
