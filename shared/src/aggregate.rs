@@ -72,6 +72,16 @@ impl StreamRecord {
     }
 }
 
+/// A partial batch response asking Lambda to redeliver from `sequence` on: every
+/// record before it was handled.
+pub fn resume_from(sequence: &str) -> aws_lambda_events::event::streams::KinesisEventResponse {
+    let mut failure = aws_lambda_events::event::streams::KinesisBatchItemFailure::default();
+    failure.item_identifier = Some(sequence.to_string());
+    let mut response = aws_lambda_events::event::streams::KinesisEventResponse::default();
+    response.batch_item_failures.push(failure);
+    response
+}
+
 /// `stream/shard` from a record's event source ARN and event id (`shardId-...:seq`).
 fn shard_of(arn: Option<&str>, event_id: Option<&str>) -> String {
     let stream = arn

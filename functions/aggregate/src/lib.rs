@@ -3,8 +3,10 @@
 //! resumes from the first record not yet applied.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use beacon_shared::aggregate::{apply_batch, DeadLetterSink, RollupStore, Settings, StreamRecord};
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use beacon_shared::aggregate::{
+    apply_batch, resume_from, DeadLetterSink, RollupStore, Settings, StreamRecord,
+};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::metrics;
@@ -72,9 +74,7 @@ pub async fn handle<S: RollupStore, D: DeadLetterSink>(
         }
         Err(err) => {
             tracing::error!(error = %err, "batch stopped; Lambda will redeliver from the first unapplied record");
-            let mut failure = KinesisBatchItemFailure::default();
-            failure.item_identifier = Some(err.first_unapplied.clone());
-            response.batch_item_failures.push(failure);
+            response = resume_from(&err.first_unapplied);
         }
     }
     Ok(response)

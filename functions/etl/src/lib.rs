@@ -4,8 +4,8 @@
 //! go to the dead-letter queue with the reason and are skipped, never retried forever.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use beacon_shared::aggregate::{DeadLetterSink, StreamRecord};
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use beacon_shared::aggregate::{resume_from, DeadLetterSink, StreamRecord};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::lake::{stage_batch, LakeStore};
@@ -57,9 +57,7 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
             // batch rewrites what was written and adds nothing twice.
             tracing::error!(error = %err, "batch not staged; Lambda will redeliver it");
             if let Some(first) = records.first() {
-                let mut failure = KinesisBatchItemFailure::default();
-                failure.item_identifier = Some(first.sequence.clone());
-                response.batch_item_failures.push(failure);
+                response = resume_from(&first.sequence);
             }
         }
     }
