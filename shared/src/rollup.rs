@@ -40,7 +40,7 @@ pub enum Scope {
     Channel(String, String),
 }
 
-/// One rollup item: partition key `R#{tenant}#{scope}`, sort key per [`Grain`].
+/// One rollup item: partition key from [`rollup_partition`], sort key per [`Grain`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RollupKey {
     pub tenant: String,
@@ -52,16 +52,22 @@ pub struct RollupKey {
 
 impl RollupKey {
     pub fn partition_key(&self) -> String {
-        rollup_partition(&self.tenant, &self.scope)
+        rollup_partition(&self.tenant, &self.scope, self.grain)
     }
 }
 
-/// The partition key of a scope's rollups: `R#acme#all`, `R#acme#c:spring`, `R#acme#ch:email:ses`.
-pub fn rollup_partition(tenant: &str, scope: &Scope) -> String {
+/// The partition key of a scope's rollups of one grain: `R#acme#D#all`,
+/// `R#acme#H#c:spring`, `R#acme#D#ch:email:ses`. Day and hour items live in separate
+/// partitions so a 90-day series reads 90 items and walks past no hour items.
+pub fn rollup_partition(tenant: &str, scope: &Scope, grain: Grain) -> String {
+    let g = match grain {
+        Grain::Hour => 'H',
+        Grain::Day => 'D',
+    };
     match scope {
-        Scope::Tenant => format!("R#{tenant}#all"),
-        Scope::Campaign(c) => format!("R#{tenant}#c:{c}"),
-        Scope::Channel(ch, p) => format!("R#{tenant}#ch:{ch}:{p}"),
+        Scope::Tenant => format!("R#{tenant}#{g}#all"),
+        Scope::Campaign(c) => format!("R#{tenant}#{g}#c:{c}"),
+        Scope::Channel(ch, p) => format!("R#{tenant}#{g}#ch:{ch}:{p}"),
     }
 }
 
@@ -297,32 +303,61 @@ impl Counters {
         None
     }
 
+    /// The stored names of the scalar counters (everything but the latency histogram
+    /// and the per-link counts), in the order of [`Counters::scalars`]: what a reader
+    /// that needs only counts asks the table for.
+    pub const SCALAR_FIELDS: [&'static str; 17] = [
+        "sent",
+        "delivered",
+        "bounced_hard",
+        "bounced_soft",
+        "complained",
+        "failed",
+        "unsubscribed",
+        "opens_human",
+        "opens_machine",
+        "clicks_human",
+        "clicks_bot",
+        "conversions",
+        "conversion_value_micros",
+        "cost_micros",
+        "custom",
+        "latency_count",
+        "latency_sum_ms",
+    ];
+
+    /// The scalar counters, named by [`Counters::SCALAR_FIELDS`].
+    fn scalars(&self) -> [i64; 17] {
+        [
+            self.sent as i64,
+            self.delivered as i64,
+            self.bounced_hard as i64,
+            self.bounced_soft as i64,
+            self.complained as i64,
+            self.failed as i64,
+            self.unsubscribed as i64,
+            self.opens_human as i64,
+            self.opens_machine as i64,
+            self.clicks_human as i64,
+            self.clicks_bot as i64,
+            self.conversions as i64,
+            self.conversion_value_micros,
+            self.cost_micros,
+            self.custom as i64,
+            self.latency_count as i64,
+            self.latency_sum_ms as i64,
+        ]
+    }
+
     /// The numeric fields by their stored attribute name (non-zero only), in one
     /// place so the writer and the reader of the rollup table agree.
     pub fn numeric_fields(&self) -> Vec<(String, i64)> {
-        let mut out: Vec<(String, i64)> = [
-            ("sent", self.sent as i64),
-            ("delivered", self.delivered as i64),
-            ("bounced_hard", self.bounced_hard as i64),
-            ("bounced_soft", self.bounced_soft as i64),
-            ("complained", self.complained as i64),
-            ("failed", self.failed as i64),
-            ("unsubscribed", self.unsubscribed as i64),
-            ("opens_human", self.opens_human as i64),
-            ("opens_machine", self.opens_machine as i64),
-            ("clicks_human", self.clicks_human as i64),
-            ("clicks_bot", self.clicks_bot as i64),
-            ("conversions", self.conversions as i64),
-            ("conversion_value_micros", self.conversion_value_micros),
-            ("cost_micros", self.cost_micros),
-            ("custom", self.custom as i64),
-            ("latency_count", self.latency_count as i64),
-            ("latency_sum_ms", self.latency_sum_ms as i64),
-        ]
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let mut out: Vec<(String, i64)> = Self::SCALAR_FIELDS
+            .iter()
+            .zip(self.scalars())
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         out.extend(
             self.latency_hist
                 .iter()
@@ -858,9 +893,12 @@ mod tests {
         assert_eq!(
             pks,
             BTreeSet::from([
-                "R#acme#all".to_string(),
-                "R#acme#c:spring".into(),
-                "R#acme#ch:email:ses".into()
+                "R#acme#D#all".to_string(),
+                "R#acme#D#c:spring".into(),
+                "R#acme#D#ch:email:ses".into(),
+                "R#acme#H#all".into(),
+                "R#acme#H#c:spring".into(),
+                "R#acme#H#ch:email:ses".into(),
             ])
         );
     }

@@ -49,18 +49,30 @@ pub struct DirectoryItem {
     pub last_seen: Option<String>,
 }
 
+/// Which attributes of rollup items a read needs: a series asks only for the scalar
+/// counters, so the table returns a few numbers per item rather than every link's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Everything: scalar counters, the latency histogram, per-link counts and URLs.
+    All,
+    /// The sort key and [`Counters::SCALAR_FIELDS`].
+    Scalars,
+}
+
 #[derive(Debug, Error)]
 #[error("rollups table unavailable: {0}")]
 pub struct ReadError(pub String);
 
 /// Where the stats API reads the rollups from.
 pub trait RollupReader: Send + Sync {
-    /// The rollup items of `pk` with `from_sk <= sk <= to_sk`, in sort-key order.
+    /// The rollup items of `pk` with `from_sk <= sk <= to_sk`, in sort-key order,
+    /// holding the `fields` asked for.
     fn rollups(
         &self,
         pk: &str,
         from_sk: &str,
         to_sk: &str,
+        fields: Fields,
     ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
 
     /// The members of every item of a unique-set partition (count them with
@@ -76,6 +88,13 @@ pub trait RollupReader: Send + Sync {
         pk: &str,
         sk_prefix: &str,
     ) -> impl Future<Output = Result<Vec<DirectoryItem>, ReadError>> + Send;
+
+    /// The one directory item `pk`/`sk`, if it exists (a key lookup, not a Query).
+    fn directory_entry(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> impl Future<Output = Result<Option<DirectoryItem>, ReadError>> + Send;
 }
 
 /// Counters from a rollup item's attributes: every Number through
@@ -142,7 +161,7 @@ impl DynamoRollupReader {
         what: &str,
         condition: &str,
         values: &[(&str, &str)],
-        projection: Option<&str>,
+        projection: &[&str],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -161,10 +180,16 @@ impl DynamoRollupReader {
                 query =
                     query.expression_attribute_values(*name, AttributeValue::S(value.to_string()));
             }
-            if let Some(p) = projection {
-                query = query
-                    .projection_expression("#p")
-                    .expression_attribute_names("#p", p);
+            if !projection.is_empty() {
+                // Names go through placeholders: `sk` and some counter names are fine,
+                // but reserved words would not be.
+                let mut names = Vec::with_capacity(projection.len());
+                for (i, p) in projection.iter().enumerate() {
+                    let name = format!("#p{i}");
+                    query = query.expression_attribute_names(&name, *p);
+                    names.push(name);
+                }
+                query = query.projection_expression(names.join(", "));
             }
             let page = query.send().await.map_err(|e| {
                 ReadError(format!(
@@ -187,13 +212,21 @@ impl RollupReader for DynamoRollupReader {
         pk: &str,
         from_sk: &str,
         to_sk: &str,
+        fields: Fields,
     ) -> Result<Vec<RollupItem>, ReadError> {
+        let scalars: Vec<&str> = std::iter::once("sk")
+            .chain(Counters::SCALAR_FIELDS)
+            .collect();
+        let projection: &[&str] = match fields {
+            Fields::All => &[],
+            Fields::Scalars => &scalars,
+        };
         let items = self
             .query_all(
                 "reading rollups",
                 "#pk = :pk AND #sk BETWEEN :from AND :to",
                 &[(":pk", pk), (":from", from_sk), (":to", to_sk)],
-                None,
+                projection,
             )
             .await?;
         Ok(items
@@ -209,12 +242,7 @@ impl RollupReader for DynamoRollupReader {
 
     async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
         let items = self
-            .query_all(
-                "reading unique sets",
-                "#pk = :pk",
-                &[(":pk", pk)],
-                Some("m"),
-            )
+            .query_all("reading unique sets", "#pk = :pk", &[(":pk", pk)], &["m"])
             .await?;
         Ok(items
             .into_iter()
@@ -228,14 +256,14 @@ impl RollupReader for DynamoRollupReader {
 
     async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {
         let items = if sk_prefix.is_empty() {
-            self.query_all("reading the directory", "#pk = :pk", &[(":pk", pk)], None)
+            self.query_all("reading the directory", "#pk = :pk", &[(":pk", pk)], &[])
                 .await?
         } else {
             self.query_all(
                 "reading the directory",
                 "#pk = :pk AND begins_with(#sk, :prefix)",
                 &[(":pk", pk), (":prefix", sk_prefix)],
-                None,
+                &[],
             )
             .await?
         };
@@ -248,6 +276,31 @@ impl RollupReader for DynamoRollupReader {
                 })
             })
             .collect())
+    }
+
+    async fn directory_entry(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<DirectoryItem>, ReadError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::S(sk.to_string()))
+            .send()
+            .await
+            .map_err(|e| {
+                ReadError(format!(
+                    "reading the directory: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(out.item.map(|item| DirectoryItem {
+            sk: sk.to_string(),
+            last_seen: text(&item, "last_seen"),
+        }))
     }
 }
 
@@ -342,16 +395,25 @@ impl RollupReader for MemoryRollupReader {
         pk: &str,
         from_sk: &str,
         to_sk: &str,
+        fields: Fields,
     ) -> Result<Vec<RollupItem>, ReadError> {
         self.start_read(pk)?;
+        // Drops what a projection would, so a reader that asks for too little fails here too.
+        let wanted = |name: &str| fields == Fields::All || Counters::SCALAR_FIELDS.contains(&name);
         let rollups = self.rollups.lock().unwrap();
         Ok(rollups
             .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
             .map(|((_, sk), (numbers, strings))| RollupItem {
                 sk: sk.clone(),
                 counters: counters_from_attributes(
-                    numbers.iter().map(|(k, v)| (k.as_str(), *v)),
-                    strings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    numbers
+                        .iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| (k.as_str(), *v)),
+                    strings
+                        .iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
                 ),
             })
             .collect())
@@ -379,12 +441,29 @@ impl RollupReader for MemoryRollupReader {
             })
             .collect())
     }
+
+    async fn directory_entry(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<DirectoryItem>, ReadError> {
+        self.start_read(pk)?;
+        let directory = self.directory.lock().unwrap();
+        Ok(directory
+            .get(&(pk.to_string(), sk.to_string()))
+            .map(|last_seen| DirectoryItem {
+                sk: sk.to_string(),
+                last_seen: Some(last_seen.clone()),
+            }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::{count_unique, link_id, unique_partition, UniqueKind};
+    use crate::rollup::{
+        count_unique, link_id, rollup_partition, unique_partition, Grain, UniqueKind,
+    };
     use crate::{Event, EventType};
 
     fn event(kind: EventType, recipient: &str) -> Event {
@@ -408,7 +487,7 @@ mod tests {
         for (k, v) in c.link_urls() {
             item.insert(k, AttributeValue::S(v));
         }
-        item.insert("pk".into(), AttributeValue::S("R#acme#c:spring".into()));
+        item.insert("pk".into(), AttributeValue::S("R#acme#D#c:spring".into()));
         item.insert("sk".into(), AttributeValue::S("D#2026-11-23".into()));
         item.insert("future_counter".into(), AttributeValue::N("7".into()));
         item.insert("note".into(), AttributeValue::S("ignored".into()));
@@ -459,14 +538,37 @@ mod tests {
         for r in ["r1", "r2", "r1"] {
             agg.add(&event(EventType::Opened, r));
         }
+        let mut d = event(EventType::Delivered, "r1");
+        d.duration_ms = Some(900);
+        agg.add(&d);
+        let mut c = event(EventType::Clicked, "r1");
+        c.link_url = Some("https://x.example/a".into());
+        agg.add(&c);
         store.add_aggregate(&agg, "2026-11-23T10:15:00Z");
         store.add_aggregate(&agg, "2026-11-23T10:16:00Z");
+        let spring = Scope::Campaign("spring".into());
+        let days = rollup_partition("acme", &spring, Grain::Day);
         let items = store
-            .rollups("R#acme#c:spring", "D#2026-11-01", "D#2026-11-30")
+            .rollups(&days, "D#2026-11-01", "D#2026-11-30", Fields::All)
             .await
             .unwrap();
         assert_eq!(items.len(), 1, "only the day item");
         assert_eq!(items[0].counters.opens_human, 6, "counts add up like ADD");
+        assert_eq!(items[0].counters.latency_hist.len(), 1);
+        assert_eq!(items[0].counters.links.len(), 1);
+        let hours = rollup_partition("acme", &spring, Grain::Hour);
+        let items = store
+            .rollups(&hours, "H#", "H#~", Fields::Scalars)
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 1, "the hour item, in its own partition");
+        let c = &items[0].counters;
+        assert_eq!((c.opens_human, c.delivered, c.clicks_human), (6, 2, 2));
+        assert_eq!(c.latency_count, 2, "scalars include the latency count");
+        assert!(
+            c.latency_hist.is_empty() && c.links.is_empty(),
+            "but no histogram or links"
+        );
         let members = store
             .unique_members(&unique_partition("acme", "spring", UniqueKind::Opens))
             .await
@@ -476,12 +578,21 @@ mod tests {
             2,
             "sets union"
         );
+        let entry = store.directory_entry("C#acme", "c:spring").await.unwrap();
+        assert_eq!(
+            entry.unwrap().last_seen.as_deref(),
+            Some("2026-11-23T10:16:00Z")
+        );
+        assert_eq!(
+            store.directory_entry("C#acme", "c:spr").await.unwrap(),
+            None
+        );
         let dir = store.directory("C#acme", "").await.unwrap();
         let sks: Vec<&str> = dir.iter().map(|d| d.sk.as_str()).collect();
         assert_eq!(sks, vec!["c:spring", "ch:email:ses"]);
         assert_eq!(dir[0].last_seen.as_deref(), Some("2026-11-23T10:16:00Z"));
         store.failing.store(true, Ordering::Relaxed);
         assert!(store.directory("C#acme", "c:").await.is_err());
-        assert_eq!(store.partitions_read().len(), 4);
+        assert_eq!(store.partitions_read().len(), 7);
     }
 }

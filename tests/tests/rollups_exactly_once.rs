@@ -11,6 +11,7 @@ use beacon_local::poller::{Mapping, Poller};
 use beacon_shared::aggregate::Settings;
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::event::{BounceType, Event, EventType, RequestContext};
+use beacon_shared::rollup::{rollup_partition, Grain, Scope};
 use beacon_shared::rollup_store::DynamoRollupStore;
 use beacon_shared::sink::{EventSink, KinesisSink};
 use beacon_tests::faulty_store::FaultyStore;
@@ -149,7 +150,10 @@ async fn read_counts(
         .query()
         .table_name(table)
         .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("R#{tenant}#all")))
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(rollup_partition(tenant, &Scope::Tenant, Grain::Day)),
+        )
         .expression_attribute_values(":d", AttributeValue::S("D#".into()))
         .send()
         .await

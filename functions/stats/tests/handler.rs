@@ -5,7 +5,7 @@
 use beacon_shared::apikey::{hash_api_key, ApiKeyStore, MemoryApiKeys};
 use beacon_shared::event::BounceType;
 use beacon_shared::rollup::{
-    fingerprint, link_id, rollup_partition, unique_partition, Aggregate, Counters, Scope,
+    fingerprint, link_id, rollup_partition, unique_partition, Aggregate, Counters, Grain, Scope,
     UniqueKind,
 };
 use beacon_shared::stats::{Counts, Rates};
@@ -172,7 +172,7 @@ fn store_events(store: &MemoryRollupReader, events: &[Event], batch: usize) {
 
 /// A campaign's day item written directly, with its directory entry.
 fn direct_day(store: &MemoryRollupReader, tenant: &str, campaign: &str, day: &str, c: &Counters) {
-    let pk = rollup_partition(tenant, &Scope::Campaign(campaign.into()));
+    let pk = rollup_partition(tenant, &Scope::Campaign(campaign.into()), Grain::Day);
     store.add_rollup(&pk, &format!("D#{day}"), c);
     store.set_directory(
         &format!("C#{tenant}"),
@@ -738,7 +738,7 @@ async fn a_key_only_ever_sees_its_own_tenant() {
     );
     // Its own rows under names that look like acme's ids must not leak either.
     f.app.reader.add_rollup(
-        &rollup_partition("globex", &Scope::Tenant),
+        &rollup_partition("globex", &Scope::Tenant, Grain::Day),
         "D#2026-11-23",
         &big,
     );
