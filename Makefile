@@ -1,6 +1,6 @@
 # Beacon: the two commands that matter are `make demo` and `make test`.
 # Both set up everything they need (Python virtualenv with moto, the emulator itself,
-# Chromium for the browser test) and clean up after themselves.
+# Chromium and poppler for the browser and report tests) and clean up after themselves.
 
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/beacon-target
@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv chromium build lint fmt clippy cfn-lint test-rust test-py serve bench bench-lake clean
+.PHONY: demo test venv tools build lint fmt clippy cfn-lint test-rust test-py serve bench bench-lake clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -19,14 +19,14 @@ demo: venv
 	scripts/moto.sh run -- $(BIN)/beacon-local demo --out out
 
 ## test: every test (lint, unit, end-to-end, browser, Lambda emulator, template)
-test: venv chromium lint test-rust test-py
+test: venv tools lint test-rust test-py
 	@echo "==> all tests passed" >&2
 
 venv:
 	@scripts/venv.sh
 
-chromium:
-	@scripts/chromium.sh
+tools:
+	@scripts/debian-tools.sh
 
 build:
 	cargo build --workspace --all-targets
@@ -48,7 +48,7 @@ test-rust: venv
 
 ## Python-side tests: template and provisioning, the browser test, each function
 ## binary under cargo-lambda's Lambda runtime emulator with its sample event.
-test-py: venv chromium build
+test-py: venv tools build
 	$(VENV)/bin/pytest -q tests/py
 
 ## serve: the emulator and the local gateway for manual use (Ctrl-C stops both)

@@ -67,7 +67,7 @@ def gateway(repo_root, moto_endpoint):
 
 
 def test_recipient_opens_and_clicks_in_chromium(repo_root, gateway, tmp_path):
-    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/chromium.sh"
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/debian-tools.sh"
     gateway_url, stack, env = gateway
     secrets = boto3.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
     keys = secrets.get_secret_value(SecretId=f"{stack}/tracking-keys")["SecretString"]
