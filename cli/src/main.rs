@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 mod lake;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,9 @@ enum Command {
     /// Operate the Parquet data lake: compact it, rebuild or backfill a date range.
     #[command(subcommand)]
     Lake(lake::LakeCommand),
+    /// Scheduled reports: create, list, show, delete, and run one now.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 #[derive(Subcommand)]
@@ -221,6 +225,7 @@ async fn run() -> Result<()> {
             println!("{json}");
         }
         Command::Lake(command) => lake::run(command).await?,
+        Command::Report(command) => report::run(command).await?,
     }
     Ok(())
 }

@@ -8,7 +8,10 @@
 //! 5. read the stream back and compare it with the simulator's ground truth;
 //! 6. aggregate it into the rollups and ask the stats API;
 //! 7. build the lake (ETL consumer, then the compaction function) and query it with
-//!    DuckDB, as an analyst would.
+//!    DuckDB, as an analyst would;
+//! 8. define a daily report of the campaign and trigger the report function as the
+//!    hourly schedule would once the day has closed: the files go to S3 (copied to
+//!    `out/reports/`) and the email through SES; a second trigger sends nothing.
 
 use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
@@ -199,12 +202,15 @@ pub struct DemoSummary {
     /// rollups' (`lake_counts` against `stats`).
     pub lake: Value,
     pub lake_counts: BTreeMap<String, u64>,
+    /// The report: the schedule's outcome, its files (S3 keys and local copies), the
+    /// SES message, and what a second trigger did.
+    pub report: Value,
     pub matches: bool,
     pub elapsed_ms: u128,
 }
 
 fn step(n: usize, text: &str) {
-    eprintln!("[{n}/7] {text}");
+    eprintln!("[{n}/8] {text}");
 }
 
 /// What the stats API must report for the campaign, from the plan alone.
@@ -516,6 +522,12 @@ async fn drive(
     let lake_matches = stats
         .iter()
         .all(|(name, v)| lake_counts.get(name) == Some(v));
+    step(
+        8,
+        "rendering the campaign's daily report to S3 and sending it through SES",
+    );
+    let report = send_report(stack, aws, &campaign, &options.out_dir).await?;
+    let report_once = report["second_trigger_sent"] == 0 && report["sent"] == 1;
     let summary = DemoSummary {
         campaign,
         tenant: TENANT.into(),
@@ -524,7 +536,7 @@ async fn drive(
         gateway: gateway_url.to_string(),
         stream: stream_name.clone(),
         requests,
-        matches: truth == stream_counts && stats_truth == stats && lake_matches,
+        matches: truth == stream_counts && stats_truth == stats && lake_matches && report_once,
         truth,
         stream_counts,
         stats_truth,
@@ -532,6 +544,7 @@ async fn drive(
         overview,
         lake,
         lake_counts,
+        report,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
@@ -641,6 +654,110 @@ async fn build_and_query_lake(
         "local_copy": local.display().to_string(),
     });
     Ok((lake, counts))
+}
+
+/// The campaign's daily report (UTC), sent by the report function as the hourly
+/// schedule would five minutes after the day closes; then the same trigger again,
+/// which must send nothing. The files are copied from S3 to `out/reports/`.
+async fn send_report(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    campaign: &str,
+    out_dir: &std::path::Path,
+) -> Result<Value> {
+    use beacon_shared::report::definition::DefinitionInput;
+    use beacon_shared::report::store::Definitions;
+    let (_, report_fn) = stack
+        .function("report")
+        .context("report function in the template")?;
+    let app = report::ReportApp::from_env(&Env::from_map(report_fn.env.clone()), aws)?;
+    let def = DefinitionInput {
+        id: "campaign-daily".into(),
+        name: format!("Campaign {campaign}, daily"),
+        campaigns: vec![campaign.to_string()],
+        cadence: "daily".into(),
+        timezone: "UTC".into(),
+        formats: ["html", "csv", "json", "xlsx", "pdf"]
+            .map(String::from)
+            .to_vec(),
+        recipients: vec!["marketing@demo.example".into()],
+        ..Default::default()
+    }
+    .validate(TENANT, chrono::Utc::now())?;
+    // A rerun of the demo against the same stack replaces its definition.
+    app.reports.delete(TENANT, &def.id).await?;
+    app.reports.create(&def).await?;
+    let day_end = beacon_shared::report::period::Period::containing(
+        def.cadence,
+        def.tz(),
+        chrono::Utc::now(),
+    )
+    .end();
+    let as_of = day_end + chrono::Duration::minutes(5);
+    let trigger = || {
+        lambda_runtime::LambdaEvent::new(
+            json!({"version": "0", "id": "demo", "detail-type": "Scheduled Event",
+                   "source": "aws.events", "time": as_of.to_rfc3339(), "region": stack.region,
+                   "detail": {}}),
+            Default::default(),
+        )
+    };
+    let first = report::handle(&app, trigger())
+        .await
+        .map_err(|e| anyhow::anyhow!("report function: {e}"))?;
+    let ours = first["reports"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|o| o["tenant"] == TENANT && o["report"] == def.id.as_str())
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    ensure!(ours["status"] == "sent", "the report was not sent: {ours}");
+    let second = report::handle(&app, trigger())
+        .await
+        .map_err(|e| anyhow::anyhow!("report function: {e}"))?;
+    eprintln!(
+        "  schedule as of {}: report {} for {} sent (SES message {}); the same trigger again sent {}",
+        as_of.to_rfc3339(),
+        def.id,
+        ours["period"],
+        ours["message_id"],
+        second["sent"]
+    );
+    let local = out_dir.join("reports");
+    std::fs::create_dir_all(&local)?;
+    let s3 = beacon_shared::lake_store::s3_client(aws);
+    let bucket = app.files.bucket().to_string();
+    let mut copies = Vec::new();
+    for key in ours["files"].as_array().into_iter().flatten() {
+        let key = key.as_str().unwrap_or_default();
+        let object = s3.get_object().bucket(&bucket).key(key).send().await?;
+        let encryption = object
+            .server_side_encryption()
+            .map(|e| e.as_str().to_string());
+        let body = object.body.collect().await?.into_bytes();
+        let path = local.join(key.rsplit('/').next().unwrap_or(key));
+        std::fs::write(&path, &body)?;
+        eprintln!(
+            "  s3://{bucket}/{key} -> {} ({} bytes)",
+            path.display(),
+            body.len()
+        );
+        copies.push(json!({"key": key, "path": path.display().to_string(),
+                           "bytes": body.len(), "encryption": encryption}));
+    }
+    Ok(json!({
+        "definition": def,
+        "as_of": as_of.to_rfc3339(),
+        "period": ours["period"],
+        "sent": first["sent"],
+        "message_id": ours["message_id"],
+        "bucket": bucket,
+        "files": copies,
+        "second_trigger_sent": second["sent"],
+        "second_trigger": second["reports"],
+    }))
 }
 
 fn percent(v: &Value) -> String {
@@ -784,6 +901,18 @@ fn print_table(s: &DemoSummary) {
             if l == Some(*r) { "" } else { "  <- MISMATCH" }
         );
     }
+    println!(
+        "report {} for {}: sent (SES message {}), {} files in {}; second trigger sent {}",
+        s.report["definition"]["id"].as_str().unwrap_or("-"),
+        s.report["period"].as_str().unwrap_or("-"),
+        s.report["message_id"].as_str().unwrap_or("-"),
+        s.report["files"].as_array().map_or(0, Vec::len),
+        s.report["files"][0]["path"]
+            .as_str()
+            .and_then(|p| std::path::Path::new(p).parent())
+            .map_or("-".into(), |p| p.display().to_string()),
+        s.report["second_trigger_sent"]
+    );
     println!(
         "lake rows: {} events, {} distinct event ids, {} curated objects",
         s.lake_counts.get("events").copied().unwrap_or(0),

@@ -17,6 +17,7 @@ pub mod instrument;
 pub mod lake;
 pub mod lake_store;
 pub mod metrics;
+pub mod report;
 pub mod rollup;
 pub mod rollup_store;
 pub mod sink;

@@ -169,3 +169,27 @@ def provision(moto_endpoint: str, venv_bin: Path):
 
     run.last_stderr = ""
     return run
+
+
+@pytest.fixture(scope="session")
+def demo(moto_endpoint, tmp_path_factory):
+    """Runs the demo once for the session (80 recipients, a stack of its own) and
+    returns its output folder: the lake and report tests read what it left."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "beacon-target"))
+    binary = target / "debug" / "beacon-local"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: `make build` (make test-py does it first)")
+    out = tmp_path_factory.mktemp("demo")
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint)
+    done = subprocess.run(
+        [str(binary), "demo", "--recipients", "80", "--seed", "11", "--out", str(out),
+         "--stack", "demo" + uuid.uuid4().hex[:8]],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def summary(demo) -> dict:
+    return json.loads((demo / "demo-summary.json").read_text())

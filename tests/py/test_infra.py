@@ -35,7 +35,9 @@ ROUTES = {
     "AggregateFunction": ("aggregate", []),
     "EtlFunction": ("etl", []),
     "CompactFunction": ("compact", []),
+    "ReportFunction": ("report", []),
 }
+SCHEDULED = {"CompactFunction", "ReportFunction"}
 STREAM_CONSUMERS = {"AggregateFunction", "EtlFunction"}
 
 
@@ -154,7 +156,7 @@ def test_provision_creates_the_template_resources(provision, stack_name, aws):
     for name, (binary, routes) in ROUTES.items():
         assert functions[name]["binary"] == binary
         assert functions[name]["routes"] == routes
-        assert (functions[name]["schedules"] != []) == (name == "CompactFunction")
+        assert (functions[name]["schedules"] != []) == (name in SCHEDULED)
         assert (functions[name]["streams"] != []) == (name in STREAM_CONSUMERS)
     assert_fully_resolved(functions)
     for f in functions.values():
@@ -347,3 +349,24 @@ def test_lake_resources_are_declared_deliberately():
     workgroup = resources["LakeWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert workgroup["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
     assert workgroup["ResultConfiguration"]["OutputLocation"]
+
+
+def test_report_resources_are_declared_deliberately():
+    resources = load(TEMPLATE)["Resources"]
+    bucket = resources["ReportsBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    [rule] = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "tenants/" and rule["ExpirationInDays"] == {"Ref": "ReportsRetentionDays"}
+    table = resources["ReportsTable"]["Properties"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    fn = resources["ReportFunction"]["Properties"]
+    # Every hour: a day closes at a different UTC hour in every time zone.
+    schedule = fn["Events"]["Hourly"]["Properties"]["Schedule"]
+    assert schedule.startswith("cron(") and schedule.split()[1] == "*", schedule
+    statements = fn["Policies"][-1]["Statement"]
+    s3 = next(s for s in statements if "s3:PutObject" in s["Action"])
+    assert s3["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/tenants/*"}
+    ses = next(s for s in statements if "ses:SendRawEmail" in s["Action"])
+    assert ses["Condition"]["StringEquals"]["ses:FromAddress"] == {"Ref": "ReportsFromAddress"}
+    assert resources["ReportFailureAlarm"]["Properties"]["MetricName"] == "ReportsFailed"

@@ -1,5 +1,6 @@
-"""The Parquet lake as analysts' tools see it: the demo builds a lake in the emulator
-(ETL consumer, compaction) and copies the curated objects to DIR/lake; pyarrow and
+"""The Parquet lake as analysts' tools see it: the demo (the session's `demo` fixture)
+builds a lake in the emulator (ETL consumer, compaction) and copies the curated objects
+to DIR/lake; pyarrow and
 DuckDB read them back, and the template's named queries are parsed as Trino SQL and
 run with DuckDB on that lake, where their numbers must match the rollups'."""
 
@@ -40,29 +41,6 @@ def named_queries() -> dict[str, str]:
         for r in resources.values()
         if r["Type"] == "AWS::Athena::NamedQuery"
     }
-
-
-@pytest.fixture(scope="module")
-def demo(moto_endpoint, tmp_path_factory):
-    """Runs the demo (80 recipients, a stack of its own) and returns its output folder."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "beacon-target"))
-    binary = target / "debug" / "beacon-local"
-    if not binary.exists():
-        pytest.fail(f"{binary} is missing: `make build` (make test-py does it first)")
-    out = tmp_path_factory.mktemp("demo")
-    env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint)
-    done = subprocess.run(
-        [str(binary), "demo", "--recipients", "80", "--seed", "11", "--out", str(out),
-         "--stack", "lake" + uuid.uuid4().hex[:8]],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def summary(demo) -> dict:
-    return json.loads((demo / "demo-summary.json").read_text())
 
 
 @pytest.fixture(scope="module")

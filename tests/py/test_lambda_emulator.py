@@ -63,6 +63,9 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         BEACON_ROLLUPS_TABLE=aggregate_env["BEACON_ROLLUPS_TABLE"],
         BEACON_DEAD_LETTER_QUEUE_URL=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"],
         BEACON_LAKE_BUCKET=stack["functions"]["EtlFunction"]["env"]["BEACON_LAKE_BUCKET"],
+        BEACON_REPORTS_TABLE=stack["functions"]["ReportFunction"]["env"]["BEACON_REPORTS_TABLE"],
+        BEACON_REPORTS_BUCKET=stack["functions"]["ReportFunction"]["env"]["BEACON_REPORTS_BUCKET"],
+        BEACON_REPORTS_FROM=stack["functions"]["ReportFunction"]["env"]["BEACON_REPORTS_FROM"],
         BEACON_TRACKING_KEYS=SAMPLE_KEYS,
         PATH=f"{repo_root / '.venv' / 'bin'}:{env['PATH']}",
     )
@@ -90,6 +93,7 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         return json.loads(out.stdout)
 
     invoke.lake_bucket = env["BEACON_LAKE_BUCKET"]
+    invoke.reports_bucket = env["BEACON_REPORTS_BUCKET"]
 
     yield invoke, collect_env["BEACON_STREAM_NAME"], boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1"), aggregate_env
     os.killpg(watch.pid, 15)
@@ -173,3 +177,20 @@ def test_etl_and_compact_under_the_lambda_runtime_emulator(lambda_emulator, moto
     letters = sqs.receive_message(QueueUrl=aggregate_env["BEACON_DEAD_LETTER_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
     assert any(json.loads(m["Body"])["reason"].startswith("lake: not an event") for m in letters)
 
+
+
+def test_report_under_the_lambda_runtime_emulator(lambda_emulator, moto_endpoint):
+    """events/report.json renders the sample campaign's day (after aggregate.json) on
+    demand: files in the reports bucket, one email accepted by SES."""
+    invoke, _, _, _ = lambda_emulator
+    assert invoke("aggregate") == {"batchItemFailures": []}
+    answer = invoke("report")
+    assert answer["status"] == "sent", answer
+    prefix = "tenants/acme/reports/spring-daily/2026-11-23/spring-daily-2026-11-23"
+    assert answer["files"] == [f"{prefix}.html", f"{prefix}.csv", f"{prefix}.pdf"]
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    csv = s3.get_object(Bucket=invoke.reports_bucket, Key=f"{prefix}.csv")["Body"].read().decode("utf-8-sig")
+    summary = {line.split(",")[1]: line.split(",")[3] for line in csv.splitlines() if line.startswith("summary,")}
+    assert summary.get("sent") == "1" and summary.get("delivered") == "1", csv
+    ses = boto3.client("ses", endpoint_url=moto_endpoint, region_name="us-east-1")
+    assert answer["message_id"] and ses.get_send_quota()["SentLast24Hours"] >= 1
