@@ -298,6 +298,21 @@ pub struct ChannelRow {
     pub cost: f64,
 }
 
+impl ChannelRow {
+    /// The counts every channel table shows, in column order: sent, delivered, bounced,
+    /// complained, human opens, human clicks (cost follows as money).
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.sent,
+            self.delivered,
+            self.bounced,
+            self.complained,
+            self.opens_human,
+            self.clicks_human,
+        ]
+    }
+}
+
 /// Bounces and complaints of the period against the levels at which SES reviews a
 /// sending account.
 #[derive(Debug, Clone, PartialEq, Serialize)]

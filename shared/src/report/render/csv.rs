@@ -149,18 +149,15 @@ pub(super) fn render(data: &ReportData) -> Result<Vec<u8>, RenderError> {
                 "cost",
             ])?;
             for c in channels {
-                w.write_record([
-                    "channels",
-                    &text(&c.channel),
-                    &text(&c.provider),
-                    &c.sent.to_string(),
-                    &c.delivered.to_string(),
-                    &c.bounced.to_string(),
-                    &c.complained.to_string(),
-                    &c.opens_human.to_string(),
-                    &c.clicks_human.to_string(),
-                    &number(Some(c.cost)),
-                ])?;
+                let names = ["channels".into(), text(&c.channel), text(&c.provider)];
+                let counts = c.counts().map(|v| v.to_string().into());
+                w.write_record(
+                    names
+                        .into_iter()
+                        .chain(counts)
+                        .chain([number(Some(c.cost)).into()])
+                        .map(|f: std::borrow::Cow<'_, str>| f.into_owned()),
+                )?;
             }
             Ok(())
         })?;

@@ -297,14 +297,7 @@ fn channels(h: &mut String, data: &ReportData) {
             false,
             "",
         );
-        for v in [
-            c.sent,
-            c.delivered,
-            c.bounced,
-            c.complained,
-            c.opens_human,
-            c.clicks_human,
-        ] {
+        for v in c.counts() {
             cell(h, &text(&fmt::count(v as f64)), true, "white-space:nowrap");
         }
         cell(h, &text(&fmt::money(c.cost)), true, "white-space:nowrap");

@@ -360,17 +360,11 @@ fn document(data: &ReportData, compress: bool) -> Result<Vec<u8>, RenderError> {
         let rows: Vec<Row> = channels
             .iter()
             .map(|c| Row {
-                cells: vec![
-                    c.channel.clone().into(),
-                    c.provider.clone().into(),
-                    count(c.sent),
-                    count(c.delivered),
-                    count(c.bounced),
-                    count(c.complained),
-                    count(c.opens_human),
-                    count(c.clicks_human),
-                    fmt::money(c.cost).into(),
-                ],
+                cells: [c.channel.clone().into(), c.provider.clone().into()]
+                    .into_iter()
+                    .chain(c.counts().map(count))
+                    .chain([fmt::money(c.cost).into()])
+                    .collect(),
                 link: None,
             })
             .collect();

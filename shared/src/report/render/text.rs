@@ -117,16 +117,10 @@ pub(super) fn render(data: &ReportData) -> String {
         let rows: Vec<Vec<String>> = channels
             .iter()
             .map(|c| {
-                vec![
-                    format!("{}/{}", c.channel, c.provider),
-                    count(c.sent),
-                    count(c.delivered),
-                    count(c.bounced),
-                    count(c.complained),
-                    count(c.opens_human),
-                    count(c.clicks_human),
-                    fmt::money(c.cost),
-                ]
+                std::iter::once(format!("{}/{}", c.channel, c.provider))
+                    .chain(c.counts().map(count))
+                    .chain([fmt::money(c.cost)])
+                    .collect()
             })
             .collect();
         table(

@@ -150,15 +150,7 @@ pub(super) fn render(data: &ReportData) -> Result<Vec<u8>, RenderError> {
             let row = r as u32 + 1;
             ws.write_string(row, 0, cell_text(&c.channel))?;
             ws.write_string(row, 1, cell_text(&c.provider))?;
-            let counts = [
-                c.sent,
-                c.delivered,
-                c.bounced,
-                c.complained,
-                c.opens_human,
-                c.clicks_human,
-            ];
-            for (i, v) in counts.into_iter().enumerate() {
+            for (i, v) in c.counts().into_iter().enumerate() {
                 ws.write_number_with_format(row, i as u16 + 2, v as f64, &styles.count)?;
             }
             ws.write_number_with_format(row, 8, c.cost, &styles.money)?;
