@@ -14,6 +14,7 @@ pub mod deadletter;
 pub mod event;
 pub mod http;
 pub mod instrument;
+pub mod labeled;
 pub mod lake;
 pub mod lake_store;
 pub mod metrics;
