@@ -6,7 +6,9 @@
 use anyhow::{Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
+use beacon_shared::apikey::{
+    check_tenant_id, hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys,
+};
 use beacon_shared::config::{aws_config, Env};
 use beacon_shared::instrument::{instrument_html, trackable_url, LinkSigner};
 use beacon_shared::token::Recipient;
@@ -116,13 +118,14 @@ struct LinkArgs {
 }
 
 impl LinkArgs {
-    fn recipient(&self) -> Recipient {
-        Recipient {
+    fn recipient(&self) -> Result<Recipient> {
+        check_tenant_id(&self.tenant).map_err(anyhow::Error::msg)?;
+        Ok(Recipient {
             tenant_id: self.tenant.clone(),
             campaign_id: self.campaign.clone(),
             message_id: self.message.clone(),
             recipient_id: self.recipient.clone(),
-        }
+        })
     }
 
     fn expires_at(&self) -> Result<u32> {
@@ -155,7 +158,7 @@ async fn run() -> Result<()> {
                 html = std::fs::read_to_string(&input)
                     .with_context(|| format!("reading {}", input.display()))?;
             }
-            let result = instrument_html(&html, &signer, &link.recipient(), link.expires_at()?)?;
+            let result = instrument_html(&html, &signer, &link.recipient()?, link.expires_at()?)?;
             if out.as_os_str() == "-" {
                 std::io::stdout().write_all(result.html.as_bytes())?;
             } else {
@@ -177,12 +180,12 @@ async fn run() -> Result<()> {
             let keyring = Env::process().keyring(&aws_config().await).await?;
             let signer = LinkSigner::new(&keyring, &link.base_url)?;
             let signed = if open {
-                signer.open_url(&link.recipient(), link.expires_at()?)
+                signer.open_url(&link.recipient()?, link.expires_at()?)
             } else {
                 let url = url.context("give the URL to sign, or --open for the pixel URL")?;
                 let url = trackable_url(&url)
                     .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
-                signer.click_url(&link.recipient(), &url, link.expires_at()?)
+                signer.click_url(&link.recipient()?, &url, link.expires_at()?)
             };
             println!("{signed}");
         }
@@ -191,6 +194,7 @@ async fn run() -> Result<()> {
             name,
             table,
         }) => {
+            check_tenant_id(&tenant).map_err(anyhow::Error::msg)?;
             let aws = aws_config().await;
             let key = new_api_key();
             let record = ApiKeyRecord {

@@ -222,6 +222,9 @@ impl DefinitionInput {
     ) -> Result<ReportDefinition, InvalidDefinition> {
         let mut errors = Vec::new();
         let mut err = |field, message: String| errors.push(FieldError { field, message });
+        if let Err(e) = crate::apikey::check_tenant_id(tenant) {
+            err("tenant", e);
+        }
         if !valid_id(&self.id) {
             err(
                 "id",
@@ -473,6 +476,14 @@ mod tests {
             .iter()
             .any(|m| m == "recipients: `not-an-address` is not an email address"));
         assert_eq!(p.len(), 6, "{p:?}");
+    }
+
+    #[test]
+    fn the_tenant_id_must_be_safe_in_keys() {
+        let e = input().validate("acme/other", Utc::now()).unwrap_err();
+        assert!(e.0[0]
+            .to_string()
+            .starts_with("tenant: `acme/other` is not a tenant id"));
     }
 
     #[test]
