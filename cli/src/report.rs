@@ -249,31 +249,10 @@ pub async fn run(command: ReportCommand) -> Result<()> {
             let reader = DynamoRollupReader::new(dynamo.clone(), &rollups_table);
             let started = std::time::Instant::now();
             eprintln!("rendering `{id}` for {} ({})", period.label(), period.key());
-            if let Some(dir) = &out {
-                let data = data::build(&reader, &def, period, Utc::now()).await?;
-                std::fs::create_dir_all(dir)?;
-                let mut formats = def.formats.clone();
-                if !formats.contains(&Format::Html) {
-                    formats.push(Format::Html);
-                }
-                let chart = render::chart_png(&data)?;
-                for f in formats {
-                    let body = if f == Format::Html && chart.is_some() {
-                        render::html(&data, Some("chart.png")).into_bytes()
-                    } else {
-                        render::render(&data, f)?
-                    };
-                    let path = dir.join(format!("{}-{}.{}", def.id, period.key(), f.extension()));
-                    std::fs::write(&path, body)?;
-                    eprintln!("  wrote {}", path.display());
-                }
-                if let Some(png) = chart {
-                    let path = dir.join("chart.png");
-                    std::fs::write(&path, png)?;
-                    eprintln!("  wrote {}", path.display());
-                }
-            }
-            if !no_send {
+            // Sending reads and renders the report once; the local copy reuses its numbers.
+            let data = if no_send {
+                data::build(&reader, &def, period, Utc::now()).await?
+            } else {
                 let settings = Settings {
                     from: from.expect("required unless --no-send"),
                     ..Settings::default()
@@ -297,9 +276,44 @@ pub async fn run(command: ReportCommand) -> Result<()> {
                     "  sent to {} (SES message {message_id})",
                     prepared.recipients.join(", ")
                 );
+                prepared.data
+            };
+            if let Some(dir) = &out {
+                write_local(dir, &def.id, &def.formats, &data)?;
             }
             eprintln!("done in {:.1?}", started.elapsed());
         }
+    }
+    Ok(())
+}
+
+/// The report's files in `dir`, the HTML always, its chart beside it as `chart.png`.
+fn write_local(
+    dir: &std::path::Path,
+    id: &str,
+    formats: &[Format],
+    data: &beacon_shared::report::model::ReportData,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut formats = formats.to_vec();
+    if !formats.contains(&Format::Html) {
+        formats.push(Format::Html);
+    }
+    let chart = render::chart_png(data)?;
+    for f in formats {
+        let body = if f == Format::Html && chart.is_some() {
+            render::html(data, Some("chart.png")).into_bytes()
+        } else {
+            render::render(data, f)?
+        };
+        let path = dir.join(format!("{id}-{}.{}", data.period.key, f.extension()));
+        std::fs::write(&path, body)?;
+        eprintln!("  wrote {}", path.display());
+    }
+    if let Some(png) = chart {
+        let path = dir.join("chart.png");
+        std::fs::write(&path, png)?;
+        eprintln!("  wrote {}", path.display());
     }
     Ok(())
 }

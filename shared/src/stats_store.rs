@@ -136,7 +136,11 @@ fn item_counters(item: &HashMap<String, AttributeValue>) -> Counters {
     )
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+/// A String attribute of a DynamoDB item, if it is one.
+pub(crate) fn string_attribute(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
@@ -233,7 +237,7 @@ impl RollupReader for DynamoRollupReader {
             .iter()
             .filter_map(|item| {
                 Some(RollupItem {
-                    sk: text(item, "sk")?,
+                    sk: string_attribute(item, "sk")?,
                     counters: item_counters(item),
                 })
             })
@@ -271,8 +275,8 @@ impl RollupReader for DynamoRollupReader {
             .iter()
             .filter_map(|item| {
                 Some(DirectoryItem {
-                    sk: text(item, "sk")?,
-                    last_seen: text(item, "last_seen"),
+                    sk: string_attribute(item, "sk")?,
+                    last_seen: string_attribute(item, "last_seen"),
                 })
             })
             .collect())
@@ -299,7 +303,7 @@ impl RollupReader for DynamoRollupReader {
             })?;
         Ok(out.item.map(|item| DirectoryItem {
             sk: sk.to_string(),
-            last_seen: text(&item, "last_seen"),
+            last_seen: string_attribute(&item, "last_seen"),
         }))
     }
 }

@@ -3,7 +3,7 @@
 //! renderer reads only this, so all formats show the same numbers.
 
 use crate::rollup::Counters;
-use crate::stats::{decimal, ratio};
+use crate::stats::decimal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +150,7 @@ impl Metric {
     /// rates are those of [`crate::stats::Rates`] (bounce rate over sent, the others
     /// over delivered).
     pub fn value(self, c: &Counters) -> Option<f64> {
-        let rates = crate::stats::Rates::new(c, None);
+        let rates = || crate::stats::Rates::new(c, None);
         Some(match self {
             Metric::Sent => c.sent as f64,
             Metric::Delivered => c.delivered as f64,
@@ -167,10 +167,10 @@ impl Metric {
             Metric::Conversions => c.conversions as f64,
             Metric::ConversionValue => decimal(c.conversion_value_micros),
             Metric::Cost => decimal(c.cost_micros),
-            Metric::DeliveryRate => return rates.delivery_rate,
-            Metric::BounceRate => return rates.bounce_rate,
-            Metric::ComplaintRate => return rates.complaint_rate,
-            Metric::UnsubscribeRate => return rates.unsubscribe_rate,
+            Metric::DeliveryRate => return rates().delivery_rate,
+            Metric::BounceRate => return rates().bounce_rate,
+            Metric::ComplaintRate => return rates().complaint_rate,
+            Metric::UnsubscribeRate => return rates().unsubscribe_rate,
         })
     }
 }
@@ -335,14 +335,15 @@ impl Deliverability {
     pub const COMPLAINT_REVIEW_LEVEL: f64 = 0.001;
 
     pub fn new(c: &Counters) -> Deliverability {
+        let rates = crate::stats::Rates::new(c, None);
         Deliverability {
             sent: c.sent,
             delivered: c.delivered,
             bounced_hard: c.bounced_hard,
             bounced_soft: c.bounced_soft,
             complained: c.complained,
-            bounce_rate: ratio(c.bounced_hard + c.bounced_soft, c.sent),
-            complaint_rate: ratio(c.complained, c.delivered),
+            bounce_rate: rates.bounce_rate,
+            complaint_rate: rates.complaint_rate,
             bounce_review_level: Self::BOUNCE_REVIEW_LEVEL,
             complaint_review_level: Self::COMPLAINT_REVIEW_LEVEL,
         }

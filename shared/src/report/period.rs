@@ -238,8 +238,9 @@ pub fn parse_tz(name: &str) -> Option<Tz> {
     name.parse::<Tz>().ok()
 }
 
-/// `Utc.with_ymd_and_hms` shorthand for tests and the CLI.
-pub fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+/// `Utc.with_ymd_and_hms` shorthand for tests.
+#[cfg(test)]
+pub(crate) fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
 }
 

@@ -8,6 +8,8 @@
 //!   `lease_until`, `attempts`, `error`, `files`, `message_id`, `updated_at`.
 
 use super::definition::ReportDefinition;
+use crate::stats_store::string_attribute;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -23,19 +25,10 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// An SDK error (DynamoDB, S3 or SES) with its whole chain of causes, as every other
+/// adapter of the project reports them.
 fn unavailable<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{what}: {}", aws_smithy_display(&e)))
-}
-
-fn aws_smithy_display(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    move |e| StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
 /// Report definitions, per tenant.
@@ -177,31 +170,27 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
 fn parse_definition(item: &HashMap<String, AttributeValue>) -> Option<ReportDefinition> {
-    serde_json::from_str(&text(item, "definition")?).ok()
+    serde_json::from_str(&string_attribute(item, "definition")?).ok()
 }
 
 fn parse_run(item: &HashMap<String, AttributeValue>) -> Option<RunRecord> {
     Some(RunRecord {
-        period: text(item, "sk")?,
-        status: RunStatus::parse(&text(item, "status")?)?,
+        period: string_attribute(item, "sk")?,
+        status: RunStatus::parse(&string_attribute(item, "status")?)?,
         attempts: item
             .get("attempts")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
-        error: text(item, "error"),
+        error: string_attribute(item, "error"),
         files: item
             .get("files")
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
-        message_id: text(item, "message_id"),
-        updated_at: text(item, "updated_at").unwrap_or_default(),
+        message_id: string_attribute(item, "message_id"),
+        updated_at: string_attribute(item, "updated_at").unwrap_or_default(),
     })
 }
 
@@ -357,16 +346,12 @@ impl Runs for DynamoReports {
             .send()
             .await;
         match result {
-            Ok(out) => {
-                let attempts = out
-                    .attributes
+            Ok(out) => Ok(Claim::Claimed(
+                out.attributes
                     .as_ref()
-                    .and_then(|a| a.get("attempts"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                Ok(Claim::Claimed(attempts))
-            }
+                    .and_then(parse_run)
+                    .map_or(1, |r| r.attempts),
+            )),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
