@@ -30,6 +30,7 @@ fn bench(c: &mut Criterion) {
         keyring: test_keyring(),
         sink: EncodeOnly,
         ip_policy: Default::default(),
+        networks: beacon_shared::networks::Networks::shipped(),
     };
     let exp = (chrono::Utc::now().timestamp() + 86_400) as u32;
     let open = test_keyring().sign_open(&test_recipient(), exp);

@@ -10,13 +10,14 @@ use beacon_shared::apikey::{
     check_tenant_id, hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys,
 };
 use beacon_shared::config::{aws_config, Env};
-use beacon_shared::instrument::{instrument_html, trackable_url, LinkSigner};
+use beacon_shared::instrument::{instrument_html_with, trackable_url, LinkSigner, Options};
 use beacon_shared::token::Recipient;
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
 mod lake;
+mod networks;
 mod report;
 
 #[derive(Parser)]
@@ -42,6 +43,11 @@ enum Command {
         /// Where to write the result (`-` for standard output).
         #[arg(long, default_value = "-")]
         out: PathBuf,
+        /// Also add an invisible honeypot link: security scanners follow it, people
+        /// never see it, and a click on it marks the message's clicks around it as a
+        /// scanner's.
+        #[arg(long)]
+        honeypot: bool,
     },
     /// Sign one URL as a click link (or make the open-pixel URL with --open).
     SignUrl {
@@ -65,6 +71,9 @@ enum Command {
     /// Scheduled reports: create, list, show, delete, and run one now.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// IP range lists (Apple's proxy, security scanners): import, list, look an IP up.
+    #[command(subcommand)]
+    Networks(networks::NetworksCommand),
 }
 
 #[derive(Subcommand)]
@@ -148,7 +157,12 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Instrument { link, input, out } => {
+        Command::Instrument {
+            link,
+            input,
+            out,
+            honeypot,
+        } => {
             let keyring = Env::process().keyring(&aws_config().await).await?;
             let signer = LinkSigner::new(&keyring, &link.base_url)?;
             let mut html = String::new();
@@ -158,7 +172,13 @@ async fn run() -> Result<()> {
                 html = std::fs::read_to_string(&input)
                     .with_context(|| format!("reading {}", input.display()))?;
             }
-            let result = instrument_html(&html, &signer, &link.recipient()?, link.expires_at()?)?;
+            let result = instrument_html_with(
+                &html,
+                &signer,
+                &link.recipient()?,
+                link.expires_at()?,
+                Options { honeypot },
+            )?;
             if out.as_os_str() == "-" {
                 std::io::stdout().write_all(result.html.as_bytes())?;
             } else {
@@ -166,13 +186,18 @@ async fn run() -> Result<()> {
                     .with_context(|| format!("writing {}", out.display()))?;
             }
             eprintln!(
-                "{} links tracked, {} opted out, open pixel {}",
+                "{} links tracked, {} opted out, open pixel {}{}",
                 result.links_tracked,
                 result.links_ignored,
                 if result.pixel_inserted {
                     "added"
                 } else {
                     "not added"
+                },
+                match (honeypot, result.honeypot_inserted) {
+                    (true, true) => ", honeypot link added",
+                    (true, false) => ", no honeypot (the email has no link to track)",
+                    _ => "",
                 }
             );
         }
@@ -230,6 +255,7 @@ async fn run() -> Result<()> {
         }
         Command::Lake(command) => lake::run(command).await?,
         Command::Report(command) => report::run(command).await?,
+        Command::Networks(command) => networks::run(command)?,
     }
     Ok(())
 }

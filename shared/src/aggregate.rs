@@ -25,15 +25,28 @@
 //!    so they reach the same shard in order.
 //! 4. **Unique sets are idempotent.** Adding a recipient fingerprint to a set twice
 //!    changes nothing, so those writes need no transaction and can be repeated.
-//! 5. **Poison records** (undecodable or invalid) go to the dead-letter destination
+//! 5. **Late verdicts move counts once.** Opens, clicks and deliveries of a message
+//!    are kept on its trail ([`crate::trail`]), which records the class each hit is
+//!    counted in. When a later event changes a verdict, the run moves the count between
+//!    the human and machine columns and stores the trail with its new classes, in the
+//!    same transaction, conditional on the trail's version: the move and the record of
+//!    it land together or not at all. The trail's unique-set membership (a person
+//!    opened, a person clicked this link) is written from the whole trail each time a
+//!    run touches it, so it ends up as the trail says whatever the retries.
+//!    Delivery times are stored on the trail at once and idempotently (the earliest
+//!    wins), before the runs, so every open and click of a batch is judged knowing it.
+//! 6. **Poison records** (undecodable or invalid) go to the dead-letter destination
 //!    with the reason before the run that covers them commits, and are then passed by
 //!    the checkpoint like any other record: never retried forever.
 //!
 //! Sequence numbers can be 56 digits, more than DynamoDB's numbers hold: they are
 //! compared as zero-padded strings.
 
-use crate::event::{Event, EventView};
-use crate::rollup::{Aggregate, Counters, RollupKey, Scope, UniqueKey};
+use crate::event::{Event, EventType, EventView};
+use crate::rollup::{
+    unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope, UniqueKey, UniqueKind,
+};
+use crate::trail::{Hit, HitKind, Trail, TrailKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -142,6 +155,64 @@ pub struct Run {
     pub directory: Vec<(String, String)>,
     /// Latest event time of the run, for the directory's `last_seen`.
     pub last_seen: String,
+    /// Late verdicts' moves, per rollup item (merged with `rollups` into one update).
+    pub reclassified: Vec<(RollupKey, Reclassified)>,
+    /// Trails the run changed, each with the version it was read at.
+    pub trails: Vec<(TrailKey, Trail)>,
+    /// When trails may expire.
+    pub trail_expires: i64,
+}
+
+/// One rollup item's update: counter deltas by stored name, and link URLs to set.
+pub type RollupUpdate<'a> = (&'a RollupKey, Vec<(String, i64)>, Vec<(String, String)>);
+
+impl Run {
+    /// Every rollup item's counter deltas: the folded counts and the moves, one list
+    /// per item (a transaction may touch an item once).
+    pub fn rollup_updates(&self) -> Vec<RollupUpdate<'_>> {
+        let mut fields: std::collections::BTreeMap<
+            &RollupKey,
+            std::collections::BTreeMap<String, i64>,
+        > = Default::default();
+        let mut urls: HashMap<&RollupKey, Vec<(String, String)>> = HashMap::new();
+        for (k, c) in &self.rollups {
+            let summed = fields.entry(k).or_default();
+            for (f, v) in c.numeric_fields() {
+                *summed.entry(f).or_default() += v;
+            }
+            urls.entry(k).or_default().extend(c.link_urls());
+        }
+        for (k, moved) in &self.reclassified {
+            let summed = fields.entry(k).or_default();
+            for (f, v) in moved.numeric_fields() {
+                *summed.entry(f).or_default() += v;
+            }
+        }
+        fields
+            .into_iter()
+            .map(|(k, summed)| {
+                let deltas = summed.into_iter().filter(|(_, v)| *v != 0).collect();
+                (k, deltas, urls.remove(k).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// How long a trail is kept after its last change: events older than 30 days are
+/// refused at the collect API, so nothing can reach an older trail.
+pub const TRAIL_DAYS: i64 = 35;
+
+/// The trail an event belongs on: opens, clicks and deliveries of a message.
+pub fn trail_key(e: &EventView) -> Option<TrailKey> {
+    match e.kind {
+        EventType::Opened | EventType::Clicked | EventType::Delivered => {
+            e.message_id().map(|m| TrailKey {
+                tenant: e.tenant_id.to_string(),
+                message: m.to_string(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The directory entries of a run's rollups.
@@ -182,6 +253,23 @@ pub trait RollupStore: Send + Sync {
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes members from unique sets (idempotent).
+    fn remove_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// These trails as stored (missing ones are left out).
+    fn trails(
+        &self,
+        keys: &[TrailKey],
+    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, StoreError>> + Send;
+    /// Stores delivery times on trails (creating them; a stored time stays) and returns
+    /// the trails as they now are.
+    fn deliver(
+        &self,
+        deliveries: &[(TrailKey, i64)],
+        expires: i64,
+    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, StoreError>> + Send;
     /// Applies a run atomically, if the checkpoint is still `run.after`.
     fn apply(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -220,6 +308,8 @@ pub struct Outcome {
     pub runs: usize,
     /// Write actions sent to the store (transaction actions plus unique-set updates).
     pub write_actions: usize,
+    /// Counted opens and clicks moved by late verdicts.
+    pub reclassified: usize,
 }
 
 /// Why a batch stopped; records from `first_unapplied` on must be delivered again.
@@ -359,6 +449,51 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         .await
         .map_err(|e| fail(&pending[0].sequence, e))?;
 
+    // The trails the batch touches: delivery times are stored first (idempotent), so
+    // every open and click of the batch is judged knowing them.
+    let latest = decoded
+        .iter()
+        .flatten()
+        .map(|e| e.received_at)
+        .max()
+        .unwrap_or_else(Utc::now);
+    let trail_expires = (latest + Duration::days(TRAIL_DAYS)).timestamp();
+    let mut deliveries: std::collections::BTreeMap<TrailKey, i64> = Default::default();
+    let mut wanted: BTreeSet<TrailKey> = BTreeSet::new();
+    for e in decoded.iter().flatten() {
+        if let Some(key) = trail_key(e) {
+            if e.kind == EventType::Delivered {
+                let t = e.event_time.timestamp_millis();
+                let at = deliveries.entry(key).or_insert(t);
+                *at = (*at).min(t);
+            } else {
+                wanted.insert(key);
+            }
+        }
+    }
+    let deliveries: Vec<(TrailKey, i64)> = deliveries.into_iter().collect();
+    let mut trails = if deliveries.is_empty() {
+        HashMap::new()
+    } else {
+        outcome.write_actions += deliveries.len();
+        store
+            .deliver(&deliveries, trail_expires)
+            .await
+            .map_err(|e| fail(&pending[0].sequence, e))?
+    };
+    let wanted: Vec<TrailKey> = wanted
+        .into_iter()
+        .filter(|k| !trails.contains_key(k))
+        .collect();
+    if !wanted.is_empty() {
+        trails.extend(
+            store
+                .trails(&wanted)
+                .await
+                .map_err(|e| fail(&pending[0].sequence, e))?,
+        );
+    }
+
     // Pack contiguous runs that fit in one transaction.
     let mut after = checkpoint;
     let mut i = 0;
@@ -370,6 +505,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         let mut latest_received = None;
         let mut latest_event = None;
         let mut dirs = 0;
+        let mut run_trails: BTreeSet<TrailKey> = BTreeSet::new();
         while i < pending.len() {
             match &decoded[i] {
                 Err(reason) => letters.push(DeadLetter {
@@ -383,8 +519,21 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                     if seen.contains(&fp) {
                         outcome.duplicates += 1;
                     } else {
-                        let facts = agg.facts(e);
+                        let mut facts = agg.facts(e);
+                        let judged = trail_key(e).and_then(|key| {
+                            let mut trail = trails.get(&key).cloned().unwrap_or_default();
+                            let moved = judge(&mut agg, &mut trail, e, &mut facts)?;
+                            Some((key, trail, moved))
+                        });
                         let growth = agg.growth(e, &facts, MAX_LINKS_PER_ITEM);
+                        let mut moved_items: BTreeSet<RollupKey> = BTreeSet::new();
+                        let mut new_trail = 0;
+                        if let Some((key, _, moved)) = &judged {
+                            for m in moved {
+                                moved_items.extend(agg.reclassify_growth(&e.tenant_id, &m.hit));
+                            }
+                            new_trail = usize::from(!run_trails.contains(key));
+                        }
                         let key = DedupeKey {
                             tenant: e.tenant_id.to_string(),
                             day: day(e.received_at),
@@ -392,15 +541,26 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                         };
                         let items = agg.item_count()
                             + growth.items
+                            + moved_items.len()
                             + dirs
                             + growth.directory
                             + dedupe.len()
-                            + usize::from(!dedupe.contains_key(&key));
+                            + usize::from(!dedupe.contains_key(&key))
+                            + run_trails.len()
+                            + new_trail;
                         if i > start && (items > MAX_ITEMS_PER_RUN || growth.links_over) {
                             break; // this record starts the next run
                         }
                         dirs += growth.directory;
                         agg.add_with(e, &facts);
+                        if let Some((key, trail, moved)) = judged {
+                            for m in &moved {
+                                agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
+                            }
+                            outcome.reclassified += moved.len();
+                            trails.insert(key.clone(), trail);
+                            run_trails.insert(key);
+                        }
                         dedupe.entry(key).or_default().push(fp.clone());
                         seen.insert(fp);
                         outcome.applied += 1;
@@ -421,13 +581,25 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             })?;
             outcome.dead_letters += letters.len();
         }
-        let uniques = agg.unique_sets();
-        if !uniques.is_empty() {
-            store
-                .add_uniques(&uniques)
-                .await
-                .map_err(|e| fail(&pending[start].sequence, e))?;
-            outcome.write_actions += uniques.len();
+        let run_trails: Vec<(TrailKey, Trail)> = run_trails
+            .into_iter()
+            .map(|k| {
+                let trail = trails[&k].clone();
+                (k, trail)
+            })
+            .collect();
+        let (adds, removals) = unique_changes(agg.unique_sets(), &run_trails);
+        for (changes, add) in [(&adds, true), (&removals, false)] {
+            if changes.is_empty() {
+                continue;
+            }
+            let written = if add {
+                store.add_uniques(changes).await
+            } else {
+                store.remove_uniques(changes).await
+            };
+            written.map_err(|e| fail(&pending[start].sequence, e))?;
+            outcome.write_actions += changes.len();
         }
         let expires =
             latest_received.unwrap_or_else(Utc::now) + Duration::days(settings.window_days + 2);
@@ -443,16 +615,105 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             rollups: agg.rollups().into_iter().collect(),
             dedupe: dedupe.into_iter().collect(),
             dedupe_expires: expires.timestamp(),
+            reclassified: agg
+                .reclassified()
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect(),
+            trails: run_trails,
+            trail_expires,
         };
         store
             .apply(&run)
             .await
             .map_err(|e| fail(&pending[start].sequence, e))?;
-        outcome.write_actions += run.rollups.len() + run.dedupe.len() + run.directory.len() + 1;
+        outcome.write_actions += run.rollup_updates().len()
+            + run.dedupe.len()
+            + run.directory.len()
+            + run.trails.len()
+            + 1;
         outcome.runs += 1;
+        for (k, _) in &run.trails {
+            if let Some(t) = trails.get_mut(k) {
+                t.version += 1;
+            }
+        }
         after = Some(through);
     }
     Ok(())
+}
+
+/// Puts an open or click on its trail (or a delivery time that changes verdicts) and
+/// returns the hits whose class changed; `facts` take the event's verdict. `None`: the
+/// trail does not change.
+fn judge(
+    agg: &mut Aggregate,
+    trail: &mut Trail,
+    e: &EventView,
+    facts: &mut crate::rollup::Facts,
+) -> Option<Vec<crate::trail::Moved>> {
+    let kind = match e.kind {
+        EventType::Opened => HitKind::Open,
+        EventType::Clicked => HitKind::Click,
+        _ => {
+            // A delivery time is stored before the runs (`RollupStore::deliver`); hits
+            // judged without it may now change class.
+            let moved = trail.settle();
+            return (!moved.is_empty()).then_some(moved);
+        }
+    };
+    let (request_machine, request_reason) = agg.request_verdict(e);
+    let (machine, _, moved) = trail.add(Hit {
+        at_ms: e.event_time.timestamp_millis(),
+        kind,
+        link: facts.link.as_ref().map(|(id, _)| id.clone()),
+        url: facts.link.as_ref().map(|(_, url)| url.to_string()),
+        campaign: e.campaign_id.as_deref().map(str::to_string),
+        recipient: e.recipient_id.as_deref().map(str::to_string),
+        channel: e.channel.as_deref().map(str::to_string),
+        provider: e.provider.as_deref().map(str::to_string),
+        request_machine,
+        request_reason: request_reason.to_string(),
+        machine: false,
+        reason: String::new(),
+    });
+    facts.machine = machine;
+    facts.tracked = true;
+    Some(moved)
+}
+
+/// Unique-set changes of a run: the members the fold adds, and for each trail the run
+/// touched, its membership as the whole trail says (a person opened; a person clicked,
+/// and which links), added or removed.
+#[allow(clippy::type_complexity)]
+fn unique_changes(
+    folded: Vec<(UniqueKey, BTreeSet<String>)>,
+    trails: &[(TrailKey, Trail)],
+) -> (
+    Vec<(UniqueKey, BTreeSet<String>)>,
+    Vec<(UniqueKey, BTreeSet<String>)>,
+) {
+    let mut adds: std::collections::BTreeMap<UniqueKey, BTreeSet<String>> =
+        folded.into_iter().collect();
+    let mut removals: std::collections::BTreeMap<UniqueKey, BTreeSet<String>> = Default::default();
+    for (key, trail) in trails {
+        for m in trail.membership() {
+            let mut put = |kind, link: Option<&str>, human: bool| {
+                let (set, member) = unique_member(&key.tenant, m.campaign, m.recipient, kind, link);
+                let target = if human { &mut adds } else { &mut removals };
+                target.entry(set).or_default().insert(member);
+            };
+            if let Some(human) = m.opened {
+                put(UniqueKind::Opens, None, human);
+            }
+            if let Some(human) = m.clicked {
+                put(UniqueKind::Clicks, None, human);
+            }
+            for (link, human) in &m.links {
+                put(UniqueKind::Clicks, Some(link), *human);
+            }
+        }
+    }
+    (adds.into_iter().collect(), removals.into_iter().collect())
 }
 
 /// An in-memory store with DynamoDB's semantics for these operations (atomic runs,
@@ -468,6 +729,7 @@ pub struct MemoryState {
     pub rollups: HashMap<RollupKey, Counters>,
     pub dedupe: HashMap<DedupeKey, HashSet<String>>,
     pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
+    pub trails: HashMap<TrailKey, Trail>,
     pub writes: usize,
 }
 
@@ -502,13 +764,71 @@ impl RollupStore for MemoryStore {
         Ok(())
     }
 
+    async fn remove_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        for (k, members) in uniques {
+            let set = state.uniques.entry(k.clone()).or_default();
+            set.retain(|m| !members.contains(m));
+            state.writes += 1;
+        }
+        Ok(())
+    }
+
+    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(keys
+            .iter()
+            .filter_map(|k| state.trails.get(k).map(|t| (k.clone(), t.clone())))
+            .collect())
+    }
+
+    async fn deliver(
+        &self,
+        deliveries: &[(TrailKey, i64)],
+        _expires: i64,
+    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let mut out = HashMap::new();
+        for (k, at) in deliveries {
+            let trail = state.trails.entry(k.clone()).or_default();
+            trail.deliver(*at);
+            out.insert(k.clone(), trail.clone());
+            state.writes += 1;
+        }
+        Ok(out)
+    }
+
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         if state.checkpoints.get(&run.shard) != run.after.as_ref() {
             return Err(StoreError::CheckpointMoved(run.shard.clone()));
         }
+        for (k, t) in &run.trails {
+            let stored = state.trails.get(k).map_or(0, |s| s.version);
+            if stored != t.version {
+                return Err(StoreError::Failed(format!(
+                    "trail {} changed meanwhile",
+                    k.partition_key()
+                )));
+            }
+        }
+        for (k, t) in &run.trails {
+            let stored = state.trails.entry(k.clone()).or_default();
+            let delivered = stored.delivered_ms;
+            *stored = Trail {
+                version: t.version + 1,
+                delivered_ms: delivered,
+                ..t.clone()
+            };
+        }
         for (k, c) in &run.rollups {
             state.rollups.entry(k.clone()).or_default().merge(c);
+        }
+        for (k, moved) in &run.reclassified {
+            moved.apply_to(state.rollups.entry(k.clone()).or_default());
         }
         for (k, ids) in &run.dedupe {
             state
@@ -520,7 +840,11 @@ impl RollupStore for MemoryStore {
         state
             .checkpoints
             .insert(run.shard.clone(), run.through.clone());
-        state.writes += run.rollups.len() + run.dedupe.len() + run.directory.len() + 1;
+        state.writes += run.rollup_updates().len()
+            + run.dedupe.len()
+            + run.directory.len()
+            + run.trails.len()
+            + 1;
         Ok(())
     }
 }
@@ -543,6 +867,7 @@ mod tests {
     use super::*;
     use crate::event::EventType;
     use crate::rollup::{Grain, Scope};
+    use crate::trail::TrailKey;
 
     fn record(shard: &str, seq: u64, e: &Event) -> StreamRecord {
         StreamRecord {
@@ -651,6 +976,134 @@ mod tests {
             .unwrap();
         assert!(out.runs > 1, "{out:?}");
         assert_eq!(tenant_day(&store), 400);
+    }
+
+    fn click(id: &str, at: &str, url: &str) -> Event {
+        let t: DateTime<Utc> = at.parse().unwrap();
+        let mut e = Event::new(id.into(), "acme".into(), EventType::Clicked, t, t);
+        e.campaign_id = Some("c1".into());
+        e.message_id = Some("m-1".into());
+        e.recipient_id = Some("r-1".into());
+        e.channel = Some("email".into());
+        e.link_url = Some(url.into());
+        e
+    }
+
+    #[tokio::test]
+    async fn a_late_honeypot_verdict_moves_counts_once_through_redelivery() {
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let first = [
+            record(
+                "s/0",
+                1,
+                &click("a", "2026-11-23T10:00:00Z", "https://x.example/1"),
+            ),
+            record(
+                "s/0",
+                2,
+                &click("b", "2026-11-23T10:00:20Z", "https://x.example/2"),
+            ),
+        ];
+        apply_batch(&store, &dead, &Settings::default(), &first)
+            .await
+            .unwrap();
+        let clicks = |store: &MemoryStore| {
+            let state = store.state.lock().unwrap();
+            let day = state
+                .rollups
+                .iter()
+                .find(|(k, _)| k.scope == Scope::Tenant && k.grain == Grain::Day)
+                .map(|(_, c)| (c.clicks_human, c.clicks_bot))
+                .unwrap();
+            let members: usize = state.uniques.values().map(BTreeSet::len).sum();
+            (day, members)
+        };
+        // Two people's clicks: counted human, the recipient and both links unique.
+        assert_eq!(clicks(&store), ((2, 0), 3));
+        let trap = record(
+            "s/0",
+            3,
+            &click(
+                "c",
+                "2026-11-23T10:00:40Z",
+                "https://x.example/#beacon-honeypot",
+            ),
+        );
+        let out = apply_batch(
+            &store,
+            &dead,
+            &Settings::default(),
+            std::slice::from_ref(&trap),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.reclassified, 2);
+        assert_eq!(
+            clicks(&store),
+            ((0, 3), 0),
+            "moved, and out of the unique sets"
+        );
+        // The whole stream again (a redelivery), and the trap once more: nothing moves.
+        let all: Vec<_> = first.iter().cloned().chain([trap]).collect();
+        let again = apply_batch(&store, &dead, &Settings::default(), &all)
+            .await
+            .unwrap();
+        assert_eq!((again.already_applied, again.reclassified), (3, 0));
+        assert_eq!(clicks(&store), ((0, 3), 0));
+        // A person clicking an hour later is a person, and unique again.
+        let later = record(
+            "s/0",
+            4,
+            &click("d", "2026-11-23T11:00:00Z", "https://x.example/1"),
+        );
+        apply_batch(&store, &dead, &Settings::default(), &[later])
+            .await
+            .unwrap();
+        let state = store.state.lock().unwrap();
+        let hour = |h: &str| {
+            state
+                .rollups
+                .iter()
+                .find(|(k, _)| k.scope == Scope::Tenant && k.period == format!("H#2026-11-23T{h}"))
+                .map(|(_, c)| (c.clicks_human, c.clicks_bot))
+                .unwrap()
+        };
+        assert_eq!((hour("10"), hour("11")), ((0, 3), (1, 0)));
+        let trail = &state.trails[&TrailKey {
+            tenant: "acme".into(),
+            message: "m-1".into(),
+        }];
+        assert_eq!(trail.version, 3, "stored once per run that changed it");
+    }
+
+    #[tokio::test]
+    async fn a_delivery_time_judges_clicks_made_before_it_arrived() {
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let early = record(
+            "s/0",
+            1,
+            &click("a", "2026-11-23T10:00:03Z", "https://x.example/1"),
+        );
+        apply_batch(&store, &dead, &Settings::default(), &[early])
+            .await
+            .unwrap();
+        let mut d = delivered("x");
+        d.message_id = Some("m-1".into());
+        d.recipient_id = Some("r-1".into());
+        let out = apply_batch(&store, &dead, &Settings::default(), &[record("s/0", 2, &d)])
+            .await
+            .unwrap();
+        assert_eq!(out.reclassified, 1, "clicked three seconds after delivery");
+        let state = store.state.lock().unwrap();
+        let bots: u64 = state
+            .rollups
+            .iter()
+            .filter(|(k, _)| matches!(k.scope, Scope::Campaign(_)))
+            .map(|(_, c)| c.clicks_bot + c.links.values().map(|l| l.bot).sum::<u64>())
+            .sum();
+        assert_eq!(bots, 4, "campaign hour and day items, counter and link");
     }
 
     #[test]

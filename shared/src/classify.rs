@@ -1,10 +1,12 @@
-//! Human or machine: which opens a person made and which clicks a person made.
+//! Human or machine, from the request alone: which opens and clicks a person made.
 //!
-//! This first classifier uses the request context alone (user agent and device class);
-//! it keeps machine opens and suspected bot clicks apart in every rollup so rates can be
-//! computed from human counts. Each verdict carries its reason.
+//! This reads what one request says: the user agent, the device class and the network
+//! the edge found the full IP in ([`crate::networks`]). Verdicts that need the rest of
+//! the message's trail (timing, bursts, the honeypot) come on top, in
+//! [`crate::trail`]. Each verdict carries its reason.
 
 use crate::event::{DeviceClass, EventView};
+use crate::networks::{APPLE_PROXY, SCANNERS, UNLISTED};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenClass {
@@ -106,19 +108,37 @@ fn open_verdict(
     machine_agent: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Verdict<OpenClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
+    let network = e.context.network.as_deref();
     // Gmail fetches images when the message is opened: a human open whose device
     // and place are unknown, not a machine one.
     if ua.contains("GoogleImageProxy") {
         return Verdict {
             class: OpenClass::Human,
-            reason: "gmail_image_proxy",
+            reason: crate::trail::GMAIL_PROXY_REASON,
         };
     }
-    // Apple Mail Privacy Protection sends exactly this, with nothing else.
-    if ua == "Mozilla/5.0" {
+    if network == Some(SCANNERS) {
         return Verdict {
             class: OpenClass::Machine,
-            reason: "apple_mpp_agent",
+            reason: "scanner_network",
+        };
+    }
+    // Apple Mail Privacy Protection sends exactly this, with nothing else; so do some
+    // Outlook versions. Apple's egress ranges tell them apart when they are loaded.
+    if ua == "Mozilla/5.0" {
+        return match network {
+            Some(APPLE_PROXY) => Verdict {
+                class: OpenClass::Machine,
+                reason: "apple_proxy",
+            },
+            Some(UNLISTED) => Verdict {
+                class: OpenClass::Human,
+                reason: "bare_agent_outside_apple",
+            },
+            _ => Verdict {
+                class: OpenClass::Machine,
+                reason: "apple_mpp_agent",
+            },
         };
     }
     if machine_agent(ua).is_some() {
@@ -144,10 +164,22 @@ fn click_verdict(
     machine_agent: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Verdict<ClickClass> {
     let ua = e.context.user_agent.as_deref().unwrap_or("");
+    if e.link_url.as_deref().is_some_and(crate::trail::is_honeypot) {
+        return Verdict {
+            class: ClickClass::SuspectedBot,
+            reason: "honeypot",
+        };
+    }
     if machine_agent(ua).is_some() {
         return Verdict {
             class: ClickClass::SuspectedBot,
             reason: "scanner_agent",
+        };
+    }
+    if e.context.network.as_deref() == Some(SCANNERS) {
+        return Verdict {
+            class: ClickClass::SuspectedBot,
+            reason: "scanner_network",
         };
     }
     if e.context.device_class == Some(DeviceClass::Bot) {
@@ -223,6 +255,40 @@ mod tests {
             agents.len(),
             "one entry per agent, however often seen"
         );
+    }
+
+    #[test]
+    fn networks_tell_apple_from_outlook_and_find_scanners() {
+        let with_network = |kind, ua: &str, network: Option<&str>| {
+            let mut e = with_agent(kind, ua);
+            e.context.network = network.map(str::to_string);
+            e
+        };
+        let open =
+            |ua: &str, net| classify_open(&(&with_network(EventType::Opened, ua, net)).into());
+        let bare = "Mozilla/5.0";
+        assert_eq!(open(bare, Some(APPLE_PROXY)).reason, "apple_proxy");
+        let outlook = open(bare, Some(UNLISTED));
+        assert_eq!(
+            (outlook.class, outlook.reason),
+            (OpenClass::Human, "bare_agent_outside_apple")
+        );
+        assert_eq!(
+            open(bare, None).class,
+            OpenClass::Machine,
+            "no lists: the agent decides"
+        );
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0";
+        assert_eq!(open(chrome, Some(SCANNERS)).reason, "scanner_network");
+        let click =
+            classify_click(&(&with_network(EventType::Clicked, chrome, Some(SCANNERS))).into());
+        assert_eq!(
+            (click.class, click.reason),
+            (ClickClass::SuspectedBot, "scanner_network")
+        );
+        let mut trap = with_agent(EventType::Clicked, chrome);
+        trap.link_url = Some("https://shop.example/#beacon-honeypot".into());
+        assert_eq!(classify_click(&(&trap).into()).reason, "honeypot");
     }
 
     #[test]

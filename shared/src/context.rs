@@ -1,8 +1,11 @@
 //! Request context: what a tracked request says about who made it, reduced to what
 //! analytics needs. IPs are anonymized by default (IPv4 to /24, IPv6 to /48), the way
-//! privacy regulators expect, and the user agent is reduced to a device class.
+//! privacy regulators expect, and the user agent is reduced to a device class. Before
+//! the IP is reduced, the full address is looked up in the range lists
+//! ([`crate::networks`]) and only the label is kept.
 
 use crate::event::{DeviceClass, RequestContext};
+use crate::networks::Networks;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -69,18 +72,31 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
     }
 }
 
-/// Builds the stored context from what the request carried.
+/// Builds the stored context from what the request carried, without a network label
+/// (see [`request_context_in`]).
 pub fn request_context(
     ip: Option<&str>,
     user_agent: Option<&str>,
     policy: IpPolicy,
 ) -> RequestContext {
+    request_context_in(ip, user_agent, policy, &Networks::default())
+}
+
+/// Builds the stored context from what the request carried, with the label `networks`
+/// give the full address ([`Networks::label`]), whatever the policy keeps of the IP:
+/// the label is computed before the address is anonymized or dropped.
+pub fn request_context_in(
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+    policy: IpPolicy,
+    networks: &Networks,
+) -> RequestContext {
+    let full = ip.and_then(|s| s.trim().parse::<IpAddr>().ok());
+    let network = full.and_then(|ip| networks.label(ip)).map(str::to_string);
     let ip = match policy {
         IpPolicy::Drop => None,
-        IpPolicy::Full => ip.and_then(|s| s.trim().parse::<IpAddr>().ok()),
-        IpPolicy::Anonymize => ip
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
-            .map(anonymize_ip),
+        IpPolicy::Full => full,
+        IpPolicy::Anonymize => full.map(anonymize_ip),
     };
     let user_agent = user_agent
         .map(str::trim)
@@ -95,6 +111,7 @@ pub fn request_context(
                 .unwrap_or(DeviceClass::Unknown),
         ),
         user_agent,
+        network,
     }
 }
 
@@ -141,6 +158,43 @@ mod tests {
         assert_eq!(anon.ip.as_deref(), Some("198.51.100.0"));
         let garbage = request_context(Some("not-an-ip"), None, IpPolicy::Full);
         assert_eq!(garbage.ip, None);
+    }
+
+    #[test]
+    fn the_network_label_comes_from_the_full_ip_whatever_the_policy() {
+        // Apple's blocks can be smaller than the /24 that is stored: a /27 here.
+        let networks = Networks::from_lists(&[
+            (crate::networks::APPLE_PROXY, "198.18.226.0/27\n"),
+            (crate::networks::SCANNERS, "2001:db8:77::/48\n"),
+        ])
+        .unwrap();
+        for policy in [IpPolicy::Anonymize, IpPolicy::Full, IpPolicy::Drop] {
+            let inside = request_context_in(Some(" 198.18.226.31 "), None, policy, &networks);
+            assert_eq!(inside.network.as_deref(), Some("apple-proxy"), "{policy:?}");
+            // Same /24, outside Apple's /27: the stored IP could not have told them apart.
+            let outside = request_context_in(Some("198.18.226.32"), None, policy, &networks);
+            assert_eq!(outside.network.as_deref(), Some("unlisted"), "{policy:?}");
+            if policy != IpPolicy::Full {
+                assert_eq!(inside.ip, outside.ip, "{policy:?}");
+            }
+            let scanner = request_context_in(Some("2001:db8:77::5"), None, policy, &networks);
+            assert_eq!(scanner.network.as_deref(), Some("scanners"), "{policy:?}");
+            let mapped = request_context_in(Some("::ffff:198.18.226.1"), None, policy, &networks);
+            assert_eq!(mapped.network.as_deref(), Some("apple-proxy"), "{policy:?}");
+        }
+        let anon = request_context_in(Some("198.18.226.31"), None, IpPolicy::Anonymize, &networks);
+        assert_eq!(anon.ip.as_deref(), Some("198.18.226.0"));
+        let dropped = request_context_in(Some("198.18.226.31"), None, IpPolicy::Drop, &networks);
+        assert_eq!(dropped.ip, None);
+        assert!(!dropped.is_empty());
+        // No address, or not an address: no label.
+        for ip in [None, Some("not-an-ip")] {
+            let ctx = request_context_in(ip, None, IpPolicy::Full, &networks);
+            assert_eq!(ctx.network, None);
+        }
+        // Without lists, nothing is said.
+        let plain = request_context(Some("198.18.226.31"), None, IpPolicy::Full);
+        assert_eq!(plain.network, None);
     }
 
     #[test]

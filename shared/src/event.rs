@@ -151,11 +151,19 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_class: Option<DeviceClass>,
+    /// The range list the full client address fell in, looked up at the edge before
+    /// the IP was anonymized ([`crate::networks::Networks::label`]): `apple-proxy`,
+    /// `scanners` or `unlisted`; none when the lists had nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 impl RequestContext {
     pub fn is_empty(&self) -> bool {
-        self.ip.is_none() && self.user_agent.is_none() && self.device_class.is_none()
+        self.ip.is_none()
+            && self.user_agent.is_none()
+            && self.device_class.is_none()
+            && self.network.is_none()
     }
 }
 
@@ -324,9 +332,15 @@ pub struct ContextView<'a> {
     pub user_agent: Option<Cow<'a, str>>,
     #[serde(default)]
     pub device_class: Option<DeviceClass>,
+    #[serde(default, borrow)]
+    pub network: Option<Cow<'a, str>>,
 }
 
 impl<'a> EventView<'a> {
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+
     /// Reads a stream record (an [`Event`] as JSON); fields the aggregate does not use
     /// (properties, message id, reason) are skipped, not copied.
     pub fn parse(data: &'a [u8]) -> Result<Self, serde_json::Error> {
@@ -361,6 +375,7 @@ impl<'a> From<&'a Event> for EventView<'a> {
                 ip: borrow(&e.context.ip),
                 user_agent: borrow(&e.context.user_agent),
                 device_class: e.context.device_class,
+                network: borrow(&e.context.network),
             },
             message_id: borrow(&e.message_id),
             reason: borrow(&e.reason),
@@ -565,10 +580,13 @@ mod tests {
             ip: Some("203.0.113.0".into()),
             user_agent: Some("Mozilla/5.0".into()),
             device_class: Some(DeviceClass::Other),
+            network: Some("apple-proxy".into()),
         };
         let data = serde_json::to_vec(&e).unwrap();
         let parsed = EventView::parse(&data).unwrap();
         assert_eq!(parsed, EventView::from(&e));
+        assert_eq!(parsed.context.network.as_deref(), Some("apple-proxy"));
+        assert_eq!(serde_json::from_slice::<Event>(&data).unwrap(), e);
         assert!(
             matches!(parsed.tenant_id, Cow::Borrowed(_)),
             "plain strings are not copied"
@@ -588,5 +606,28 @@ mod tests {
         assert!(json.get("context").is_none());
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back.kind, EventType::Opened);
+    }
+
+    #[test]
+    fn the_network_label_travels_only_when_set() {
+        let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.000Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut e = Event::new("e1".into(), "acme".into(), EventType::Opened, t, t);
+        e.context.network = Some("scanners".into());
+        assert!(!e.context.is_empty(), "a label alone is a context");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["context"], serde_json::json!({"network": "scanners"}));
+        e.context = RequestContext {
+            ip: Some("192.0.2.0".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert!(json["context"].get("network").is_none());
+        // Records written before the label existed read with none.
+        let old = br#"{"event_id":"e","tenant_id":"t","type":"message.opened","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z","context":{"ip":"192.0.2.0"}}"#;
+        assert_eq!(EventView::parse(old).unwrap().context.network, None);
+        let back: Event = serde_json::from_slice(old).unwrap();
+        assert_eq!(back.context.network, None);
     }
 }

@@ -1,8 +1,9 @@
 //! The small HTTP layer the HTTP functions share (API Gateway HTTP API, payload
 //! v2, through `lambda_http`).
 
-use crate::context::{request_context, IpPolicy};
+use crate::context::{request_context_in, IpPolicy};
 use crate::event::RequestContext;
+use crate::networks::Networks;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use lambda_http::http::{header, StatusCode};
@@ -14,8 +15,8 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// Who made the request: source IP from the gateway (not a spoofable header) and the
-/// user agent, reduced per the IP policy.
-pub fn client_context(req: &Request, policy: IpPolicy) -> RequestContext {
+/// user agent, reduced per the IP policy, with the label `networks` give the full IP.
+pub fn client_context(req: &Request, policy: IpPolicy, networks: &Networks) -> RequestContext {
     let source_ip = match req.request_context_ref() {
         Some(GatewayContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
         _ => None,
@@ -24,7 +25,7 @@ pub fn client_context(req: &Request, policy: IpPolicy) -> RequestContext {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    request_context(source_ip.as_deref(), user_agent, policy)
+    request_context_in(source_ip.as_deref(), user_agent, policy, networks)
 }
 
 /// A path parameter from the route (`/o/{token}`).

@@ -73,6 +73,18 @@ pub struct Instrumented {
     /// http(s) links left alone because of the opt-out attribute.
     pub links_ignored: usize,
     pub pixel_inserted: bool,
+    /// The invisible honeypot link went in ([`Options::honeypot`]).
+    pub honeypot_inserted: bool,
+}
+
+/// What else to put in besides tracked links and the pixel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// An invisible link no person clicks, next to the pixel: a click on it marks the
+    /// message's clicks around it as a scanner's ([`crate::trail`]). It leads to the
+    /// first tracked link's site with the fragment `#beacon-honeypot`, so a scanner
+    /// that follows it lands somewhere harmless. Needs at least one tracked link.
+    pub honeypot: bool,
 }
 
 /// Returns the URL if it is an absolute http(s) URL with a host, and nothing else:
@@ -106,6 +118,26 @@ pub fn instrument_html(
     recipient: &Recipient,
     expires_at: u32,
 ) -> Result<Instrumented, InstrumentError> {
+    instrument_html_with(html, signer, recipient, expires_at, Options::default())
+}
+
+/// [`instrument_html`], with [`Options`].
+pub fn instrument_html_with(
+    html: &str,
+    signer: &LinkSigner,
+    recipient: &Recipient,
+    expires_at: u32,
+    options: Options,
+) -> Result<Instrumented, InstrumentError> {
+    // The honeypot goes in with the pixel; it leads to the site of the first link.
+    let honeypot = match options.honeypot {
+        true => first_site(html, signer)?.map(|site| {
+            let destination = format!("{site}/#{}", crate::trail::HONEYPOT_FRAGMENT);
+            honeypot_tag(&signer.click_url(recipient, &destination, expires_at))
+        }),
+        false => None,
+    };
+    let honeypot_html = || honeypot.clone().unwrap_or_default();
     let tracked = Cell::new(0usize);
     let ignored = Cell::new(0usize);
     let pixel_done = Cell::new(false);
@@ -145,7 +177,8 @@ pub fn instrument_html(
                 }),
                 element!("body", |el| {
                     if !pixel_done.get() {
-                        el.append(&pixel_html(), ContentType::Html);
+                        let tail = format!("{}{}", honeypot_html(), pixel_html());
+                        el.append(&tail, ContentType::Html);
                         pixel_done.set(true);
                     }
                     Ok(())
@@ -154,7 +187,10 @@ pub fn instrument_html(
             document_content_handlers: vec![end!(|end| {
                 // No <body> (a fragment): the pixel goes at the very end.
                 if !pixel_done.get() {
-                    end.append(&pixel_html(), ContentType::Html);
+                    end.append(
+                        &format!("{}{}", honeypot_html(), pixel_html()),
+                        ContentType::Html,
+                    );
                     pixel_done.set(true);
                 }
                 Ok(())
@@ -169,7 +205,42 @@ pub fn instrument_html(
         links_tracked: tracked.get(),
         links_ignored: ignored.get(),
         pixel_inserted: pixel_done.get(),
+        honeypot_inserted: honeypot.is_some() && pixel_done.get(),
     })
+}
+
+/// The origin of the first link that would be tracked, if any.
+fn first_site(html: &str, signer: &LinkSigner) -> Result<Option<String>, InstrumentError> {
+    let site = RefCell::new(None::<String>);
+    rewrite_str(
+        html,
+        RewriteStrSettings {
+            element_content_handlers: vec![element!("a[href], area[href]", |el| {
+                if site.borrow().is_some() || el.has_attribute(IGNORE_ATTRIBUTE) {
+                    return Ok(());
+                }
+                let raw = el.get_attribute("href").unwrap_or_default();
+                let href = html_escape::decode_html_entities(raw.trim()).into_owned();
+                if let Some(url) = trackable_url(&href).filter(|u| !signer.is_ours(u)) {
+                    if let Ok(url) = url::Url::parse(&url) {
+                        *site.borrow_mut() = Some(url.origin().ascii_serialization());
+                    }
+                }
+                Ok(())
+            })],
+            ..RewriteStrSettings::new()
+        },
+    )
+    .map_err(|e| InstrumentError::Rewrite(e.to_string()))?;
+    Ok(site.into_inner())
+}
+
+/// A link no person sees or reaches: hidden from view, from screen readers and from
+/// the keyboard, and from Outlook (`mso-hide`).
+fn honeypot_tag(href: &str) -> String {
+    format!(
+        r#"<a href="{href}" aria-hidden="true" tabindex="-1" style="display:none;mso-hide:all;font-size:0;line-height:0;max-height:0;overflow:hidden">&#8203;</a>"#
+    )
 }
 
 /// A 1x1 image that mail clients neither scale nor leave a gap for.
@@ -210,6 +281,39 @@ mod tests {
             .skip(1)
             .map(|s| s.split('"').next().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn the_honeypot_is_an_invisible_signed_link_to_the_first_site() {
+        let keys = keyring();
+        let signer = LinkSigner::new(&keys, "https://t.example.com/").unwrap();
+        let html = r#"<html><body><a href="mailto:x@y.example">m</a><a href="https://shop.example/a?x=1">A</a><a href="https://other.example/">B</a></body></html>"#;
+        let options = Options { honeypot: true };
+        let out = instrument_html_with(html, &signer, &recipient(), EXP, options).unwrap();
+        assert!(out.honeypot_inserted && out.pixel_inserted);
+        assert_eq!(
+            out.links_tracked, 2,
+            "the honeypot is not counted as a link"
+        );
+        let urls: Vec<_> = click_tokens(&out.html)
+            .iter()
+            .map(|t| keys.verify(t, TokenKind::Click, 0).unwrap().url.unwrap())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://shop.example/a?x=1",
+                "https://other.example/",
+                "https://shop.example/#beacon-honeypot"
+            ]
+        );
+        assert!(crate::trail::is_honeypot(&urls[2]));
+        let tag = out.html.split("<a ").last().unwrap();
+        assert!(tag.contains(r#"aria-hidden="true""#) && tag.contains("display:none"));
+        // Without links there is nothing to protect; without the option, no honeypot.
+        let bare = instrument_html_with("<p>hi</p>", &signer, &recipient(), EXP, options).unwrap();
+        assert!(!bare.honeypot_inserted && !bare.html.contains("/c/"));
+        assert!(!run(html).html.contains("beacon-honeypot"));
     }
 
     #[test]

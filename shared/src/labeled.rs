@@ -22,13 +22,15 @@
 //! the scanners' published ranges can't be fetched, and they change. User agents are
 //! shaped like those seen from these clients; the scanner ones are illustrative.
 
-use crate::context::{request_context, IpPolicy};
+use crate::classify::{ClickClass, OpenClass};
+use crate::context::{request_context_in, IpPolicy};
 use crate::event::{Event, EventType};
+use crate::networks::Networks;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -223,6 +225,22 @@ pub const SAMPLE_GOOGLE_PROXY: [(&str, &str); 2] = [
     ("sample-google-proxy", "2001:db8:6000::/40"),
 ];
 
+/// The range lists the measured classifier is given, as an operator would load them:
+/// all of Apple's (sample) egress, and the networks of two of the four scanners (not
+/// every vendor publishes its ranges), so the other two are caught by other signals.
+pub fn sample_networks() -> &'static Networks {
+    static NETWORKS: std::sync::LazyLock<Networks> = std::sync::LazyLock::new(|| {
+        let apple: Vec<&str> = SAMPLE_APPLE_EGRESS.iter().map(|(_, cidr)| *cidr).collect();
+        let scanners: Vec<&str> = SCANNERS[..2].iter().map(|s| s.network.1).collect();
+        Networks::from_lists(&[
+            (crate::networks::APPLE_PROXY, &apple.join("\n")),
+            (crate::networks::SCANNERS, &scanners.join("\n")),
+        ])
+        .expect("sample ranges parse")
+    });
+    &NETWORKS
+}
+
 /// Where people are: homes (v4 and v6), mobile carriers, offices.
 const SAMPLE_RESIDENTIAL: [(&str, &str); 2] = [
     ("sample-residential", "198.19.0.0/17"),
@@ -354,6 +372,9 @@ const OUTLOOK_BARE: Client = Client {
 /// Opens per reader (1, 2, 3) and links clicked per clicker (1, 2, 3), as weights.
 const OPENS_PER_READER: [u32; 3] = [60, 28, 12];
 const CLICKS_PER_CLICKER: [u32; 3] = [55, 30, 15];
+/// Share of readers who open within 30 seconds of delivery: the people that timing
+/// rules mistake for gateways.
+const EARLY_READ: f64 = 0.03;
 /// Chance that a read through Apple's proxy makes it fetch again (its cache expired).
 const APPLE_REFETCH: f64 = 0.35;
 /// Links per message, per campaign in turn.
@@ -480,7 +501,10 @@ fn log_uniform_secs(rng: &mut StdRng, from: f64, to: f64) -> TimeDelta {
 
 /// When a reader opens the message, after delivery: some at once, most later.
 fn read_times(rng: &mut StdRng) -> Vec<TimeDelta> {
-    let mut t = if rng.random_bool(0.15) {
+    let mut t = if rng.random_bool(EARLY_READ) {
+        // Watching the inbox: read within seconds of delivery, as a gateway would.
+        uniform_secs(rng, 2.0, 30.0)
+    } else if rng.random_bool(0.15) {
         uniform_secs(rng, 30.0, 600.0)
     } else {
         log_uniform_secs(rng, 600.0, 72.0 * 3600.0)
@@ -530,9 +554,14 @@ impl Message<'_> {
         e.channel = Some("email".into());
         e.provider = Some("ses".into());
         e.link_url = link.map(str::to_string);
-        // Full IPs: the signal later classifiers read; the default policy would cut
-        // them to /24.
-        e.context = request_context(Some(&ip.to_string()), Some(agent), IpPolicy::Full);
+        // As the edge builds it: labelled from the full IP against the sample lists
+        // (default policy: the stored IP is cut to /24).
+        e.context = request_context_in(
+            Some(&ip.to_string()),
+            Some(agent),
+            IpPolicy::Anonymize,
+            sample_networks(),
+        );
         self.out.push(Labeled {
             event: e,
             truth,
@@ -926,9 +955,69 @@ pub fn evaluate(labeled: &[Labeled], mut is_human: impl FnMut(&Event) -> bool) -
     ev
 }
 
+/// Every open's and click's final verdict (event id → human), as the aggregate ends up
+/// counting it: the request's own verdict, then each message's trail ([`Trail`])
+/// judged with its delivery time, all its opens and clicks, bursts and honeypot, in the
+/// order they arrive. `deliveries` are the messages' delivery events.
+pub fn final_verdicts(labeled: &[Labeled], deliveries: &[Event]) -> HashMap<String, bool> {
+    use crate::trail::{Hit, HitKind, Trail};
+    let mut classifier = crate::classify::Classifier::default();
+    let mut trails: HashMap<&str, Trail> = HashMap::new();
+    let mut ids: HashMap<&str, Vec<&str>> = HashMap::new();
+    for d in deliveries {
+        if let Some(m) = d.message_id.as_deref() {
+            trails
+                .entry(m)
+                .or_default()
+                .deliver(d.event_time.timestamp_millis());
+        }
+    }
+    for l in labeled {
+        let e = &l.event;
+        let view = e.into();
+        let (machine, reason, kind) = match e.kind {
+            EventType::Clicked => {
+                let v = classifier.click(&view);
+                (
+                    v.class == ClickClass::SuspectedBot,
+                    v.reason,
+                    HitKind::Click,
+                )
+            }
+            _ => {
+                let v = classifier.open(&view);
+                (v.class == OpenClass::Machine, v.reason, HitKind::Open)
+            }
+        };
+        let message = e.message_id.as_deref().unwrap_or("");
+        trails.entry(message).or_default().add(Hit {
+            at_ms: e.event_time.timestamp_millis(),
+            kind,
+            link: e.link_url.as_deref().map(crate::rollup::link_id),
+            url: e.link_url.clone(),
+            campaign: e.campaign_id.clone(),
+            recipient: e.recipient_id.clone(),
+            channel: None,
+            provider: None,
+            request_machine: machine,
+            request_reason: reason.to_string(),
+            machine: false,
+            reason: String::new(),
+        });
+        ids.entry(message).or_default().push(&e.event_id);
+    }
+    let mut out = HashMap::new();
+    for (message, trail) in &trails {
+        // Trails keep their newest hits; a message here has far fewer.
+        for (id, hit) in ids.get(message).into_iter().flatten().zip(&trail.hits) {
+            out.insert(id.to_string(), !hit.machine);
+        }
+    }
+    out
+}
+
 /// Today's classifier ([`crate::classify::Classifier`]) as `evaluate` takes it.
 pub fn classifier_says_human(c: &mut crate::classify::Classifier, e: &Event) -> bool {
-    use crate::classify::{ClickClass, OpenClass};
     let view = e.into();
     match e.kind {
         EventType::Clicked => c.click(&view).class == ClickClass::Human,
@@ -1265,6 +1354,34 @@ mod tests {
         let ev = evaluate(&t, |e| classifier_says_human(&mut c, e));
         assert_eq!(ev.by_truth[&Truth::AppleProxyOpen].1, 0);
         assert!(ev.opens.machine().recall().unwrap() > 0.9);
+    }
+
+    #[test]
+    fn as_counted_the_issue_target_is_met_without_errors_cancelling() {
+        let t = generate(&Mix::issue_target(), 2);
+        let verdicts = final_verdicts(&t, &deliveries(&t));
+        let ev = evaluate(&t, |e| verdicts[&e.event_id]);
+        assert!(ev.meets(0.02), "{ev}");
+        // Missed and extra recipients each stay under 1%: the target is not met by
+        // two larger errors cancelling.
+        for u in [ev.unique_opens, ev.unique_clicks] {
+            assert!(u.missed * 100 < u.truth && u.extra * 100 < u.truth, "{ev}");
+        }
+        // Bare-agent Outlook opens from outside Apple's ranges are people's now...
+        let outlook = t
+            .iter()
+            .filter(|l| l.signals.client == "outlook-bare-agent" && l.truth.is_open());
+        assert!(outlook.clone().count() > 0);
+        assert!(outlook.clone().all(|l| verdicts[&l.event.event_id]), "{ev}");
+        // ...and every scanner click of the generator is a bot's (they come in bursts).
+        assert_eq!(ev.by_truth[&Truth::ScannerClick].1, 0, "{ev}");
+        // The trail only ever turns request-human verdicts into machine ones here.
+        let mut c = Classifier::default();
+        for l in &t {
+            if !classifier_says_human(&mut c, &l.event) {
+                assert!(!verdicts[&l.event.event_id], "{l:?}");
+            }
+        }
     }
 
     #[test]

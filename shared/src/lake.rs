@@ -142,6 +142,9 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("ip", true),
         text("user_agent", true),
         text("device_class", true),
+        // The range list the full client IP fell in, looked up at the edge before it was
+        // anonymized: `apple-proxy`, `scanners`, `unlisted` (null: no lists to check).
+        text("network", true),
         // The classifier's verdict for opens and clicks (null for other types): machine
         // opens and suspected bot clicks, as the rollups count them.
         Field::new("machine", DataType::Boolean, true),
@@ -214,6 +217,7 @@ struct EventColumns {
     ip: StringBuilder,
     user_agent: StringBuilder,
     device_class: StringBuilder,
+    network: StringBuilder,
     machine: BooleanBuilder,
     machine_reason: StringBuilder,
     scratch: Vec<u8>,
@@ -239,6 +243,7 @@ impl EventColumns {
             ip: strings(),
             user_agent: strings(),
             device_class: strings(),
+            network: strings(),
             machine: BooleanBuilder::with_capacity(n),
             machine_reason: strings(),
             scratch: Vec::new(),
@@ -295,6 +300,7 @@ impl EventColumns {
             .append_option(e.context.user_agent.as_deref());
         self.device_class
             .append_option(e.context.device_class.map(|d| d.as_str()));
+        self.network.append_option(e.context.network.as_deref());
         let verdict = machine_verdict(e);
         self.machine.append_option(verdict.map(|v| v.0));
         self.machine_reason.append_option(verdict.map(|v| v.1));
@@ -325,6 +331,7 @@ impl EventColumns {
             Arc::new(self.ip.finish()),
             Arc::new(self.user_agent.finish()),
             Arc::new(self.device_class.finish()),
+            Arc::new(self.network.finish()),
             Arc::new(self.machine.finish()),
             Arc::new(self.machine_reason.finish()),
         ]);
@@ -397,6 +404,11 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LakeError> {
         let c = texts[name];
         (!c.is_null(i)).then(|| c.value(i).to_string())
     };
+    // Files written before the column existed have none: every row reads as unlabelled.
+    let network = match batch.column_by_name("network") {
+        None => None,
+        Some(_) => Some(string("network")?),
+    };
     let mut events = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         let kind = EventType::parse(event_type.value(i)).map_err(LakeError::Format)?;
@@ -440,6 +452,9 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LakeError> {
                     .map_err(|err| LakeError::Format(format!("device_class: {err}")))?,
                 ),
             },
+            network: network
+                .filter(|c| !c.is_null(i))
+                .map(|c| c.value(i).to_string()),
         };
         events.push(e);
     }
@@ -1051,6 +1066,7 @@ mod tests {
             ip: Some("203.0.113.0".into()),
             user_agent: Some("Mozilla/5.0".into()),
             device_class: Some(DeviceClass::Other),
+            network: Some("apple-proxy".into()),
         };
         e
     }
@@ -1077,6 +1093,31 @@ mod tests {
         let events = vec![full_event(), plain];
         let back = read_parquet(write_parquet(&events).unwrap()).unwrap();
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn files_from_before_the_network_column_read_as_unlabelled() {
+        let events = vec![full_event()];
+        let batch = to_record_batch(&events).unwrap();
+        let network = SCHEMA.index_of("network").unwrap();
+        assert_eq!(
+            SCHEMA.field(network - 1).name(),
+            "device_class",
+            "next to the request context"
+        );
+        let keep: Vec<usize> = (0..SCHEMA.fields().len())
+            .filter(|&i| i != network)
+            .collect();
+        let old = batch.project(&keep).unwrap();
+        let mut body = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut body, old.schema(), None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+        let back = read_parquet(body).unwrap();
+        let mut expected = events.clone();
+        expected[0].context.network = None;
+        assert_eq!(back, expected);
+        assert_eq!(from_record_batch(&batch).unwrap(), events);
     }
 
     #[test]
@@ -1406,6 +1447,7 @@ mod tests {
                                 format!("Mail/{i}")
                             }),
                             device_class: Some(DeviceClass::Mobile),
+                            network: (i % 4 == 0).then(|| "unlisted".into()),
                         };
                     }
                     EventType::Conversion => {

@@ -18,6 +18,7 @@ pub mod labeled;
 pub mod lake;
 pub mod lake_store;
 pub mod metrics;
+pub mod networks;
 pub mod report;
 pub mod rollup;
 pub mod rollup_store;
@@ -27,6 +28,7 @@ pub mod stats_store;
 pub mod testkit;
 pub mod token;
 pub mod tracking;
+pub mod trail;
 pub mod validate;
 
 pub use event::{Event, EventType};

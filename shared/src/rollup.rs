@@ -466,6 +466,75 @@ pub struct Facts<'e> {
     pub machine: bool,
     /// Link id and URL of a click.
     pub link: Option<(String, &'e str)>,
+    /// On a message's trail: its unique-set membership is decided from the whole trail
+    /// when the run is written ([`unique_member`]), not by this event alone.
+    pub tracked: bool,
+}
+
+/// Opens and clicks moved from the human to the machine column of one rollup item by
+/// late verdicts (negative: moved back). Link counts move on campaign items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reclassified {
+    pub opens: i64,
+    pub clicks: i64,
+    /// Link id → clicks moved.
+    pub links: BTreeMap<String, i64>,
+}
+
+impl Reclassified {
+    /// The stored counters it changes, as deltas ([`Counters::numeric_fields`] names).
+    pub fn numeric_fields(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        if self.opens != 0 {
+            out.push(("opens_human".to_string(), -self.opens));
+            out.push(("opens_machine".to_string(), self.opens));
+        }
+        if self.clicks != 0 {
+            out.push(("clicks_human".to_string(), -self.clicks));
+            out.push(("clicks_bot".to_string(), self.clicks));
+        }
+        for (id, n) in self.links.iter().filter(|(_, n)| **n != 0) {
+            out.push((format!("lc_{id}_h"), -n));
+            out.push((format!("lc_{id}_b"), *n));
+        }
+        out
+    }
+
+    /// Applies the move to stored counters (in-memory stores).
+    pub fn apply_to(&self, c: &mut Counters) {
+        let shift = |human: &mut u64, machine: &mut u64, n: i64| {
+            *human = human.saturating_add_signed(-n);
+            *machine = machine.saturating_add_signed(n);
+        };
+        shift(&mut c.opens_human, &mut c.opens_machine, self.opens);
+        shift(&mut c.clicks_human, &mut c.clicks_bot, self.clicks);
+        for (id, n) in &self.links {
+            let link = c.links.entry(id.clone()).or_default();
+            shift(&mut link.human, &mut link.bot, *n);
+        }
+    }
+}
+
+/// A member of a campaign's unique set, and the item it goes in: the recipient's
+/// fingerprint, or `{link id}:{fingerprint}` for a click on one link.
+pub fn unique_member(
+    tenant: &str,
+    campaign: &str,
+    recipient: &str,
+    kind: UniqueKind,
+    link: Option<&str>,
+) -> (UniqueKey, String) {
+    let fingerprint = fingerprint_bytes(tenant, recipient);
+    let key = UniqueKey {
+        tenant: tenant.to_string(),
+        campaign: campaign.to_string(),
+        kind,
+        bucket: Aggregate::bucket_of(&fingerprint),
+    };
+    let link = link
+        .and_then(|id| id.as_bytes().try_into().ok())
+        .unwrap_or([0; 16]);
+    (key, Member { link, fingerprint }.text())
 }
 
 /// The finest grain a batch folds into: one tenant, campaign, channel/provider and
@@ -646,6 +715,8 @@ pub struct Aggregate {
     uniques: hashbrown::HashMap<UniqueKey, hashbrown::HashSet<Member>>,
     /// Link ids by URL: a batch clicks the same few links again and again.
     link_ids: hashbrown::HashMap<String, String>,
+    /// Late verdicts' moves per rollup item ([`Aggregate::reclassify`]).
+    reclassified: hashbrown::HashMap<RollupKey, Reclassified>,
     classifier: Classifier,
     pub events: usize,
 }
@@ -670,11 +741,8 @@ impl Aggregate {
     /// What `e` is: worked out once, then used by [`Aggregate::growth`] and
     /// [`Aggregate::add_with`].
     pub fn facts<'e>(&mut self, e: &'e EventView<'_>) -> Facts<'e> {
-        let machine = match e.kind {
-            EventType::Opened => self.classifier.open(e).class == OpenClass::Machine,
-            EventType::Clicked => self.classifier.click(e).class == ClickClass::SuspectedBot,
-            _ => false,
-        };
+        let machine =
+            matches!(e.kind, EventType::Opened | EventType::Clicked) && self.request_verdict(e).0;
         let link = match (&e.kind, &e.link_url) {
             (EventType::Clicked, Some(url)) => {
                 let id = match self.link_ids.get(url.as_ref()) {
@@ -689,7 +757,25 @@ impl Aggregate {
             }
             _ => None,
         };
-        Facts { machine, link }
+        Facts {
+            machine,
+            link,
+            tracked: false,
+        }
+    }
+
+    /// The request's own verdict on an open or click: machine, and why.
+    pub fn request_verdict(&mut self, e: &EventView) -> (bool, &'static str) {
+        match e.kind {
+            EventType::Clicked => {
+                let v = self.classifier.click(e);
+                (v.class == ClickClass::SuspectedBot, v.reason)
+            }
+            _ => {
+                let v = self.classifier.open(e);
+                (v.class == OpenClass::Machine, v.reason)
+            }
+        }
     }
 
     /// Folds one event in, with its facts.
@@ -778,7 +864,57 @@ impl Aggregate {
         out
     }
 
+    fn bucket_of(fingerprint: &[u8; 12]) -> u32 {
+        u32::from_le_bytes(fingerprint[..4].try_into().expect("4 bytes")) % Self::UNIQUE_BUCKETS
+    }
+
+    /// Moves one counted open or click of a trail between the human and machine
+    /// columns of the items it was counted in (hour and day of each scope).
+    pub fn reclassify(&mut self, tenant: &str, hit: &crate::trail::Hit, to_machine: bool) {
+        let delta = if to_machine { 1 } else { -1 };
+        for key in Self::hit_keys(tenant, hit) {
+            let moved = self.reclassified.entry(key.clone()).or_default();
+            match hit.kind {
+                crate::trail::HitKind::Open => moved.opens += delta,
+                crate::trail::HitKind::Click => {
+                    moved.clicks += delta;
+                    if let (Scope::Campaign(_), Some(link)) = (&key.scope, &hit.link) {
+                        *moved.links.entry(link.clone()).or_default() += delta;
+                    }
+                }
+            }
+            self.items.entry(key).or_default();
+        }
+    }
+
+    /// Rollup items a reclassification of `hit` would add to the run.
+    pub fn reclassify_growth(&self, tenant: &str, hit: &crate::trail::Hit) -> Vec<RollupKey> {
+        Self::hit_keys(tenant, hit)
+            .into_iter()
+            .filter(|k| !self.items.contains_key(k))
+            .collect()
+    }
+
+    fn hit_keys(tenant: &str, hit: &crate::trail::Hit) -> Vec<RollupKey> {
+        CellRef {
+            tenant,
+            campaign: hit.campaign.as_deref(),
+            channel: hit.channel.as_deref(),
+            provider: hit.provider.as_deref(),
+            hour: hit.at_ms.div_euclid(3_600_000),
+        }
+        .rollup_keys()
+    }
+
+    /// The moves of late verdicts, per rollup item.
+    pub fn reclassified(&self) -> impl Iterator<Item = (&RollupKey, &Reclassified)> {
+        self.reclassified.iter()
+    }
+
     fn add_unique(&mut self, e: &EventView, facts: &Facts) {
+        if facts.tracked {
+            return;
+        }
         let (Some(campaign), Some(recipient)) =
             (e.campaign_id.as_deref(), e.recipient_id.as_deref())
         else {
@@ -790,8 +926,7 @@ impl Aggregate {
             _ => return,
         };
         let fingerprint = fingerprint_bytes(&e.tenant_id, recipient);
-        let bucket = u32::from_le_bytes(fingerprint[..4].try_into().expect("4 bytes"))
-            % Self::UNIQUE_BUCKETS;
+        let bucket = Self::bucket_of(&fingerprint);
         let key = UniqueRef {
             tenant: &e.tenant_id,
             campaign,

@@ -3,6 +3,7 @@
 
 use crate::aggregate::{DedupeKey, RollupStore, Run, StoreError};
 use crate::rollup::UniqueKey;
+use crate::trail::{Trail, TrailKey};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
@@ -78,6 +79,80 @@ fn update(
         .expect("table, key and expression are set")
 }
 
+impl DynamoRollupStore {
+    async fn change_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+        action: &str,
+    ) -> Result<(), StoreError> {
+        for (k, members) in uniques {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(k.partition_key(), k.sort_key())))
+                .update_expression(format!("{action} m :m"))
+                .expression_attribute_values(
+                    ":m",
+                    AttributeValue::Ss(members.iter().cloned().collect()),
+                )
+                .send()
+                .await
+                .map_err(|e| failed("changing a unique set", e))?;
+        }
+        Ok(())
+    }
+
+    /// Consistent BatchGetItem of up to 100 keys, asking again for unprocessed ones.
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        what: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .expect("keys are set"),
+        );
+        while let Some(keys) = request.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| failed(what, e))?;
+            items.extend(
+                out.responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default(),
+            );
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+        }
+        Ok(items)
+    }
+}
+
+/// A trail from its stored item: `body` (JSON), `v` (version) and `d` (delivery ms).
+fn trail_from_item(item: &HashMap<String, AttributeValue>) -> Result<Trail, StoreError> {
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let mut trail: Trail = match item.get("body").and_then(|v| v.as_s().ok()) {
+        Some(body) => serde_json::from_str(body)
+            .map_err(|e| StoreError::Failed(format!("reading a trail: {e}")))?,
+        None => Trail::default(),
+    };
+    trail.version = number("v").unwrap_or(0).max(0) as u64;
+    trail.delivered_ms = number("d");
+    Ok(trail)
+}
+
 impl RollupStore for DynamoRollupStore {
     async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
         let out = self
@@ -97,39 +172,14 @@ impl RollupStore for DynamoRollupStore {
     async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
         let mut members = HashSet::new();
         for chunk in keys.chunks(100) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        chunk
-                            .iter()
-                            .map(|k| key(k.partition_key(), k.sort_key()))
-                            .collect(),
-                    ))
-                    .projection_expression("ids")
-                    .consistent_read(true)
-                    .build()
-                    .expect("keys are set"),
-            );
-            // BatchGetItem may leave keys unprocessed under load: ask again for those.
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| failed("reading dedupe sets", e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(AttributeValue::Ss(ids)) = item.get("ids") {
-                        members.extend(ids.iter().cloned());
-                    }
+            let keys = chunk
+                .iter()
+                .map(|k| key(k.partition_key(), k.sort_key()))
+                .collect();
+            for item in self.batch_get(keys, "reading dedupe sets").await? {
+                if let Some(AttributeValue::Ss(ids)) = item.get("ids") {
+                    members.extend(ids.iter().cloned());
                 }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
             }
         }
         Ok(members)
@@ -139,37 +189,103 @@ impl RollupStore for DynamoRollupStore {
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> Result<(), StoreError> {
-        for (k, members) in uniques {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(k.partition_key(), k.sort_key())))
-                .update_expression("ADD m :m")
-                .expression_attribute_values(
-                    ":m",
-                    AttributeValue::Ss(members.iter().cloned().collect()),
+        self.change_uniques(uniques, "ADD").await
+    }
+
+    async fn remove_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> Result<(), StoreError> {
+        self.change_uniques(uniques, "DELETE").await
+    }
+
+    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let by_pk: HashMap<String, &TrailKey> =
+                chunk.iter().map(|k| (k.partition_key(), k)).collect();
+            let items = self
+                .batch_get(
+                    chunk
+                        .iter()
+                        .map(|k| key(k.partition_key(), TrailKey::SORT_KEY.into()))
+                        .collect(),
+                    "reading trails",
                 )
-                .send()
-                .await
-                .map_err(|e| failed("adding to a unique set", e))?;
+                .await?;
+            for item in items {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok());
+                if let Some(k) = pk.and_then(|pk| by_pk.get(pk)) {
+                    out.insert((*k).clone(), trail_from_item(&item)?);
+                }
+            }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    async fn deliver(
+        &self,
+        deliveries: &[(TrailKey, i64)],
+        expires: i64,
+    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        // One update per message, a few at a time: DynamoDB has no batch update. The
+        // earliest time wins; when a stored one is earlier, the trail is read instead.
+        let mut out = HashMap::new();
+        for chunk in deliveries.chunks(16) {
+            let mut calls = tokio::task::JoinSet::new();
+            for (k, at) in chunk {
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
+                    .update_expression("SET d = :d, #ttl = :ttl")
+                    .condition_expression("attribute_not_exists(d) OR d > :d")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":d", n(*at))
+                    .expression_attribute_values(":ttl", n(expires))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+                let read = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
+                    .consistent_read(true);
+                let k = k.clone();
+                calls.spawn(async move {
+                    let item = match update.send().await {
+                        Ok(out) => Ok(out.attributes),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                        {
+                            read.send()
+                                .await
+                                .map(|out| out.item)
+                                .map_err(|e| failed("reading a trail", e))
+                        }
+                        Err(e) => Err(failed("storing a delivery time", e)),
+                    };
+                    (k, item)
+                });
+            }
+            while let Some(done) = calls.join_next().await {
+                let (k, item) = done.map_err(|e| failed("storing a delivery time", e))?;
+                out.insert(k, trail_from_item(&item?.unwrap_or_default())?);
+            }
+        }
+        Ok(out)
     }
 
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
-        let mut items =
-            Vec::with_capacity(run.rollups.len() + run.dedupe.len() + run.directory.len() + 1);
-        for (k, counters) in &run.rollups {
-            let adds: Vec<(String, AttributeValue)> = counters
-                .numeric_fields()
-                .into_iter()
-                .map(|(f, v)| (f, n(v)))
-                .collect();
-            let sets: Vec<(String, AttributeValue)> = counters
-                .link_urls()
-                .into_iter()
-                .map(|(f, v)| (f, s(v)))
-                .collect();
+        let mut items = Vec::with_capacity(
+            run.rollups.len() + run.dedupe.len() + run.directory.len() + run.trails.len() + 1,
+        );
+        for (k, fields, urls) in run.rollup_updates() {
+            let adds: Vec<(String, AttributeValue)> =
+                fields.into_iter().map(|(f, v)| (f, n(v))).collect();
+            let sets: Vec<(String, AttributeValue)> =
+                urls.into_iter().map(|(f, v)| (f, s(v))).collect();
             if adds.is_empty() && sets.is_empty() {
                 continue;
             }
@@ -180,6 +296,30 @@ impl RollupStore for DynamoRollupStore {
                 &adds,
                 &sets,
             );
+            items.push(TransactWriteItem::builder().update(action).build());
+        }
+        for (k, trail) in &run.trails {
+            let body = serde_json::to_string(trail)
+                .map_err(|e| StoreError::Failed(format!("encoding a trail: {e}")))?;
+            let action = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
+                .update_expression("SET body = :body, v = :next, #ttl = :ttl")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":body", s(body))
+                .expression_attribute_values(":next", n(trail.version as i64 + 1))
+                .expression_attribute_values(":ttl", n(run.trail_expires));
+            // Written only over the version it was read at: the moves in this run were
+            // worked out from that trail.
+            let action = if trail.version == 0 {
+                action.condition_expression("attribute_not_exists(v)")
+            } else {
+                action
+                    .condition_expression("v = :read")
+                    .expression_attribute_values(":read", n(trail.version as i64))
+            }
+            .build()
+            .expect("trail update is complete");
             items.push(TransactWriteItem::builder().update(action).build());
         }
         for (k, ids) in &run.dedupe {

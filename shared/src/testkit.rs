@@ -2,6 +2,7 @@
 
 use crate::context::IpPolicy;
 use crate::http::{lambda_request, GatewayRequest};
+use crate::networks::Networks;
 use crate::sink::MemorySink;
 use crate::token::{Keyring, Recipient};
 use crate::tracking::Tracker;
@@ -26,13 +27,34 @@ pub fn test_recipient() -> Recipient {
     }
 }
 
-/// A tracker over an in-memory sink.
+/// A tracker over an in-memory sink, with the shipped range lists.
 pub fn test_tracker(sink: MemorySink) -> Tracker<MemorySink> {
     Tracker {
         keyring: test_keyring(),
         sink,
         ip_policy: IpPolicy::Anonymize,
+        networks: Networks::shipped(),
     }
+}
+
+/// Range lists for tests, from documentation and benchmark ranges only: Apple's proxy
+/// `198.18.226.0/27` and `2001:db8:a::/48`, scanners `198.18.9.0/24` and
+/// `2001:db8:5c::/48`. Leaked once, as the functions' lists live for the process.
+pub fn test_networks() -> &'static Networks {
+    static NETWORKS: std::sync::LazyLock<Networks> = std::sync::LazyLock::new(|| {
+        Networks::from_lists(&[
+            (
+                crate::networks::APPLE_PROXY,
+                "198.18.226.0/27,GB,GB-EN,London,\n2001:db8:a::/48,US,US-CA,Los Angeles,\n",
+            ),
+            (
+                crate::networks::SCANNERS,
+                "198.18.9.0/24\n2001:db8:5c::/48\n",
+            ),
+        ])
+        .expect("valid test ranges")
+    });
+    &NETWORKS
 }
 
 /// A GET on a tracking route (`/o/{token}` or `/c/{token}`), as API Gateway delivers it.

@@ -5,27 +5,32 @@ use crate::config::{ConfigError, Env};
 use crate::context::IpPolicy;
 use crate::event::{new_event_id, Event, EventType, RequestContext};
 use crate::metrics;
+use crate::networks::Networks;
 use crate::sink::{EventSink, KinesisSink};
 use crate::token::{Claim, Keyring, TokenError, TokenKind};
 use crate::validate::{truncate_millis, DEFAULT_CHANNEL};
 use chrono::{DateTime, Utc};
 
 /// What the open pixel and the click redirect share: the keys that verify their
-/// tokens, the sink their events go to, and what to keep of the client's IP.
+/// tokens, the sink their events go to, what to keep of the client's IP, and the range
+/// lists its full address is labelled from ([`Networks::shipped`] in the functions).
 pub struct Tracker<S> {
     pub keyring: Keyring,
     pub sink: S,
     pub ip_policy: IpPolicy,
+    pub networks: &'static Networks,
 }
 
 impl Tracker<KinesisSink> {
-    /// Reads `BEACON_STREAM_NAME`, the tracking keys and `BEACON_IP_POLICY`.
+    /// Reads `BEACON_STREAM_NAME`, the tracking keys and `BEACON_IP_POLICY`; the range
+    /// lists are the shipped ones, parsed here (at init, not on the first request).
     pub async fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let stream = env.required("BEACON_STREAM_NAME")?;
         Ok(Tracker {
             keyring: env.keyring(aws).await?,
             sink: KinesisSink::new(aws_sdk_kinesis::Client::new(aws), stream),
             ip_policy: env.ip_policy()?,
+            networks: Networks::shipped(),
         })
     }
 }

@@ -3,7 +3,8 @@
 
 use beacon_shared::aggregate::{DedupeKey, RollupStore, Run, StoreError};
 use beacon_shared::rollup::UniqueKey;
-use std::collections::{BTreeSet, HashSet};
+use beacon_shared::trail::{Trail, TrailKey};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -52,6 +53,28 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
     ) -> Result<(), StoreError> {
         self.inner.add_uniques(uniques).await?;
         self.after_write()
+    }
+
+    async fn remove_uniques(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> Result<(), StoreError> {
+        self.inner.remove_uniques(uniques).await?;
+        self.after_write()
+    }
+
+    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        self.inner.trails(keys).await
+    }
+
+    async fn deliver(
+        &self,
+        deliveries: &[(TrailKey, i64)],
+        expires: i64,
+    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        let trails = self.inner.deliver(deliveries, expires).await?;
+        self.after_write()?;
+        Ok(trails)
     }
 
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {

@@ -3,17 +3,21 @@
 //! a store that crashes after random DynamoDB writes, and the local event source
 //! mapping retrying as Lambda does (partial batch responses, and bisection when the
 //! function errors). After every seed the rollups must equal a ground truth computed
-//! independently from the raw event list.
+//! independently from the raw event list: counts by type, and opens and clicks judged
+//! by the pure trail model ([`Trail`]) on each message's events all at once, so late
+//! verdicts (bursts, clicks on delivery) must have moved each count exactly once.
 
 use aggregate::Aggregator;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_local::poller::{Mapping, Poller};
 use beacon_shared::aggregate::Settings;
+use beacon_shared::classify::{classify_click, classify_open, ClickClass, OpenClass};
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::event::{BounceType, Event, EventType, RequestContext};
-use beacon_shared::rollup::{rollup_partition, Grain, Scope};
+use beacon_shared::rollup::{link_id, rollup_partition, Grain, Scope};
 use beacon_shared::rollup_store::DynamoRollupStore;
 use beacon_shared::sink::{EventSink, KinesisSink};
+use beacon_shared::trail::{Hit, HitKind, Trail};
 use beacon_tests::faulty_store::FaultyStore;
 use beacon_tests::TestStack;
 use chrono::{DateTime, Duration, Utc};
@@ -43,22 +47,30 @@ struct Truth {
 fn truth_of(events: &[Event], tenant: &str) -> Truth {
     let mut t = Truth::default();
     let mut seen = HashSet::new();
-    let mut openers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut clickers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Opens, clicks and the earliest delivery of each message: judged below by the
+    // pure trail model, on all of the message's events at once.
+    let mut hits: BTreeMap<String, Vec<Hit>> = BTreeMap::new();
+    let mut delivered: BTreeMap<String, i64> = BTreeMap::new();
     for e in events.iter().filter(|e| e.tenant_id == tenant) {
         if !seen.insert(e.event_id.clone()) {
             continue; // a client duplicate: counted once
         }
-        let ua = e.context.user_agent.as_deref().unwrap_or("");
+        let message = e.message_id.clone().unwrap_or_default();
         let name = match (&e.kind, e.bounce_type) {
             (EventType::Sent, _) => "sent",
-            (EventType::Delivered, _) => "delivered",
+            (EventType::Delivered, _) => {
+                let at = delivered
+                    .entry(message)
+                    .or_insert(e.event_time.timestamp_millis());
+                *at = (*at).min(e.event_time.timestamp_millis());
+                "delivered"
+            }
             (EventType::Bounced, Some(BounceType::Soft)) => "bounced_soft",
             (EventType::Bounced, _) => "bounced_hard",
-            (EventType::Opened, _) if ua == APPLE_PROXY_UA => "opens_machine",
-            (EventType::Opened, _) => "opens_human",
-            (EventType::Clicked, _) if ua == SCANNER_UA => "clicks_bot",
-            (EventType::Clicked, _) => "clicks_human",
+            (EventType::Opened | EventType::Clicked, _) => {
+                hits.entry(message).or_default().push(hit_of(e));
+                continue;
+            }
             (EventType::Conversion, _) => "conversions",
             _ => "custom",
         };
@@ -66,12 +78,31 @@ fn truth_of(events: &[Event], tenant: &str) -> Truth {
         if let Some(cost) = e.cost {
             *t.counts.entry("cost_micros").or_default() += (cost * 1e6).round() as i64;
         }
-        let campaign = e.campaign_id.clone().unwrap_or_default();
-        let recipient = e.recipient_id.clone().unwrap_or_default();
-        match name {
-            "opens_human" => drop(openers.entry(campaign).or_default().insert(recipient)),
-            "clicks_human" => drop(clickers.entry(campaign).or_default().insert(recipient)),
-            _ => {}
+    }
+    let mut openers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut clickers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (message, hits) in hits {
+        let mut trail = Trail::default();
+        if let Some(at) = delivered.get(&message) {
+            trail.deliver(*at);
+        }
+        for hit in hits {
+            trail.add(hit);
+        }
+        for h in &trail.hits {
+            let name = match (h.kind, h.machine) {
+                (HitKind::Open, false) => "opens_human",
+                (HitKind::Open, true) => "opens_machine",
+                (HitKind::Click, false) => "clicks_human",
+                (HitKind::Click, true) => "clicks_bot",
+            };
+            *t.counts.entry(name).or_default() += 1;
+            let (campaign, recipient) = (h.campaign.clone().unwrap(), h.recipient.clone().unwrap());
+            match name {
+                "opens_human" => drop(openers.entry(campaign).or_default().insert(recipient)),
+                "clicks_human" => drop(clickers.entry(campaign).or_default().insert(recipient)),
+                _ => {}
+            }
         }
     }
     t.unique_opens = openers
@@ -83,6 +114,38 @@ fn truth_of(events: &[Event], tenant: &str) -> Truth {
         .map(|(c, r)| (c, r.len() as u64))
         .collect();
     t
+}
+
+/// An open or click as its trail holds it, with the request's own verdict.
+fn hit_of(e: &Event) -> Hit {
+    let (machine, reason) = match e.kind {
+        EventType::Clicked => {
+            let v = classify_click(&e.into());
+            (v.class == ClickClass::SuspectedBot, v.reason)
+        }
+        _ => {
+            let v = classify_open(&e.into());
+            (v.class == OpenClass::Machine, v.reason)
+        }
+    };
+    Hit {
+        at_ms: e.event_time.timestamp_millis(),
+        kind: if e.kind == EventType::Clicked {
+            HitKind::Click
+        } else {
+            HitKind::Open
+        },
+        link: e.link_url.as_deref().map(link_id),
+        url: e.link_url.clone(),
+        campaign: e.campaign_id.clone(),
+        recipient: e.recipient_id.clone(),
+        channel: e.channel.clone(),
+        provider: e.provider.clone(),
+        request_machine: machine,
+        request_reason: reason.to_string(),
+        machine: false,
+        reason: String::new(),
+    }
 }
 
 fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
@@ -99,11 +162,22 @@ fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
             7 | 8 => EventType::Clicked,
             _ => EventType::Conversion,
         };
-        // Out of order, across hours and a day boundary.
-        let t = base + Duration::minutes(rng.random_range(0..240));
+        let recipient = rng.random_range(0..12);
+        // Out of order, across hours and a day boundary; half the deliveries, opens and
+        // clicks at the recipient's "scan" (seconds apart), so bursts, honeypot
+        // neighbours and clicks on delivery happen, and verdicts come late.
+        let scan = matches!(
+            kind,
+            EventType::Delivered | EventType::Opened | EventType::Clicked
+        ) && rng.random_bool(0.5);
+        let t = if scan {
+            base + Duration::minutes(19 * recipient) + Duration::seconds(rng.random_range(0..6))
+        } else {
+            base + Duration::minutes(rng.random_range(0..240))
+        };
         let mut e = Event::new(format!("{seed}-{i}"), tenant.clone(), kind.clone(), t, t);
         e.campaign_id = Some(format!("c{}", rng.random_range(0..3)));
-        e.recipient_id = Some(format!("r{}", rng.random_range(0..12)));
+        e.recipient_id = Some(format!("r{recipient}"));
         e.message_id = Some(format!("m-{}", e.recipient_id.as_ref().unwrap()));
         e.channel = Some("email".into());
         e.provider = Some(["ses", "sendgrid"][rng.random_range(0..2)].into());
@@ -118,7 +192,11 @@ fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
             e.cost = Some(rng.random_range(1..500) as f64 / 1e5);
         }
         if kind == EventType::Clicked {
-            e.link_url = Some(format!("https://x.example/{}", rng.random_range(0..4)));
+            // One link in five is the honeypot, which moves the clicks around it.
+            e.link_url = Some(match rng.random_range(0..5) {
+                4 => "https://x.example/#beacon-honeypot".to_string(),
+                n => format!("https://x.example/{n}"),
+            });
         }
         if matches!(kind, EventType::Opened | EventType::Clicked) {
             let ua = match (kind, rng.random_range(0..4)) {

@@ -15,7 +15,8 @@ pub async fn handle<S: EventSink>(
     req: Request,
 ) -> Result<Response<Body>, Error> {
     let token = path_param(&req, "token").unwrap_or_default();
-    let context = client_context(&req, tracker.ip_policy);
+    // The label is looked up on the full IP here, before the context anonymizes it.
+    let context = client_context(&req, tracker.ip_policy, tracker.networks);
     let claim = match tracker
         .record(token, TokenKind::Click, context, chrono::Utc::now())
         .await

@@ -1,7 +1,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use beacon_shared::context::IpPolicy;
 use beacon_shared::sink::MemorySink;
-use beacon_shared::testkit::{test_keyring, test_recipient, test_tracker, tracking_request};
+use beacon_shared::testkit::{
+    test_keyring, test_networks, test_recipient, test_tracker, tracking_request,
+};
 use beacon_shared::EventType;
 
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
@@ -31,6 +34,40 @@ async fn valid_click_redirects_to_the_signed_destination_and_records_it() {
         events[0].context.ip.as_deref(),
         Some("2001:db8:1::"),
         "IPv6 anonymized to /48"
+    );
+}
+
+#[tokio::test]
+async fn the_network_label_comes_from_the_full_ip_whatever_is_stored() {
+    let mut tracker = test_tracker(MemorySink::default());
+    tracker.networks = test_networks(); // scanners: 2001:db8:5c::/48, Apple: 2001:db8:a::/48
+    let token = test_keyring().sign_click(&test_recipient(), DEST, in_an_hour());
+    let click = |source: &'static str| tracking_request("c", &token, UA, source);
+    for source in ["2001:db8:5c:1::9", "2001:db8:a:ffff::1", "2001:db8:b::1"] {
+        let resp = click_redirect::handle(&tracker, click(source))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302, "{source}");
+    }
+    tracker.ip_policy = IpPolicy::Drop;
+    click_redirect::handle(&tracker, click("2001:db8:5c::7"))
+        .await
+        .unwrap();
+    let seen: Vec<(Option<String>, Option<String>)> = tracker
+        .sink
+        .events()
+        .into_iter()
+        .map(|e| (e.context.ip, e.context.network))
+        .collect();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        seen,
+        [
+            (some("2001:db8:5c::"), some("scanners")),
+            (some("2001:db8:a::"), some("apple-proxy")),
+            (some("2001:db8:b::"), some("unlisted")),
+            (None, some("scanners")),
+        ]
     );
 }
 

@@ -15,7 +15,8 @@ pub async fn handle<S: EventSink>(
     let token = path_param(&req, "token").unwrap_or_default();
     // Some senders append `.gif` so strict clients see an image URL.
     let token = token.strip_suffix(".gif").unwrap_or(token);
-    let context = client_context(&req, tracker.ip_policy);
+    // The label is looked up on the full IP here, before the context anonymizes it.
+    let context = client_context(&req, tracker.ip_policy, tracker.networks);
     let _ = tracker
         .record(token, TokenKind::Open, context, chrono::Utc::now())
         .await;

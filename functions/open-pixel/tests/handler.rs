@@ -1,5 +1,7 @@
 use beacon_shared::sink::MemorySink;
-use beacon_shared::testkit::{test_keyring, test_recipient, test_tracker, tracking_request};
+use beacon_shared::testkit::{
+    test_keyring, test_networks, test_recipient, test_tracker, tracking_request,
+};
 use beacon_shared::token::Keyring;
 use beacon_shared::tracking::PIXEL_GIF;
 use beacon_shared::EventType;
@@ -37,6 +39,52 @@ async fn valid_token_returns_gif_and_records_one_open() {
         "IP anonymized to /24"
     );
     assert_eq!(e.context.user_agent.as_deref(), Some(UA));
+}
+
+#[tokio::test]
+async fn the_network_label_comes_from_the_full_ip_and_the_stored_ip_is_anonymized() {
+    let mut tracker = test_tracker(MemorySink::default());
+    tracker.networks = test_networks(); // Apple's proxy: 198.18.226.0/27
+    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    // Two clients of one /24: only the full address tells Apple's proxy from the other.
+    for source in [
+        "198.18.226.9",
+        "198.18.226.200",
+        "::ffff:198.18.226.31",
+        "198.18.9.4",
+    ] {
+        open_pixel::handle(
+            &tracker,
+            tracking_request("o", &token, "Mozilla/5.0", source),
+        )
+        .await
+        .unwrap();
+    }
+    let events = tracker.sink.events();
+    let seen: Vec<(Option<&str>, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.context.ip.as_deref(), e.context.network.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("198.18.226.0"), Some("apple-proxy")),
+            (Some("198.18.226.0"), Some("unlisted")),
+            (Some("198.18.226.0"), Some("apple-proxy")),
+            (Some("198.18.9.0"), Some("scanners")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn with_the_shipped_empty_lists_no_label_is_stored() {
+    let tracker = test_tracker(MemorySink::default());
+    assert!(tracker.networks.is_empty(), "the lists ship empty");
+    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    open_pixel::handle(&tracker, tracking_request("o", &token, UA, "198.18.226.9"))
+        .await
+        .unwrap();
+    assert_eq!(tracker.sink.events()[0].context.network, None);
 }
 
 #[tokio::test]
