@@ -375,6 +375,8 @@ async fn drive(
         .map(|r| json!({"event_id": format!("{}-sent", r.recipient.message_id), "type": "message.sent", "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses", "cost": 0.0001}))
         .collect();
     post_json_batches(&http, &collect_url, &api_key, &sends, &mut requests).await?;
+    let delivered_at = (chrono::Utc::now() - chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let outcomes: Vec<Value> = plan
         .iter()
         .map(|r| {
@@ -383,6 +385,9 @@ async fn drive(
             match r.outcome {
                 Outcome::Delivered => {
                     e.insert("type".into(), json!("message.delivered"));
+                    // Delivered a while before anyone reads it: an open or click within
+                    // seconds of delivery is a gateway's (`shared::trail`).
+                    e.insert("event_time".into(), json!(delivered_at));
                     e.insert("duration_ms".into(), json!(800 + (r.recipient.recipient_id.len() * 37) % 4000));
                 }
                 Outcome::HardBounce | Outcome::SoftBounce => {
@@ -849,7 +854,13 @@ async fn act_as_recipient(
             "pixel is not the 43-byte GIF"
         );
     }
-    for &link in &r.clicks {
+    for (i, &link) in r.clicks.iter().enumerate() {
+        if i > 0 {
+            // A person reads between clicks: clicks on different links closer than
+            // this are a scanner's burst.
+            let pause = beacon_shared::trail::CLICK_BURST + chrono::TimeDelta::milliseconds(200);
+            tokio::time::sleep(pause.to_std().expect("positive")).await;
+        }
         let response = http
             .get(&links[link])
             .header("user-agent", r.user_agent)
