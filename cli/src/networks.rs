@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use beacon_shared::networks::{ListSummary, Networks, APPLE_PROXY, LISTS, SCANNERS};
+use beacon_shared::report::render::fmt::whole;
 use clap::Subcommand;
 use std::io::Read;
 use std::net::IpAddr;
@@ -160,8 +161,8 @@ fn import(list: &str, file: &Path, out_dir: &Path) -> Result<()> {
     std::fs::rename(&partial, &out).with_context(|| format!("writing {}", out.display()))?;
     println!(
         "read {} lines ({} with a range) from {}",
-        thousands(read.lines as u128),
-        thousands(read.ranges as u128),
+        whole(read.lines as u128),
+        whole(read.ranges as u128),
         file.display()
     );
     println!("kept {}", describe(&summary));
@@ -189,10 +190,10 @@ fn describe(s: &ListSummary) -> String {
     format!(
         "{}: {} ranges: {} IPv4 covering {} addresses, {} IPv6 covering {}",
         s.name,
-        thousands(s.ranges() as u128),
-        thousands(s.v4_ranges as u128),
-        thousands(s.v4_addresses),
-        thousands(s.v6_ranges as u128),
+        whole(s.ranges() as u128),
+        whole(s.v4_ranges as u128),
+        whole(s.v4_addresses),
+        whole(s.v6_ranges as u128),
         v6_size(s.v6_addresses)
     )
 }
@@ -200,36 +201,15 @@ fn describe(s: &ListSummary) -> String {
 /// IPv6 coverage in /64 networks (the size of one subnet), or in addresses below one.
 fn v6_size(addresses: u128) -> String {
     if addresses >= 1 << 64 {
-        format!("{} /64s", thousands(addresses >> 64))
+        format!("{} /64s", whole(addresses >> 64))
     } else {
-        format!("{} addresses", thousands(addresses))
+        format!("{} addresses", whole(addresses))
     }
-}
-
-fn thousands(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(285_012), "285,012");
-        assert_eq!(thousands(4_294_967_296), "4,294,967,296");
-    }
 
     #[test]
     fn an_import_is_counted_and_described() {

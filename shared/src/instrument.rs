@@ -276,6 +276,15 @@ mod tests {
         instrument_html(html, &signer, &recipient(), EXP).unwrap()
     }
 
+    /// The destinations the click links of `html` carry, verified.
+    fn click_destinations(html: &str) -> Vec<String> {
+        let keys = keyring();
+        click_tokens(html)
+            .iter()
+            .map(|t| keys.verify(t, TokenKind::Click, 0).unwrap().url.unwrap())
+            .collect()
+    }
+
     fn click_tokens(html: &str) -> Vec<String> {
         html.split("https://t.example.com/c/")
             .skip(1)
@@ -295,10 +304,7 @@ mod tests {
             out.links_tracked, 2,
             "the honeypot is not counted as a link"
         );
-        let urls: Vec<_> = click_tokens(&out.html)
-            .iter()
-            .map(|t| keys.verify(t, TokenKind::Click, 0).unwrap().url.unwrap())
-            .collect();
+        let urls = click_destinations(&out.html);
         assert_eq!(
             urls,
             [
@@ -322,13 +328,8 @@ mod tests {
             r#"<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href='http://b.example'>B</a></body></html>"#,
         );
         assert_eq!(out.links_tracked, 2);
-        let keys = keyring();
-        let urls: Vec<_> = click_tokens(&out.html)
-            .iter()
-            .map(|t| keys.verify(t, TokenKind::Click, 0).unwrap().url.unwrap())
-            .collect();
         assert_eq!(
-            urls,
+            click_destinations(&out.html),
             vec!["https://shop.example/a?x=1&y=2", "http://b.example"]
         );
     }

@@ -189,6 +189,23 @@ fn signed(text: &str) -> String {
 
 /// Thousands separators on the whole part, `decimals` digits after the point, and a
 /// minus only when something non-zero is left after rounding (no `-0`).
+/// An exact whole number with thousands separators: `285012` → `285,012` (also for
+/// numbers an `f64` can't hold exactly, such as IPv6 address counts).
+pub fn whole(n: u128) -> String {
+    let mut out = String::new();
+    push_grouped(&mut out, &n.to_string());
+    out
+}
+
+fn push_grouped(out: &mut String, digits: &str) {
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+}
+
 fn grouped(v: f64, decimals: usize) -> String {
     if !v.is_finite() {
         return NONE.into();
@@ -199,12 +216,7 @@ fn grouped(v: f64, decimals: usize) -> String {
     if v < 0.0 && has_nonzero_digit(&digits) {
         out.push('-');
     }
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
+    push_grouped(&mut out, whole);
     if !fraction.is_empty() {
         out.push('.');
         out.push_str(fraction);
@@ -222,6 +234,10 @@ mod tests {
         assert_eq!(count(999.0), "999");
         assert_eq!(count(1_234_567.4), "1,234,567");
         assert_eq!(count(-1_000.0), "-1,000");
+        assert_eq!(whole(0), "0");
+        assert_eq!(whole(999), "999");
+        assert_eq!(whole(4_294_967_296), "4,294,967,296");
+        assert_eq!(whole(1 << 96), "79,228,162,514,264,337,593,543,950,336");
         assert_eq!(money(1234.5), "1,234.50");
         assert_eq!(money(-0.001), "0.00");
         assert_eq!(rate(0.2534), "25.3%");
