@@ -10,7 +10,7 @@ use beacon_shared::lake::{read_parquet, LakeStore, CURATED_PREFIX, STAGING_PREFI
 use beacon_shared::lake_store::S3Lake;
 use beacon_shared::Event;
 use beacon_tests::{http, TestStack};
-use chrono::{Duration, Utc};
+use chrono::{Duration, DurationRound, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -81,7 +81,13 @@ fn scheduled(
 async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompaction() {
     let t = TestStack::start().await.unwrap();
     let client = http();
-    let now = Utc::now();
+    // Half past the previous hour: the events below (up to 150 s before it, and two
+    // and four hours earlier) never straddle an hour boundary, whatever the clock says,
+    // so each group lands in one partition.
+    let now = Utc::now()
+        .duration_trunc(Duration::hours(1))
+        .expect("an hour divides a day")
+        - Duration::minutes(30);
 
     // 150 events over three hours (late ones land in their own hour), then 20 of them
     // sent again by the client: accepted twice, one event each.
