@@ -46,7 +46,7 @@ use crate::event::{Event, EventType, EventView};
 use crate::rollup::{
     unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope, UniqueKey, UniqueKind,
 };
-use crate::trail::{Hit, HitKind, Trail, TrailKey};
+use crate::trail::{Hit, Trail, TrailKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -651,31 +651,15 @@ fn judge(
     e: &EventView,
     facts: &mut crate::rollup::Facts,
 ) -> Option<Vec<crate::trail::Moved>> {
-    let kind = match e.kind {
-        EventType::Opened => HitKind::Open,
-        EventType::Clicked => HitKind::Click,
-        _ => {
-            // A delivery time is stored before the runs (`RollupStore::deliver`); hits
-            // judged without it may now change class.
-            let moved = trail.settle();
-            return (!moved.is_empty()).then_some(moved);
-        }
-    };
-    let (request_machine, request_reason) = agg.request_verdict(e);
-    let (machine, _, moved) = trail.add(Hit {
-        at_ms: e.event_time.timestamp_millis(),
-        kind,
-        link: facts.link.as_ref().map(|(id, _)| id.clone()),
-        url: facts.link.as_ref().map(|(_, url)| url.to_string()),
-        campaign: e.campaign_id.as_deref().map(str::to_string),
-        recipient: e.recipient_id.as_deref().map(str::to_string),
-        channel: e.channel.as_deref().map(str::to_string),
-        provider: e.provider.as_deref().map(str::to_string),
-        request_machine,
-        request_reason: request_reason.to_string(),
-        machine: false,
-        reason: String::new(),
-    });
+    if e.kind == EventType::Delivered {
+        // A delivery time is stored before the runs (`RollupStore::deliver`); hits
+        // judged without it may now change class.
+        let moved = trail.settle();
+        return (!moved.is_empty()).then_some(moved);
+    }
+    let verdict = agg.request_verdict(e)?;
+    let hit = Hit::of(e, facts.link.as_ref().map(|(id, _)| id.clone()), verdict)?;
+    let (machine, _, moved) = trail.add(hit);
     facts.machine = machine;
     facts.tracked = true;
     Some(moved)

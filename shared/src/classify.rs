@@ -5,7 +5,7 @@
 //! the message's trail (timing, bursts, the honeypot) come on top, in
 //! [`crate::trail`]. Each verdict carries its reason.
 
-use crate::event::{DeviceClass, EventView};
+use crate::event::{DeviceClass, EventType, EventView};
 use crate::networks::{APPLE_PROXY, SCANNERS, UNLISTED};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,21 @@ impl Classifier {
         click_verdict(e, |ua| self.machine_agent(ua))
     }
 
+    /// [`machine_verdict`], with the agent scans remembered.
+    pub fn machine(&mut self, e: &EventView) -> Option<(bool, &'static str)> {
+        match e.kind {
+            EventType::Opened => {
+                let v = self.open(e);
+                Some((v.class == OpenClass::Machine, v.reason))
+            }
+            EventType::Clicked => {
+                let v = self.click(e);
+                Some((v.class == ClickClass::SuspectedBot, v.reason))
+            }
+            _ => None,
+        }
+    }
+
     fn machine_agent(&mut self, ua: &str) -> Option<&'static str> {
         if let Some(found) = self.agents.get(ua) {
             return *found;
@@ -92,6 +107,22 @@ impl Classifier {
             self.agents.insert(ua.to_string(), found);
         }
         found
+    }
+}
+
+/// An open's or click's verdict as the rollups and the lake record it: `(machine,
+/// reason)`; `None` for other events.
+pub fn machine_verdict(e: &EventView) -> Option<(bool, &'static str)> {
+    match e.kind {
+        EventType::Opened => {
+            let v = classify_open(e);
+            Some((v.class == OpenClass::Machine, v.reason))
+        }
+        EventType::Clicked => {
+            let v = classify_click(e);
+            Some((v.class == ClickClass::SuspectedBot, v.reason))
+        }
+        _ => None,
     }
 }
 
@@ -197,7 +228,7 @@ fn click_verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, EventType, RequestContext};
+    use crate::event::{Event, RequestContext};
 
     fn with_agent(kind: EventType, ua: &str) -> Event {
         let now = chrono::Utc::now();

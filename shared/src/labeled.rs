@@ -22,7 +22,6 @@
 //! the scanners' published ranges can't be fetched, and they change. User agents are
 //! shaped like those seen from these clients; the scanner ones are illustrative.
 
-use crate::classify::{ClickClass, OpenClass};
 use crate::context::{request_context_in, IpPolicy};
 use crate::event::{Event, EventType};
 use crate::networks::Networks;
@@ -960,7 +959,7 @@ pub fn evaluate(labeled: &[Labeled], mut is_human: impl FnMut(&Event) -> bool) -
 /// judged with its delivery time, all its opens and clicks, bursts and honeypot, in the
 /// order they arrive. `deliveries` are the messages' delivery events.
 pub fn final_verdicts(labeled: &[Labeled], deliveries: &[Event]) -> HashMap<String, bool> {
-    use crate::trail::{Hit, HitKind, Trail};
+    use crate::trail::{Hit, Trail};
     let mut classifier = crate::classify::Classifier::default();
     let mut trails: HashMap<&str, Trail> = HashMap::new();
     let mut ids: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -975,35 +974,15 @@ pub fn final_verdicts(labeled: &[Labeled], deliveries: &[Event]) -> HashMap<Stri
     for l in labeled {
         let e = &l.event;
         let view = e.into();
-        let (machine, reason, kind) = match e.kind {
-            EventType::Clicked => {
-                let v = classifier.click(&view);
-                (
-                    v.class == ClickClass::SuspectedBot,
-                    v.reason,
-                    HitKind::Click,
-                )
-            }
-            _ => {
-                let v = classifier.open(&view);
-                (v.class == OpenClass::Machine, v.reason, HitKind::Open)
-            }
+        let link = e.link_url.as_deref().map(crate::rollup::link_id);
+        let Some(hit) = classifier
+            .machine(&view)
+            .and_then(|verdict| Hit::of(&view, link, verdict))
+        else {
+            continue;
         };
         let message = e.message_id.as_deref().unwrap_or("");
-        trails.entry(message).or_default().add(Hit {
-            at_ms: e.event_time.timestamp_millis(),
-            kind,
-            link: e.link_url.as_deref().map(crate::rollup::link_id),
-            url: e.link_url.clone(),
-            campaign: e.campaign_id.clone(),
-            recipient: e.recipient_id.clone(),
-            channel: None,
-            provider: None,
-            request_machine: machine,
-            request_reason: reason.to_string(),
-            machine: false,
-            reason: String::new(),
-        });
+        trails.entry(message).or_default().add(hit);
         ids.entry(message).or_default().push(&e.event_id);
     }
     let mut out = HashMap::new();
@@ -1018,11 +997,7 @@ pub fn final_verdicts(labeled: &[Labeled], deliveries: &[Event]) -> HashMap<Stri
 
 /// Today's classifier ([`crate::classify::Classifier`]) as `evaluate` takes it.
 pub fn classifier_says_human(c: &mut crate::classify::Classifier, e: &Event) -> bool {
-    let view = e.into();
-    match e.kind {
-        EventType::Clicked => c.click(&view).class == ClickClass::Human,
-        _ => c.open(&view).class == OpenClass::Human,
-    }
+    !c.machine(&e.into()).is_some_and(|(machine, _)| machine)
 }
 
 fn opt_pct(v: Option<f64>) -> String {

@@ -37,7 +37,6 @@
 //! union it with `events` (a row can be in both between steps 2 and 3).
 
 use crate::aggregate::{decode, DeadLetter, DeadLetterSink, StreamRecord};
-use crate::classify::{classify_click, classify_open, ClickClass, OpenClass};
 use crate::event::{BounceType, DeviceClass, Event, EventType, RequestContext};
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
@@ -174,17 +173,7 @@ fn bounce_name(b: BounceType) -> &'static str {
 
 /// The classifier's verdict for one event: `(machine, reason)`, for opens and clicks.
 pub fn machine_verdict(e: &Event) -> Option<(bool, &'static str)> {
-    match e.kind {
-        EventType::Opened => {
-            let v = classify_open(&e.into());
-            Some((v.class == OpenClass::Machine, v.reason))
-        }
-        EventType::Clicked => {
-            let v = classify_click(&e.into());
-            Some((v.class == ClickClass::SuspectedBot, v.reason))
-        }
-        _ => None,
-    }
+    crate::classify::machine_verdict(&e.into())
 }
 
 /// Events as one Arrow batch of [`SCHEMA`].

@@ -6,7 +6,7 @@
 //! per recipient (unique opens and clicks) are kept as sets of recipient fingerprints
 //! ([`UniqueKey`]), which can be added to idempotently and are counted when read.
 
-use crate::classify::{Classifier, ClickClass, OpenClass};
+use crate::classify::Classifier;
 use crate::event::{BounceType, Event, EventType, EventView};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -741,8 +741,10 @@ impl Aggregate {
     /// What `e` is: worked out once, then used by [`Aggregate::growth`] and
     /// [`Aggregate::add_with`].
     pub fn facts<'e>(&mut self, e: &'e EventView<'_>) -> Facts<'e> {
-        let machine =
-            matches!(e.kind, EventType::Opened | EventType::Clicked) && self.request_verdict(e).0;
+        let machine = self
+            .classifier
+            .machine(e)
+            .is_some_and(|(machine, _)| machine);
         let link = match (&e.kind, &e.link_url) {
             (EventType::Clicked, Some(url)) => {
                 let id = match self.link_ids.get(url.as_ref()) {
@@ -765,17 +767,8 @@ impl Aggregate {
     }
 
     /// The request's own verdict on an open or click: machine, and why.
-    pub fn request_verdict(&mut self, e: &EventView) -> (bool, &'static str) {
-        match e.kind {
-            EventType::Clicked => {
-                let v = self.classifier.click(e);
-                (v.class == ClickClass::SuspectedBot, v.reason)
-            }
-            _ => {
-                let v = self.classifier.open(e);
-                (v.class == OpenClass::Machine, v.reason)
-            }
-        }
+    pub fn request_verdict(&mut self, e: &EventView) -> Option<(bool, &'static str)> {
+        self.classifier.machine(e)
     }
 
     /// Folds one event in, with its facts.

@@ -109,6 +109,37 @@ pub struct Hit {
     pub reason: String,
 }
 
+impl Hit {
+    /// An open or click as its trail holds it, with the request's own verdict
+    /// ([`crate::classify::machine_verdict`]) and its link id; `None` for other events.
+    pub fn of(
+        e: &crate::event::EventView,
+        link: Option<String>,
+        (request_machine, request_reason): (bool, &str),
+    ) -> Option<Hit> {
+        let kind = match e.kind {
+            crate::event::EventType::Opened => HitKind::Open,
+            crate::event::EventType::Clicked => HitKind::Click,
+            _ => return None,
+        };
+        let owned = |s: &Option<std::borrow::Cow<str>>| s.as_deref().map(str::to_string);
+        Some(Hit {
+            at_ms: e.event_time.timestamp_millis(),
+            kind,
+            link,
+            url: owned(&e.link_url),
+            campaign: owned(&e.campaign_id),
+            recipient: owned(&e.recipient_id),
+            channel: owned(&e.channel),
+            provider: owned(&e.provider),
+            request_machine,
+            request_reason: request_reason.to_string(),
+            machine: false,
+            reason: String::new(),
+        })
+    }
+}
+
 /// A verdict on one hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict<'a> {

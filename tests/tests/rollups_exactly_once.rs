@@ -11,7 +11,7 @@ use aggregate::Aggregator;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_local::poller::{Mapping, Poller};
 use beacon_shared::aggregate::Settings;
-use beacon_shared::classify::{classify_click, classify_open, ClickClass, OpenClass};
+use beacon_shared::classify::machine_verdict;
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::event::{BounceType, Event, EventType, RequestContext};
 use beacon_shared::rollup::{link_id, rollup_partition, Grain, Scope};
@@ -118,34 +118,9 @@ fn truth_of(events: &[Event], tenant: &str) -> Truth {
 
 /// An open or click as its trail holds it, with the request's own verdict.
 fn hit_of(e: &Event) -> Hit {
-    let (machine, reason) = match e.kind {
-        EventType::Clicked => {
-            let v = classify_click(&e.into());
-            (v.class == ClickClass::SuspectedBot, v.reason)
-        }
-        _ => {
-            let v = classify_open(&e.into());
-            (v.class == OpenClass::Machine, v.reason)
-        }
-    };
-    Hit {
-        at_ms: e.event_time.timestamp_millis(),
-        kind: if e.kind == EventType::Clicked {
-            HitKind::Click
-        } else {
-            HitKind::Open
-        },
-        link: e.link_url.as_deref().map(link_id),
-        url: e.link_url.clone(),
-        campaign: e.campaign_id.clone(),
-        recipient: e.recipient_id.clone(),
-        channel: e.channel.clone(),
-        provider: e.provider.clone(),
-        request_machine: machine,
-        request_reason: reason.to_string(),
-        machine: false,
-        reason: String::new(),
-    }
+    let view = e.into();
+    let verdict = machine_verdict(&view).expect("an open or click");
+    Hit::of(&view, e.link_url.as_deref().map(link_id), verdict).expect("an open or click")
 }
 
 fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
