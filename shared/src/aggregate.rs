@@ -35,17 +35,24 @@
 //!    run touches it, so it ends up as the trail says whatever the retries.
 //!    Delivery times are stored on the trail at once and idempotently (the earliest
 //!    wins), before the runs, so every open and click of a batch is judged knowing it.
-//! 6. **Poison records** (undecodable or invalid) go to the dead-letter destination
+//! 6. **Suppressions and engagement marks are idempotent.** A hard bounce, complaint or
+//!    unsubscribe puts the recipient on the suppression list (each reason keeps its
+//!    first time); an engagement mark is set to a day or removed ([`crate::engagement`]).
+//!    Like the unique sets, they are written before the run's transaction and written
+//!    again, identically, when it is retried.
+//! 7. **Poison records** (undecodable or invalid) go to the dead-letter destination
 //!    with the reason before the run that covers them commits, and are then passed by
 //!    the checkpoint like any other record: never retried forever.
 //!
 //! Sequence numbers can be 56 digits, more than DynamoDB's numbers hold: they are
 //! compared as zero-padded strings.
 
+use crate::engagement::{self, Action};
 use crate::event::{Event, EventType, EventView};
 use crate::rollup::{
     unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope, UniqueKey, UniqueKind,
 };
+use crate::suppression::Suppression;
 use crate::trail::{Hit, Trail, TrailKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -270,6 +277,13 @@ pub trait RollupStore: Send + Sync {
         deliveries: &[(TrailKey, i64)],
         expires: i64,
     ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, StoreError>> + Send;
+    /// Puts recipients on the suppression list and sets or removes engagement marks
+    /// (both idempotent).
+    fn audience(
+        &self,
+        suppressions: &[Suppression],
+        engagement: &engagement::Changes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Applies a run atomically, if the checkpoint is still `run.after`.
     fn apply(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -310,6 +324,10 @@ pub struct Outcome {
     pub write_actions: usize,
     /// Counted opens and clicks moved by late verdicts.
     pub reclassified: usize,
+    /// Suppression-list entries written (hard bounces, complaints, unsubscribes).
+    pub suppressed: usize,
+    /// Suppression and engagement items written (one per recipient per run).
+    pub audience_writes: usize,
 }
 
 /// Why a batch stopped; records from `first_unapplied` on must be delivered again.
@@ -506,6 +524,8 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         let mut latest_event = None;
         let mut dirs = 0;
         let mut run_trails: BTreeSet<TrailKey> = BTreeSet::new();
+        let mut suppressions: Vec<Suppression> = Vec::new();
+        let mut engagement = engagement::Changes::default();
         while i < pending.len() {
             match &decoded[i] {
                 Err(reason) => letters.push(DeadLetter {
@@ -553,6 +573,8 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                         }
                         dirs += growth.directory;
                         agg.add_with(e, &facts);
+                        suppressions.extend(Suppression::of(e));
+                        mark_engagement(&mut engagement, e, &facts, judged.is_some());
                         if let Some((key, trail, moved)) = judged {
                             for m in &moved {
                                 agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
@@ -589,6 +611,17 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             })
             .collect();
         let (adds, removals) = unique_changes(agg.unique_sets(), &run_trails);
+        // Suppressions and engagement marks are idempotent writes like the unique sets:
+        // made before the run's transaction, made again (identically) if it fails.
+        mark_trails(&mut engagement, &run_trails);
+        if !suppressions.is_empty() || !engagement.is_empty() {
+            store
+                .audience(&suppressions, &engagement)
+                .await
+                .map_err(|e| fail(&pending[start].sequence, e))?;
+            outcome.suppressed += suppressions.len();
+            outcome.audience_writes += suppressions.len() + engagement.len();
+        }
         for (changes, add) in [(&adds, true), (&removals, false)] {
             if changes.is_empty() {
                 continue;
@@ -665,6 +698,60 @@ fn judge(
     Some(moved)
 }
 
+/// The engagement marks an applied event sets on its own: a delivery, a conversion, and
+/// an open or click a person made that is on no trail (its trail's marks are set from
+/// the whole trail by [`mark_trails`]).
+fn mark_engagement(
+    changes: &mut engagement::Changes,
+    e: &EventView,
+    facts: &crate::rollup::Facts,
+    on_trail: bool,
+) {
+    let Some(recipient) = e.recipient_id.as_deref() else {
+        return;
+    };
+    let tenant = &e.tenant_id;
+    let message = e.message_id().unwrap_or(&e.event_id);
+    let action = match e.kind {
+        EventType::Delivered => Action::Delivered,
+        EventType::Conversion => Action::Converted,
+        EventType::Opened if !on_trail && !facts.machine => Action::Opened,
+        EventType::Clicked if !on_trail && !facts.machine => Action::Clicked,
+        _ => return,
+    };
+    let id = if action == Action::Converted {
+        e.event_id.as_ref()
+    } else {
+        message
+    };
+    let day = engagement::epoch_day(e.event_time.timestamp_millis());
+    changes.set(tenant, recipient, action.mark(tenant, id), day);
+}
+
+/// Each touched trail's open and click marks, as the whole trail judges them: set to
+/// the day a person first opened (clicked), removed when only machines did.
+fn mark_trails(changes: &mut engagement::Changes, trails: &[(TrailKey, Trail)]) {
+    for (key, trail) in trails {
+        for m in trail.membership() {
+            for (action, seen, index) in [
+                (Action::Opened, m.opened, 0),
+                (Action::Clicked, m.clicked, 1),
+            ] {
+                if seen.is_none() {
+                    continue;
+                }
+                let mark = action.mark(&key.tenant, &key.message);
+                match m.first_human[index] {
+                    Some(at) => {
+                        changes.set(&key.tenant, m.recipient, mark, engagement::epoch_day(at))
+                    }
+                    None => changes.remove(&key.tenant, m.recipient, mark),
+                }
+            }
+        }
+    }
+}
+
 /// Unique-set changes of a run: the members the fold adds, and for each trail the run
 /// touched, its membership as the whole trail says (a person opened; a person clicked,
 /// and which links), added or removed.
@@ -714,6 +801,8 @@ pub struct MemoryState {
     pub dedupe: HashMap<DedupeKey, HashSet<String>>,
     pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
     pub trails: HashMap<TrailKey, Trail>,
+    /// The suppression list and engagement marks.
+    pub audience: crate::audience_store::MemoryAudience,
     pub writes: usize,
 }
 
@@ -758,6 +847,17 @@ impl RollupStore for MemoryStore {
             set.retain(|m| !members.contains(m));
             state.writes += 1;
         }
+        Ok(())
+    }
+
+    async fn audience(
+        &self,
+        suppressions: &[Suppression],
+        engagement: &engagement::Changes,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.audience.apply(suppressions, engagement);
+        state.writes += suppressions.len() + engagement.len();
         Ok(())
     }
 
@@ -1146,5 +1246,120 @@ mod tests {
         let b = "9";
         assert!(padded(a) > padded(b));
         assert_eq!(padded(a).len(), 64);
+    }
+
+    #[tokio::test]
+    async fn suppressions_and_engagement_follow_the_stream_and_late_verdicts_once() {
+        use crate::engagement::{Action, Score};
+        use crate::event::BounceType;
+        use crate::suppression::Reason;
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let outcome = |id: &str, kind: EventType, bounce: Option<BounceType>| {
+            let mut e = delivered(id);
+            e.kind = kind;
+            e.bounce_type = bounce;
+            e.channel = Some("email".into());
+            e
+        };
+        let mut conversion = outcome("buy", EventType::Conversion, None);
+        conversion.recipient_id = Some("r-1".into());
+        conversion.value = Some(10.0);
+        let mut delivery = delivered("1");
+        delivery.event_time = "2026-11-23T09:00:00Z".parse().unwrap();
+        let first = vec![
+            record("s/0", 1, &delivery),
+            record(
+                "s/0",
+                2,
+                &click("a", "2026-11-23T10:00:00Z", "https://x.example/1"),
+            ),
+            record(
+                "s/0",
+                3,
+                &outcome("2", EventType::Bounced, Some(BounceType::Hard)),
+            ),
+            record(
+                "s/0",
+                4,
+                &outcome("3", EventType::Bounced, Some(BounceType::Soft)),
+            ),
+            record("s/0", 5, &outcome("4", EventType::Complained, None)),
+            record("s/0", 6, &outcome("5", EventType::Unsubscribed, None)),
+            record("s/0", 7, &conversion),
+        ];
+        let out = apply_batch(&store, &dead, &Settings::default(), &first)
+            .await
+            .unwrap();
+        assert_eq!(out.suppressed, 3);
+        let today = crate::engagement::epoch_day(
+            "2026-11-23T12:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+                .timestamp_millis(),
+        );
+        let score = |store: &MemoryStore| {
+            let state = store.state.lock().unwrap();
+            let marks = state
+                .audience
+                .engagement
+                .get(&("acme".to_string(), "r-1".to_string()))
+                .cloned()
+                .unwrap_or_default();
+            Score::of("r-1", marks.iter().map(|(n, d)| (n.as_str(), *d)), today)
+        };
+        // Delivered 1 + clicked 10 + conversion 50, all today.
+        let s = score(&store);
+        assert_eq!(
+            (s.score, s.delivered, s.clicked, s.conversions),
+            (61.0, 1, 1, 1)
+        );
+        let before = store.state.lock().unwrap().audience.clone();
+        let suppressed: Vec<(String, Vec<Reason>)> = before
+            .suppressions
+            .iter()
+            .map(|((_, ch, r), e)| (format!("{ch}/{r}"), e.reasons.keys().copied().collect()))
+            .collect();
+        assert_eq!(
+            suppressed,
+            vec![
+                ("email/r-2".to_string(), vec![Reason::HardBounce]),
+                ("email/r-4".to_string(), vec![Reason::Complaint]),
+                ("email/r-5".to_string(), vec![Reason::Unsubscribe]),
+            ],
+            "a soft bounce suppresses no one"
+        );
+        // A client resending everything changes nothing.
+        let resent: Vec<_> = first
+            .iter()
+            .enumerate()
+            .map(|(i, r)| StreamRecord {
+                sequence: (10 + i).to_string(),
+                ..r.clone()
+            })
+            .collect();
+        apply_batch(&store, &dead, &Settings::default(), &resent)
+            .await
+            .unwrap();
+        assert_eq!(store.state.lock().unwrap().audience, before);
+        // A honeypot hit on the message: the click was a scanner's, its points go.
+        let trap = click(
+            "t",
+            "2026-11-23T10:00:30Z",
+            "https://x.example/#beacon-honeypot",
+        );
+        apply_batch(
+            &store,
+            &dead,
+            &Settings::default(),
+            &[record("s/0", 20, &trap)],
+        )
+        .await
+        .unwrap();
+        let s = score(&store);
+        assert_eq!((s.score, s.clicked), (51.0, 0));
+        let marks = store.state.lock().unwrap().audience.engagement.clone();
+        assert!(!marks[&("acme".to_string(), "r-1".to_string())]
+            .contains_key(&Action::Clicked.mark("acme", "m-1")));
     }
 }

@@ -7,10 +7,12 @@
 
 pub mod aggregate;
 pub mod apikey;
+pub mod audience_store;
 pub mod classify;
 pub mod config;
 pub mod context;
 pub mod deadletter;
+pub mod engagement;
 pub mod event;
 pub mod http;
 pub mod instrument;
@@ -25,6 +27,7 @@ pub mod rollup_store;
 pub mod sink;
 pub mod stats;
 pub mod stats_store;
+pub mod suppression;
 pub mod testkit;
 pub mod token;
 pub mod tracking;

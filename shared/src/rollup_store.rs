@@ -2,7 +2,10 @@
 //! items, unique sets, dedupe sets, directory entries and shard checkpoints.
 
 use crate::aggregate::{DedupeKey, RollupStore, Run, StoreError};
+use crate::audience_store::DynamoAudience;
+use crate::engagement::Changes;
 use crate::rollup::UniqueKey;
+use crate::suppression::Suppression;
 use crate::trail::{Trail, TrailKey};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
@@ -13,13 +16,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub struct DynamoRollupStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    audience: DynamoAudience,
 }
 
 impl DynamoRollupStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         DynamoRollupStore {
+            audience: DynamoAudience::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 }
@@ -197,6 +203,17 @@ impl RollupStore for DynamoRollupStore {
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> Result<(), StoreError> {
         self.change_uniques(uniques, "DELETE").await
+    }
+
+    async fn audience(
+        &self,
+        suppressions: &[Suppression],
+        engagement: &Changes,
+    ) -> Result<(), StoreError> {
+        self.audience
+            .write(suppressions, engagement)
+            .await
+            .map_err(|e| StoreError::Failed(e.to_string()))
     }
 
     async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {

@@ -321,12 +321,17 @@ impl Trail {
                         opened: None,
                         clicked: None,
                         links: Default::default(),
+                        first_human: [None, None],
                     });
                     out.len() - 1
                 }
             };
             let m = &mut out[i];
             let human = !h.machine;
+            if human {
+                let first = &mut m.first_human[h.kind as usize];
+                *first = Some(first.map_or(h.at_ms, |t: i64| t.min(h.at_ms)));
+            }
             match h.kind {
                 HitKind::Open => *m.opened.get_or_insert(false) |= human,
                 HitKind::Click => {
@@ -349,6 +354,8 @@ pub struct Membership<'a> {
     pub opened: Option<bool>,
     pub clicked: Option<bool>,
     pub links: std::collections::BTreeMap<&'a str, bool>,
+    /// When a person first opened and first clicked (epoch ms), indexed by [`HitKind`].
+    pub first_human: [Option<i64>; 2],
 }
 
 #[cfg(test)]

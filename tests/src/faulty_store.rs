@@ -2,7 +2,9 @@
 //! call, at chosen write numbers. That is a function dying between two writes.
 
 use beacon_shared::aggregate::{DedupeKey, RollupStore, Run, StoreError};
+use beacon_shared::engagement::Changes;
 use beacon_shared::rollup::UniqueKey;
+use beacon_shared::suppression::Suppression;
 use beacon_shared::trail::{Trail, TrailKey};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +62,15 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> Result<(), StoreError> {
         self.inner.remove_uniques(uniques).await?;
+        self.after_write()
+    }
+
+    async fn audience(
+        &self,
+        suppressions: &[Suppression],
+        engagement: &Changes,
+    ) -> Result<(), StoreError> {
+        self.inner.audience(suppressions, engagement).await?;
         self.after_write()
     }
 

@@ -1,0 +1,481 @@
+//! Where the suppression list and the engagement marks live: the rollups table, beside
+//! the rollups the same stream writes. `S#{tenant}#{channel}` / recipient holds a
+//! suppression entry (a time per reason); `E#{tenant}` / recipient holds a recipient's
+//! engagement marks ([`crate::engagement`]).
+
+use crate::engagement::{self, Changes};
+use crate::stats::rfc3339;
+use crate::suppression::{self, Entry, Reason, Suppression};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[error("audience store unavailable: {0}")]
+pub struct AudienceError(pub String);
+
+/// A page of a listing and where the next one starts (`None`: the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// One recipient's engagement marks (attribute name → day).
+pub type Marks = BTreeMap<String, i64>;
+
+/// Reading the suppression list and engagement marks.
+pub trait AudienceReader: Send + Sync {
+    /// The entries of those of `recipients` on the tenant's list for `channel`.
+    fn suppressed(
+        &self,
+        tenant: &str,
+        channel: &str,
+        recipients: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Entry>, AudienceError>> + Send;
+
+    /// Up to `limit` entries of the channel's list after `cursor`, by recipient id.
+    fn suppression_page(
+        &self,
+        tenant: &str,
+        channel: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Entry>, AudienceError>> + Send;
+
+    /// A recipient's marks (empty when unknown).
+    fn marks(
+        &self,
+        tenant: &str,
+        recipient: &str,
+    ) -> impl Future<Output = Result<Marks, AudienceError>> + Send;
+
+    /// Up to `limit` recipients with their marks after `cursor`, by recipient id.
+    fn marks_page(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<(String, Marks)>, AudienceError>> + Send;
+}
+
+/// A cursor is the last recipient id of a page, base64url: opaque to clients.
+pub fn encode_cursor(last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last)
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()
+}
+
+/// Suppressions and marks in memory, with the store's semantics (tests, the in-memory
+/// rollup store).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemoryAudience {
+    /// (tenant, channel, recipient) → entry.
+    pub suppressions: BTreeMap<(String, String, String), Entry>,
+    /// (tenant, recipient) → marks.
+    pub engagement: BTreeMap<(String, String), Marks>,
+}
+
+impl MemoryAudience {
+    pub fn apply(&mut self, suppressions: &[Suppression], changes: &Changes) {
+        for s in suppressions {
+            let key = (s.tenant.clone(), s.channel.clone(), s.recipient.clone());
+            let entry = self.suppressions.remove(&key);
+            self.suppressions.insert(key, Entry::merge(entry, s));
+        }
+        changes.apply_to(&mut self.engagement);
+    }
+
+    fn page<K: Ord + Clone, V: Clone, T>(
+        map: &BTreeMap<K, V>,
+        range: impl Fn(&K) -> Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+        make: impl Fn(&str, &V) -> T,
+    ) -> Page<T> {
+        let after = cursor.and_then(decode_cursor);
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (k, v) in map {
+            let Some(recipient) = range(k) else { continue };
+            if after.as_deref().is_some_and(|a| recipient <= a) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(make(recipient, v));
+            last = Some(recipient.to_string());
+        }
+        Page {
+            items,
+            next: last.filter(|_| more).map(|l| encode_cursor(&l)),
+        }
+    }
+}
+
+impl AudienceReader for std::sync::Mutex<MemoryAudience> {
+    async fn suppressed(
+        &self,
+        tenant: &str,
+        channel: &str,
+        recipients: &[String],
+    ) -> Result<HashMap<String, Entry>, AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(recipients
+            .iter()
+            .filter_map(|r| {
+                let key = (tenant.to_string(), channel.to_string(), r.clone());
+                state.suppressions.get(&key).map(|e| (r.clone(), e.clone()))
+            })
+            .collect())
+    }
+
+    async fn suppression_page(
+        &self,
+        tenant: &str,
+        channel: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Entry>, AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(MemoryAudience::page(
+            &state.suppressions,
+            |(t, c, r)| (t == tenant && c == channel).then_some(r.as_str()),
+            cursor,
+            limit,
+            |_, e| e.clone(),
+        ))
+    }
+
+    async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(state
+            .engagement
+            .get(&(tenant.to_string(), recipient.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn marks_page(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, Marks)>, AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(MemoryAudience::page(
+            &state.engagement,
+            |(t, r)| (t == tenant).then_some(r.as_str()),
+            cursor,
+            limit,
+            |r, m| (r.to_string(), m.clone()),
+        ))
+    }
+}
+
+/// The DynamoDB adapter.
+#[derive(Debug, Clone)]
+pub struct DynamoAudience {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E) -> AudienceError {
+    move |e| AudienceError(format!("{what}: {}", DisplayErrorContext(&e)))
+}
+
+/// Requests in flight at once when writing a run's recipients.
+const WRITE_CONCURRENCY: usize = 16;
+
+impl DynamoAudience {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoAudience {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Writes suppressions and mark changes, one UpdateItem per recipient, several at a
+    /// time. Every update is idempotent: `if_not_exists` for first times, SET/REMOVE
+    /// of marks.
+    pub async fn write(
+        &self,
+        suppressions: &[Suppression],
+        changes: &Changes,
+    ) -> Result<(), AudienceError> {
+        let mut updates = Vec::new();
+        for sup in suppressions {
+            let at =
+                rfc3339(chrono::DateTime::from_timestamp_millis(sup.at_ms).unwrap_or_default());
+            let mut values = HashMap::from([(":at".to_string(), s(&at))]);
+            let mut expression =
+                "SET #since = if_not_exists(#since, :at), #reason = if_not_exists(#reason, :at)"
+                    .to_string();
+            if let Some(c) = &sup.campaign {
+                values.insert(":c".into(), s(c));
+                expression.push_str(", #campaign = if_not_exists(#campaign, :c)");
+            }
+            let names = HashMap::from([
+                ("#since".to_string(), "since".to_string()),
+                ("#reason".to_string(), sup.reason.as_str().to_string()),
+                ("#campaign".to_string(), "campaign".to_string()),
+            ]);
+            let names = names
+                .into_iter()
+                .filter(|(k, _)| expression.contains(k.as_str()))
+                .collect();
+            updates.push((
+                key(
+                    suppression::partition(&sup.tenant, &sup.channel),
+                    &sup.recipient,
+                ),
+                expression,
+                names,
+                values,
+            ));
+        }
+        for ((tenant, recipient), change) in &changes.0 {
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let mut sets = Vec::new();
+            let mut removes = Vec::new();
+            for (i, (mark, day)) in change.set.iter().enumerate() {
+                names.insert(format!("#s{i}"), mark.clone());
+                values.insert(format!(":s{i}"), AttributeValue::N(day.to_string()));
+                sets.push(format!("#s{i} = :s{i}"));
+            }
+            for (i, mark) in change.remove.iter().enumerate() {
+                names.insert(format!("#r{i}"), mark.clone());
+                removes.push(format!("#r{i}"));
+            }
+            let mut expression = String::new();
+            if !sets.is_empty() {
+                expression.push_str(&format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            updates.push((
+                key(engagement::partition(tenant), recipient),
+                expression.trim().to_string(),
+                names,
+                values,
+            ));
+        }
+        let mut pending = updates.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < WRITE_CONCURRENCY {
+                let Some((key, expression, names, values)) = pending.next() else {
+                    break;
+                };
+                let request = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values((!values.is_empty()).then_some(values));
+                running.spawn(request.send());
+            }
+            let Some(done) = running.join_next().await else {
+                return Ok(());
+            };
+            done.map_err(|e| AudienceError(format!("writing the audience: {e}")))?
+                .map_err(unavailable("writing a suppression or engagement mark"))?;
+        }
+    }
+
+    /// Takes a recipient off a channel's list; whether they were on it.
+    pub async fn unsuppress(
+        &self,
+        tenant: &str,
+        channel: &str,
+        recipient: &str,
+    ) -> Result<bool, AudienceError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                suppression::partition(tenant, channel),
+                recipient,
+            )))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable("removing a suppression"))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn query_page(
+        &self,
+        pk: String,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), AudienceError> {
+        let start = cursor
+            .map(|c| {
+                decode_cursor(c)
+                    .map(|last| key(pk.clone(), &last))
+                    .ok_or_else(|| AudienceError("not a cursor this API gave out".into()))
+            })
+            .transpose()?;
+        let mut items = Vec::new();
+        let mut start = start;
+        // DynamoDB's Limit counts items read, and a page stops at 1 MB: ask again until
+        // the page is full or the partition ends.
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .set_exclusive_start_key(start.take())
+                .limit((limit - items.len()) as i32)
+                .send()
+                .await
+                .map_err(unavailable("reading the audience"))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && items.len() < limit => start = Some(k),
+                Some(k) if !k.is_empty() => {
+                    let last = k.get("sk").and_then(|v| v.as_s().ok()).cloned();
+                    return Ok((items, last.map(|l| encode_cursor(&l))));
+                }
+                _ => return Ok((items, None)),
+            }
+        }
+    }
+}
+
+fn entry_of(item: &HashMap<String, AttributeValue>, channel: &str) -> Option<Entry> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(Entry {
+        recipient: text("sk")?,
+        channel: channel.to_string(),
+        since: text("since").unwrap_or_default(),
+        reasons: Reason::ALL
+            .into_iter()
+            .filter_map(|r| Some((r, text(r.as_str())?)))
+            .collect(),
+        campaign: text("campaign"),
+    })
+}
+
+fn marks_of(item: &HashMap<String, AttributeValue>) -> Marks {
+    item.iter()
+        .filter(|(name, _)| engagement::Action::of_mark(name).is_some())
+        .filter_map(|(name, v)| Some((name.clone(), v.as_n().ok()?.parse().ok()?)))
+        .collect()
+}
+
+impl AudienceReader for DynamoAudience {
+    async fn suppressed(
+        &self,
+        tenant: &str,
+        channel: &str,
+        recipients: &[String],
+    ) -> Result<HashMap<String, Entry>, AudienceError> {
+        let pk = suppression::partition(tenant, channel);
+        // BatchGetItem refuses a key twice, and takes 100 keys a call.
+        let unique: BTreeSet<&String> = recipients.iter().collect();
+        let unique: Vec<&String> = unique.into_iter().collect();
+        let mut found = HashMap::new();
+        for chunk in unique.chunks(100) {
+            let keys = chunk.iter().map(|r| key(pk.clone(), r)).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .expect("keys are set"),
+            );
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(unavailable("checking the suppression list"))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let Some(e) = entry_of(&item, channel) {
+                        found.insert(e.recipient.clone(), e);
+                    }
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn suppression_page(
+        &self,
+        tenant: &str,
+        channel: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Entry>, AudienceError> {
+        let (items, next) = self
+            .query_page(suppression::partition(tenant, channel), cursor, limit)
+            .await?;
+        Ok(Page {
+            items: items.iter().filter_map(|i| entry_of(i, channel)).collect(),
+            next,
+        })
+    }
+
+    async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(engagement::partition(tenant), recipient)))
+            .send()
+            .await
+            .map_err(unavailable("reading engagement"))?;
+        Ok(out.item.as_ref().map(marks_of).unwrap_or_default())
+    }
+
+    async fn marks_page(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, Marks)>, AudienceError> {
+        let (items, next) = self
+            .query_page(engagement::partition(tenant), cursor, limit)
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .filter_map(|i| Some((i.get("sk")?.as_s().ok()?.clone(), marks_of(i))))
+                .collect(),
+            next,
+        })
+    }
+}
