@@ -6,6 +6,7 @@
 //! to an [`sink::EventSink`], which in AWS is the Kinesis stream.
 
 pub mod aggregate;
+pub mod alert;
 pub mod apikey;
 pub mod audience_store;
 pub mod classify;
