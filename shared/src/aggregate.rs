@@ -222,12 +222,16 @@ pub fn trail_key(e: &EventView) -> Option<TrailKey> {
     }
 }
 
+/// The partition listing every tenant that has sent events (sort key: the tenant), for
+/// the jobs that go through all tenants (alerts).
+pub const TENANTS_PARTITION: &str = "TENANTS";
+
 /// The directory entries of a run's rollups.
 pub fn directory_entries<'a>(
     keys: impl Iterator<Item = &'a RollupKey>,
 ) -> BTreeSet<(String, String)> {
     keys.filter_map(|k| match &k.scope {
-        Scope::Tenant => None,
+        Scope::Tenant => Some((TENANTS_PARTITION.to_string(), k.tenant.clone())),
         Scope::Campaign(c) => Some((format!("C#{}", k.tenant), format!("c:{c}"))),
         Scope::Channel(ch, p) => Some((format!("C#{}", k.tenant), format!("ch:{ch}:{p}"))),
     })

@@ -632,12 +632,46 @@ pub struct State {
     /// The last reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Reading>,
-    /// Notices not yet delivered (sent again on the next evaluation).
+    /// Notices not yet delivered everywhere (tried again on the next evaluation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unsent: Vec<Notice>,
+    pub unsent: Vec<Pending>,
     /// Times stored; the write is conditional on it.
     #[serde(skip)]
     pub version: u64,
+}
+
+/// A notice and the destinations it has yet to reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub notice: Notice,
+    #[serde(default)]
+    pub email: bool,
+    #[serde(default)]
+    pub webhook: bool,
+}
+
+impl Pending {
+    /// A new notice, for every destination the tenant has (`None`: it has none).
+    pub fn new(notice: Notice, to: &Destinations) -> Option<Pending> {
+        let p = Pending {
+            notice,
+            email: !to.emails.is_empty(),
+            webhook: to.webhook.is_some(),
+        };
+        (p.email || p.webhook).then_some(p)
+    }
+
+    pub fn is_done(&self) -> bool {
+        !self.email && !self.webhook
+    }
+}
+
+/// Adds a pending notice, keeping at most [`MAX_UNSENT`] (the oldest go first).
+pub fn queue(unsent: &mut Vec<Pending>, pending: Pending) {
+    unsent.push(pending);
+    if unsent.len() > MAX_UNSENT {
+        unsent.drain(..unsent.len() - MAX_UNSENT);
+    }
 }
 
 /// Notices left unsent are kept up to this many (the oldest go first).
@@ -842,7 +876,7 @@ pub struct BudgetState {
     /// The highest level notified this month (0: none).
     pub level: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unsent: Vec<Notice>,
+    pub unsent: Vec<Pending>,
     #[serde(skip)]
     pub version: u64,
 }

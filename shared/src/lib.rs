@@ -7,6 +7,8 @@
 
 pub mod aggregate;
 pub mod alert;
+pub mod alert_run;
+pub mod alert_store;
 pub mod apikey;
 pub mod audience_store;
 pub mod classify;

@@ -812,7 +812,7 @@ impl Aggregate {
             for key in cell.rollup_keys() {
                 if !self.items.contains_key(&key) {
                     growth.items += 1;
-                    if key.grain == Grain::Day && key.scope != Scope::Tenant {
+                    if key.grain == Grain::Day {
                         growth.directory += 1;
                     }
                 }
@@ -1174,7 +1174,7 @@ mod tests {
         );
         let f = a.facts(&c);
         let g = a.growth(&c, &f, 1);
-        assert_eq!((g.items, g.directory, g.links_over), (6, 2, false));
+        assert_eq!((g.items, g.directory, g.links_over), (6, 3, false));
         a.add_with(&c, &f);
         assert_eq!(a.growth(&c, &f, 1), Growth::default(), "nothing new");
         let f = a.facts(&later);
