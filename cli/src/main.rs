@@ -16,9 +16,11 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+mod alert;
 mod lake;
 mod networks;
 mod report;
+mod suppression;
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +76,13 @@ enum Command {
     /// IP range lists (Apple's proxy, security scanners): import, list, look an IP up.
     #[command(subcommand)]
     Networks(networks::NetworksCommand),
+    /// Alert rules, the monthly budget and where notices go; evaluate now; verify a
+    /// webhook signature.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
+    /// The suppression list: check, add, remove, export.
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
 }
 
 #[derive(Subcommand)]
@@ -256,6 +265,8 @@ async fn run() -> Result<()> {
         Command::Lake(command) => lake::run(command).await?,
         Command::Report(command) => report::run(command).await?,
         Command::Networks(command) => networks::run(command)?,
+        Command::Alert(command) => alert::run(command).await?,
+        Command::Suppression(command) => suppression::run(command).await?,
     }
     Ok(())
 }

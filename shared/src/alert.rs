@@ -408,7 +408,9 @@ impl RuleInput {
         if let Err(e) = validate_id(&self.id) {
             problems.push(e);
         }
-        let metric = Metric::parse(&self.metric).map_err(|e| problems.push(e)).ok();
+        let metric = Metric::parse(&self.metric)
+            .map_err(|e| problems.push(e))
+            .ok();
         let window_hours = match &self.window {
             None => Some(if self.sigmas.is_some() { 1 } else { 24 }),
             Some(w) => parse_window(w).map_err(|e| problems.push(e)).ok(),
@@ -422,12 +424,13 @@ impl RuleInput {
                     ));
                 }
                 if self.operator.is_some() || self.threshold.is_some() {
-                    problems.push(
-                        "an anomaly rule takes sigmas, not an operator or threshold".into(),
-                    );
+                    problems
+                        .push("an anomaly rule takes sigmas, not an operator or threshold".into());
                 }
                 if !(sigmas.is_finite() && sigmas > 0.0 && sigmas <= 10.0) {
-                    problems.push(format!("sigmas must be above 0 and at most 10 (got {sigmas})"));
+                    problems.push(format!(
+                        "sigmas must be above 0 and at most 10 (got {sigmas})"
+                    ));
                 }
                 Some(Condition::Anomaly { sigmas })
             }
@@ -455,11 +458,13 @@ impl RuleInput {
                         .map_err(|e| problems.push(e))
                         .ok(),
                 };
-                operator.zip(threshold).map(|(operator, threshold)| Condition::Threshold {
-                    metric,
-                    operator,
-                    threshold,
-                })
+                operator
+                    .zip(threshold)
+                    .map(|(operator, threshold)| Condition::Threshold {
+                        metric,
+                        operator,
+                        threshold,
+                    })
             }
             (None, None) => None,
         };
@@ -476,9 +481,11 @@ impl RuleInput {
                     id: self.id.clone(),
                     condition,
                     window_hours,
-                    min_volume: self
-                        .min_volume
-                        .unwrap_or(if rate { DEFAULT_MIN_VOLUME } else { 0 }),
+                    min_volume: self.min_volume.unwrap_or(if rate {
+                        DEFAULT_MIN_VOLUME
+                    } else {
+                        0
+                    }),
                     enabled: self.enabled.unwrap_or(true),
                 })
             }
@@ -499,7 +506,8 @@ impl Hours {
             let Some(text) = sk.strip_prefix("H#") else {
                 continue;
             };
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M")
+            if let Ok(t) =
+                chrono::NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M")
             {
                 out.insert(t.and_utc(), c.clone());
             }
@@ -1002,7 +1010,10 @@ pub const SIGNATURE_HEADER: &str = "Beacon-Signature";
 /// `t={unix seconds},v1={hex HMAC-SHA256 of "{t}.{body}" keyed by the secret}`. The
 /// time is signed too, so a captured request cannot be replayed later.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", crate::sink::hex(&mac(secret, timestamp, body)))
+    format!(
+        "t={timestamp},v1={}",
+        crate::sink::hex(&mac(secret, timestamp, body))
+    )
 }
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
@@ -1111,7 +1122,11 @@ mod tests {
         assert_eq!(notices[0].breach_id, "acme/bounces/1");
         assert_eq!(notices[1].breach_id, "acme/bounces/1", "one breach, one id");
         assert_eq!(notices[1].since, "2026-11-23T10:10:00Z");
-        assert!(notices[0].summary.contains("bounce rate is 8%"), "{}", notices[0].summary);
+        assert!(
+            notices[0].summary.contains("bounce rate is 8%"),
+            "{}",
+            notices[0].summary
+        );
         assert_eq!(state.status, Status::Ok);
         // A second breach is a new one.
         let spike = hours(&[("2026-11-23T15:00:00Z", 200, 150, 50)]);
@@ -1129,7 +1144,13 @@ mod tests {
         let few = hours(&[("2026-11-23T10:00:00Z", 20, 10, 10)]);
         let reading = read(&rule, &few, at("2026-11-23T10:30:00Z"));
         assert_eq!((reading.breached, reading.value), (None, Some(0.5)));
-        let (state, notice) = step("acme", &rule, &State::default(), &reading, at("2026-11-23T10:30:00Z"));
+        let (state, notice) = step(
+            "acme",
+            &rule,
+            &State::default(),
+            &reading,
+            at("2026-11-23T10:30:00Z"),
+        );
         assert_eq!((state.status, notice), (Status::Ok, None));
         let firing = State {
             status: Status::Firing,
@@ -1184,12 +1205,12 @@ mod tests {
         let mut state = BudgetState::default();
         let mut levels = Vec::new();
         for (now, spent) in [
-            ("2026-11-05T10:00:00Z", 300.0),  // 60%
-            ("2026-11-10T10:00:00Z", 375.0),  // 75%
-            ("2026-11-11T10:00:00Z", 400.0),  // 80%: already told
-            ("2026-11-20T10:00:00Z", 520.0),  // 104%: jumps past 90
-            ("2026-11-21T10:00:00Z", 530.0),  // nothing new
-            ("2026-12-01T10:00:00Z", 460.0),  // new month, 92%
+            ("2026-11-05T10:00:00Z", 300.0), // 60%
+            ("2026-11-10T10:00:00Z", 375.0), // 75%
+            ("2026-11-11T10:00:00Z", 400.0), // 80%: already told
+            ("2026-11-20T10:00:00Z", 520.0), // 104%: jumps past 90
+            ("2026-11-21T10:00:00Z", 530.0), // nothing new
+            ("2026-12-01T10:00:00Z", 460.0), // new month, 92%
         ] {
             let (next, notice) = budget_step("acme", &budget, &state, spent, at(now));
             state = next;
@@ -1211,7 +1232,9 @@ mod tests {
             "100% of the 2026-11 budget used: spent 520.00 USD of 500.00 USD"
         );
         assert!(Budget::new(0.0, None).is_err());
-        assert!(Budget::new(10.0, Some("usd".into())).unwrap_err().contains("ISO 4217"));
+        assert!(Budget::new(10.0, Some("usd".into()))
+            .unwrap_err()
+            .contains("ISO 4217"));
     }
 
     #[test]
@@ -1248,14 +1271,21 @@ mod tests {
         let err = |v: Value| input(v).validate().unwrap_err().to_string();
         let e = err(json!({"id": "Bad Id", "metric": "bounces", "window": "2w"}));
         assert!(e.contains("id `Bad Id` must be 1-64 characters"), "{e}");
-        assert!(e.contains("unknown metric `bounces`; one of bounce_rate"), "{e}");
+        assert!(
+            e.contains("unknown metric `bounces`; one of bounce_rate"),
+            "{e}"
+        );
         assert!(e.contains("window `2w` must be whole hours or days"), "{e}");
         let e = err(json!({"id": "b", "metric": "bounce_rate", "operator": "~", "threshold": 5}));
         assert!(e.contains("unknown operator `~`"), "{e}");
-        assert!(e.contains("must be a percentage from 0% to 100%, like \"5%\" (got 5)"), "{e}");
+        assert!(
+            e.contains("must be a percentage from 0% to 100%, like \"5%\" (got 5)"),
+            "{e}"
+        );
         let e = err(json!({"id": "b", "metric": "complaint_rate", "operator": ">"}));
         assert!(e.contains("threshold is missing"), "{e}");
-        let e = err(json!({"id": "b", "metric": "bounce_rate", "threshold": "150%", "operator": ">"}));
+        let e =
+            err(json!({"id": "b", "metric": "bounce_rate", "threshold": "150%", "operator": ">"}));
         assert!(e.contains("(got \"150%\")"), "{e}");
         let e = err(json!({"id": "b", "metric": "open_rate", "sigmas": 0, "operator": "<"}));
         assert!(e.contains("watch delivery_rate only"), "{e}");
@@ -1263,9 +1293,15 @@ mod tests {
         assert!(e.contains("sigmas must be above 0"), "{e}");
         let e = err(json!({"id": "s", "metric": "spend", "operator": ">", "threshold": -1}));
         assert!(e.contains("amount of 0 or more"), "{e}");
-        assert!(err(json!({"id": "w", "metric": "spend", "operator": ">", "threshold": 1, "window": "8d"})).contains("from 1h to 7d"));
+        assert!(err(
+            json!({"id": "w", "metric": "spend", "operator": ">", "threshold": 1, "window": "8d"})
+        )
+        .contains("from 1h to 7d"));
         // Unknown fields are refused by the reader.
-        assert!(serde_json::from_value::<RuleInput>(json!({"id": "x", "metric": "spend", "treshold": 1})).is_err());
+        assert!(serde_json::from_value::<RuleInput>(
+            json!({"id": "x", "metric": "spend", "treshold": 1})
+        )
+        .is_err());
         // And good ones are read as meant.
         let spend = input(json!({"id": "spend", "metric": "spend", "operator": ">", "threshold": "250.50", "window": "1d"}))
             .validate()
@@ -1290,9 +1326,11 @@ mod tests {
         );
         let mut off = defaults()[0].clone();
         off.enabled = false;
-        let extra = input(json!({"id": "errors", "metric": "error_rate", "operator": ">", "threshold": "2%"}))
-            .validate()
-            .unwrap();
+        let extra = input(
+            json!({"id": "errors", "metric": "error_rate", "operator": ">", "threshold": "2%"}),
+        )
+        .validate()
+        .unwrap();
         let rules = effective(&[off, extra]);
         let ids: Vec<(&str, bool)> = rules.iter().map(|r| (r.id.as_str(), r.enabled)).collect();
         assert_eq!(

@@ -12,9 +12,7 @@ use crate::alert::{
     budget_step, effective, history_start, month_days, queue, read, sign, step, Destinations,
     Hours, Notice, NoticeKind, Pending, SIGNATURE_HEADER,
 };
-use crate::alert_store::{
-    state_key, AlertStore, AlertStoreExt, WebhookSender, BUDGET_STATE_KEY,
-};
+use crate::alert_store::{state_key, AlertStore, AlertStoreExt, WebhookSender, BUDGET_STATE_KEY};
 use crate::report::store::Mailer;
 use crate::rollup::{rollup_partition, Grain, Scope};
 use crate::stats_store::{Fields, RollupReader};
@@ -127,7 +125,9 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             }
             let version = state.version + 1;
             let before = next.unsent.clone();
-            next.unsent = self.deliver(&cfg.destinations, before.clone(), now, outcome).await;
+            next.unsent = self
+                .deliver(&cfg.destinations, before.clone(), now, outcome)
+                .await;
             if next.unsent != before {
                 self.claim(tenant, &sk, &next, version).await?;
             }
@@ -150,9 +150,14 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
                 }
             }
             if next != *state {
-                if self.claim(tenant, BUDGET_STATE_KEY, &next, state.version).await? {
+                if self
+                    .claim(tenant, BUDGET_STATE_KEY, &next, state.version)
+                    .await?
+                {
                     let before = next.unsent.clone();
-                    next.unsent = self.deliver(&cfg.destinations, before.clone(), now, outcome).await;
+                    next.unsent = self
+                        .deliver(&cfg.destinations, before.clone(), now, outcome)
+                        .await;
                     if next.unsent != before {
                         self.claim(tenant, BUDGET_STATE_KEY, &next, state.version + 1)
                             .await?;
@@ -294,7 +299,8 @@ mod tests {
                     from: "alerts@example.com".into(),
                 },
             };
-            w.reader.set_directory(TENANTS_PARTITION, "acme", "2026-11-23T10:00:00Z");
+            w.reader
+                .set_directory(TENANTS_PARTITION, "acme", "2026-11-23T10:00:00Z");
             let to = Destinations {
                 emails: vec!["ops@acme.example".into()],
                 webhook: Some(Webhook {
@@ -302,7 +308,10 @@ mod tests {
                     secret: "whsec_test".into(),
                 }),
             };
-            w.store.put_json("acme", NOTIFY_KEY, &to, None).await.unwrap();
+            w.store
+                .put_json("acme", NOTIFY_KEY, &to, None)
+                .await
+                .unwrap();
             w
         }
 
@@ -371,7 +380,10 @@ mod tests {
             mail.subject(),
             Some("[Beacon] FIRING acme: bounce rate is 12% over the last 24 h (bounce_rate >= 5% over 24 h, at least 100 sent)")
         );
-        assert!(mail.body_text(0).unwrap().contains("Breach:    acme/ses-bounce-rate/1"));
+        assert!(mail
+            .body_text(0)
+            .unwrap()
+            .contains("Breach:    acme/ses-bounce-rate/1"));
         // The day passes with clean traffic: the 24 h window drops the spike.
         w.hour("2026-11-24T11:00:00Z", 1000, 5, 0);
         let later = w.run("2026-11-24T11:10:00Z").await;
@@ -392,7 +404,11 @@ mod tests {
         w.webhooks.failing.store(false, Ordering::Relaxed);
         let second = w.run("2026-11-23T10:25:00Z").await;
         assert_eq!((second.fired.len(), second.delivered), (0, 1));
-        assert_eq!(w.mailer.sent.lock().unwrap().len(), 1, "the email is not sent twice");
+        assert_eq!(
+            w.mailer.sent.lock().unwrap().len(),
+            1,
+            "the email is not sent twice"
+        );
         assert_eq!(w.webhooks.sent.lock().unwrap().len(), 1);
         let third = w.run("2026-11-23T10:30:00Z").await;
         assert_eq!(third.delivered, 0);
@@ -438,6 +454,9 @@ mod tests {
         let hooks = w.webhooks.sent.lock().unwrap();
         let budget: serde_json::Value = serde_json::from_slice(&hooks[1].2).unwrap();
         assert_eq!(budget["type"], "budget.threshold");
-        assert_eq!(budget["summary"], "90% of the 2026-11 budget used: spent 92.00 of 100.00");
+        assert_eq!(
+            budget["summary"],
+            "90% of the 2026-11 budget used: spent 92.00 of 100.00"
+        );
     }
 }

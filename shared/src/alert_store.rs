@@ -143,7 +143,9 @@ impl DynamoAlerts {
     }
 }
 
-fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E) -> AlertStoreError {
+fn unavailable<E: std::error::Error + 'static>(
+    what: &'static str,
+) -> impl Fn(E) -> AlertStoreError {
     move |e| AlertStoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
@@ -315,7 +317,12 @@ impl HttpWebhooks {
 }
 
 impl WebhookSender for HttpWebhooks {
-    async fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<u16, String> {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<u16, String> {
         let mut request = self
             .client
             .post(url)
@@ -324,7 +331,10 @@ impl WebhookSender for HttpWebhooks {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = request.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
         let status = response.status();
         if status.is_success() {
             Ok(status.as_u16())
@@ -345,7 +355,12 @@ pub struct MemoryWebhooks {
 }
 
 impl WebhookSender for MemoryWebhooks {
-    async fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<u16, String> {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<u16, String> {
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(format!("POST {url}: failing on purpose"));
         }

@@ -72,6 +72,14 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()
 }
 
+/// The last recipient id of a cursor, or the error a client gets for a made-up one.
+fn parse_cursor(cursor: &str) -> Result<String, AudienceError> {
+    decode_cursor(cursor).ok_or_else(|| AudienceError(NOT_A_CURSOR.into()))
+}
+
+/// What a cursor that this API did not give out is refused with.
+pub const NOT_A_CURSOR: &str = "not a cursor this API gave out";
+
 /// Suppressions and marks in memory, with the store's semantics (tests, the in-memory
 /// rollup store).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -98,8 +106,8 @@ impl MemoryAudience {
         cursor: Option<&str>,
         limit: usize,
         make: impl Fn(&str, &V) -> T,
-    ) -> Page<T> {
-        let after = cursor.and_then(decode_cursor);
+    ) -> Result<Page<T>, AudienceError> {
+        let after = cursor.map(parse_cursor).transpose()?;
         let mut items = Vec::new();
         let mut last = None;
         let mut more = false;
@@ -115,10 +123,10 @@ impl MemoryAudience {
             items.push(make(recipient, v));
             last = Some(recipient.to_string());
         }
-        Page {
+        Ok(Page {
             items,
             next: last.filter(|_| more).map(|l| encode_cursor(&l)),
-        }
+        })
     }
 }
 
@@ -153,7 +161,7 @@ impl AudienceReader for std::sync::Mutex<MemoryAudience> {
             cursor,
             limit,
             |_, e| e.clone(),
-        ))
+        )?)
     }
 
     async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
@@ -178,7 +186,7 @@ impl AudienceReader for std::sync::Mutex<MemoryAudience> {
             cursor,
             limit,
             |r, m| (r.to_string(), m.clone()),
-        ))
+        )?)
     }
 }
 
@@ -333,11 +341,7 @@ impl DynamoAudience {
         limit: usize,
     ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), AudienceError> {
         let start = cursor
-            .map(|c| {
-                decode_cursor(c)
-                    .map(|last| key(pk.clone(), &last))
-                    .ok_or_else(|| AudienceError("not a cursor this API gave out".into()))
-            })
+            .map(|c| parse_cursor(c).map(|last| key(pk.clone(), &last)))
             .transpose()?;
         let mut items = Vec::new();
         let mut start = start;

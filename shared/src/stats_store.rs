@@ -9,7 +9,11 @@
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
 //!   String `last_seen`.
 
+use crate::audience_store::{
+    AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
+};
 use crate::rollup::{Aggregate, Counters, Scope};
+use crate::suppression::Entry;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -149,13 +153,17 @@ pub(crate) fn string_attribute(
 pub struct DynamoRollupReader {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// The suppression list and engagement marks, in the same table.
+    audience: DynamoAudience,
 }
 
 impl DynamoRollupReader {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         DynamoRollupReader {
+            audience: DynamoAudience::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 
@@ -322,6 +330,8 @@ pub struct MemoryRollupReader {
     read: Mutex<Vec<String>>,
     /// When set, every read fails (the store is down).
     pub failing: AtomicBool,
+    /// The suppression list and engagement marks.
+    pub audience: Mutex<MemoryAudience>,
 }
 
 impl MemoryRollupReader {
@@ -600,3 +610,64 @@ mod tests {
         assert_eq!(store.partitions_read().len(), 7);
     }
 }
+
+/// The suppression list and engagement marks live in the rollups table: its readers
+/// read them too.
+macro_rules! audience_through {
+    ($reader:ty, $field:ident, $check:expr) => {
+        impl AudienceReader for $reader {
+            async fn suppressed(
+                &self,
+                tenant: &str,
+                channel: &str,
+                recipients: &[String],
+            ) -> Result<HashMap<String, Entry>, AudienceError> {
+                $check(self)?;
+                self.$field.suppressed(tenant, channel, recipients).await
+            }
+
+            async fn suppression_page(
+                &self,
+                tenant: &str,
+                channel: &str,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> Result<Page<Entry>, AudienceError> {
+                $check(self)?;
+                self.$field
+                    .suppression_page(tenant, channel, cursor, limit)
+                    .await
+            }
+
+            async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
+                $check(self)?;
+                self.$field.marks(tenant, recipient).await
+            }
+
+            async fn marks_page(
+                &self,
+                tenant: &str,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> Result<Page<(String, Marks)>, AudienceError> {
+                $check(self)?;
+                self.$field.marks_page(tenant, cursor, limit).await
+            }
+        }
+    };
+}
+
+audience_through!(
+    DynamoRollupReader,
+    audience,
+    |_| Ok::<(), AudienceError>(())
+);
+audience_through!(MemoryRollupReader, audience, |r: &MemoryRollupReader| {
+    if r.failing.load(Ordering::Relaxed) {
+        Err(AudienceError(
+            "the memory store is failing on purpose".into(),
+        ))
+    } else {
+        Ok(())
+    }
+});

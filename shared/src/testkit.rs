@@ -119,6 +119,26 @@ pub fn stats_request(route: &str, path: &str, query: &str, headers: &[(&str, &st
     })
 }
 
+/// A POST with a JSON body on a stats route without path parameters
+/// (`/v1/suppressions/check`).
+pub fn stats_post(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("content-type".to_string(), "application/json".to_string())])
+        .collect();
+    lambda_request(&GatewayRequest {
+        method: "POST",
+        route: path,
+        path,
+        query: "",
+        headers: &headers,
+        path_params: &BTreeMap::new(),
+        body,
+        source_ip: "192.0.2.10",
+    })
+}
+
 /// A month-long report of a newsletter program for the report renderers' tests and
 /// benchmarks: December 2026 in Europe/Berlin with `days` daily points (31 is the whole
 /// month), all metrics in the summary against November, `links` top links (long URLs

@@ -21,7 +21,7 @@ ROUTES = {
     "StatsFunction": (
         "stats",
         [
-            {"method": "GET", "path": p}
+            {"method": "POST" if p.endswith("/check") else "GET", "path": p}
             for p in [
                 "/v1/campaigns",
                 "/v1/campaigns/{campaign}",
@@ -29,6 +29,12 @@ ROUTES = {
                 "/v1/campaigns/{campaign}/links",
                 "/v1/timeseries",
                 "/v1/channels",
+                "/v1/suppressions",
+                "/v1/suppressions/check",
+                "/v1/suppressions/{channel}/{recipient}",
+                "/v1/recipients/{recipient}/engagement",
+                "/v1/segments",
+                "/v1/segments/{segment}",
             ]
         ],
     ),
@@ -36,8 +42,9 @@ ROUTES = {
     "EtlFunction": ("etl", []),
     "CompactFunction": ("compact", []),
     "ReportFunction": ("report", []),
+    "AlertsFunction": ("alerts", []),
 }
-SCHEDULED = {"CompactFunction", "ReportFunction"}
+SCHEDULED = {"CompactFunction", "ReportFunction", "AlertsFunction"}
 STREAM_CONSUMERS = {"AggregateFunction", "EtlFunction"}
 
 

@@ -1,5 +1,7 @@
 //! The stats API: a tenant's campaigns, a campaign's overview, time series, top links
-//! and the channel/provider breakdown, all `GET`, authenticated by the tenant's API key.
+//! and the channel/provider breakdown; the suppression list (check one recipient, a
+//! batch by `POST`, or page through it to export) and engagement scores and segments.
+//! Authenticated by the tenant's API key.
 //!
 //! Every answer is read from the rollups table (rollup items, unique sets and the
 //! directory, by Query) and never from events. The tenant always comes from the API
@@ -7,7 +9,9 @@
 //! tenant's numbers. The numbers and rates are defined in `beacon_shared::stats`.
 
 use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
+use beacon_shared::audience_store::{encode_cursor, AudienceError, AudienceReader, NOT_A_CURSOR};
 use beacon_shared::config::{ConfigError, Env};
+use beacon_shared::engagement::{epoch_day, Score, Segment};
 use beacon_shared::http::{json_response, path_param, presented_api_key};
 use beacon_shared::metrics;
 use beacon_shared::rollup::{
@@ -21,11 +25,14 @@ use beacon_shared::stats_store::{
     directory_partition, parse_channel, DynamoRollupReader, Fields, ReadError, RollupItem,
     RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
 };
+use beacon_shared::suppression::{validate_check, Entry};
+use beacon_shared::validate::DEFAULT_CHANNEL;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub struct Stats<R, K> {
@@ -54,14 +61,21 @@ impl Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
     }
 }
 
-/// The API's routes (all `GET`), as the template declares them.
-pub const ROUTES: [&str; 6] = [
+/// The API's routes (`GET` but for the batch suppression check), as the template
+/// declares them.
+pub const ROUTES: [&str; 12] = [
     "/v1/campaigns",
     "/v1/campaigns/{campaign}",
     "/v1/campaigns/{campaign}/timeseries",
     "/v1/campaigns/{campaign}/links",
     "/v1/timeseries",
     "/v1/channels",
+    "/v1/suppressions",
+    "/v1/suppressions/check",
+    "/v1/suppressions/{channel}/{recipient}",
+    "/v1/recipients/{recipient}/engagement",
+    "/v1/segments",
+    "/v1/segments/{segment}",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +86,35 @@ enum Route {
     Links(String),
     TenantSeries,
     Channels,
+    Suppressions,
+    SuppressionCheck,
+    Suppression(String, String),
+    Engagement(String),
+    Segments,
+    Segment(Segment),
 }
 
 impl Route {
     /// The query parameters the route takes; any other is refused.
     fn params(&self) -> &'static [&'static str] {
         match self {
-            Route::Campaigns => &[],
+            Route::Campaigns
+            | Route::SuppressionCheck
+            | Route::Suppression(..)
+            | Route::Engagement(_)
+            | Route::Segments => &[],
             Route::Overview(_) | Route::Channels => &["from", "to"],
             Route::CampaignSeries(_) | Route::TenantSeries => &["grain", "from", "to"],
             Route::Links(_) => &["from", "to", "limit"],
+            Route::Suppressions => &["channel", "cursor", "limit"],
+            Route::Segment(_) => &["cursor", "limit"],
+        }
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            Route::SuppressionCheck => Method::POST,
+            _ => Method::GET,
         }
     }
 }
@@ -142,22 +175,23 @@ impl From<ReadError> for ApiError {
     }
 }
 
-pub async fn handle<R: RollupReader, K: ApiKeyStore>(
+pub async fn handle<R: RollupReader + AudienceReader, K: ApiKeyStore>(
     app: &Stats<R, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(answer(app, &req).await.unwrap_or_else(ApiError::response))
 }
 
-async fn answer<R: RollupReader, K: ApiKeyStore>(
+async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
     app: &Stats<R, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    if req.method() != Method::GET {
+    let route = route(req)?;
+    if req.method() != route.method() {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "use GET",
+            format!("use {}", route.method()),
         ));
     }
     let key = authenticate(&app.keys, presented_api_key(req))
@@ -178,7 +212,6 @@ async fn answer<R: RollupReader, K: ApiKeyStore>(
         })?;
     // The tenant comes from the key, and from nowhere else.
     let tenant = key.tenant_id.as_str();
-    let route = route(req)?;
     let query = Query::new(req, route.params())?;
     let now = (app.now)();
     let reader = &app.reader;
@@ -239,6 +272,240 @@ async fn answer<R: RollupReader, K: ApiKeyStore>(
             let range = query.range(Grain::Day, now)?;
             ok(&channels(reader, tenant, &range).await?)
         }
+        Route::Suppression(channel, recipient) => {
+            let found = reader
+                .suppressed(tenant, &channel, std::slice::from_ref(&recipient))
+                .await?;
+            ok(&SuppressionStatus::new(channel, recipient, &found))
+        }
+        Route::SuppressionCheck => {
+            let check: Check = serde_json::from_slice(req.body().as_ref()).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("the body must be {{\"channel\": \"email\", \"recipients\": [\"r-1\", ...]}}: {e}"),
+                )
+            })?;
+            let channel = check.channel.unwrap_or_else(|| DEFAULT_CHANNEL.to_string());
+            validate_channel(&channel)?;
+            validate_check(&check.recipients)
+                .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m))?;
+            let found = reader
+                .suppressed(tenant, &channel, &check.recipients)
+                .await?;
+            let (mut suppressed, mut not_suppressed) = (Vec::new(), Vec::new());
+            for r in &check.recipients {
+                match found.get(r) {
+                    Some(entry) => suppressed.push(entry.clone()),
+                    None => not_suppressed.push(r.clone()),
+                }
+            }
+            suppressed.dedup_by(|a, b| a.recipient == b.recipient);
+            not_suppressed.dedup();
+            ok(
+                &json!({"channel": channel, "suppressed": suppressed, "not_suppressed": not_suppressed}),
+            )
+        }
+        Route::Suppressions => {
+            let channel = query.get("channel").unwrap_or(DEFAULT_CHANNEL).to_string();
+            validate_channel(&channel)?;
+            let limit = page_limit(query.get("limit"))?;
+            let page = reader
+                .suppression_page(tenant, &channel, query.get("cursor"), limit)
+                .await
+                .map_err(|e| cursor_error(e, query.get("cursor")))?;
+            ok(&json!({"channel": channel, "suppressions": page.items, "next_cursor": page.next}))
+        }
+        Route::Engagement(recipient) => {
+            let marks = reader.marks(tenant, &recipient).await?;
+            let today = epoch_day(now.timestamp_millis());
+            let score = Score::of(
+                &recipient,
+                marks.iter().map(|(n, d)| (n.as_str(), *d)),
+                today,
+            );
+            ok(&json!({"as_of": now.format("%Y-%m-%d").to_string(), "engagement": score}))
+        }
+        Route::Segments => {
+            let today = epoch_day(now.timestamp_millis());
+            let mut counts: std::collections::BTreeMap<Segment, u64> =
+                Segment::ALL.iter().map(|s| (*s, 0)).collect();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = reader.marks_page(tenant, cursor.as_deref(), 1000).await?;
+                for (recipient, marks) in &page.items {
+                    let s = Score::of(
+                        recipient,
+                        marks.iter().map(|(n, d)| (n.as_str(), *d)),
+                        today,
+                    );
+                    *counts.entry(s.segment).or_default() += 1;
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let segments: serde_json::Map<String, Value> = counts
+                .iter()
+                .map(|(s, n)| {
+                    (
+                        s.as_str().to_string(),
+                        json!({"recipients": n, "min_score": s.floor()}),
+                    )
+                })
+                .collect();
+            ok(&json!({
+                "as_of": now.format("%Y-%m-%d").to_string(),
+                "recipients": counts.values().sum::<u64>(),
+                "segments": segments,
+            }))
+        }
+        Route::Segment(segment) => {
+            let limit = page_limit(query.get("limit"))?;
+            let today = epoch_day(now.timestamp_millis());
+            let (recipients, next) =
+                segment_members(reader, tenant, segment, query.get("cursor"), limit, today)
+                    .await
+                    .map_err(|e| cursor_error(e, query.get("cursor")))?;
+            ok(&json!({
+                "segment": segment, "as_of": now.format("%Y-%m-%d").to_string(),
+                "recipients": recipients, "next_cursor": next,
+            }))
+        }
+    }
+}
+
+/// Recipients read per segment listing request at most; a page may come back short
+/// (even empty) with a `next_cursor` to go on from.
+pub const SEGMENT_SCAN: usize = 5000;
+
+/// Up to `limit` recipients of a segment after `cursor`, reading at most
+/// [`SEGMENT_SCAN`] recipients; the cursor to go on from.
+async fn segment_members<R: AudienceReader>(
+    reader: &R,
+    tenant: &str,
+    segment: Segment,
+    cursor: Option<&str>,
+    limit: usize,
+    today: i64,
+) -> Result<(Vec<Score>, Option<String>), AudienceError> {
+    let mut out = Vec::new();
+    let mut cursor = cursor.map(str::to_string);
+    let mut scanned = 0;
+    loop {
+        let want = (SEGMENT_SCAN - scanned).min(1000);
+        let page = reader.marks_page(tenant, cursor.as_deref(), want).await?;
+        scanned += page.items.len();
+        for (recipient, marks) in &page.items {
+            let score = Score::of(
+                recipient,
+                marks.iter().map(|(n, d)| (n.as_str(), *d)),
+                today,
+            );
+            if score.segment == segment {
+                out.push(score);
+                if out.len() == limit {
+                    let last_of_page = page.items.last().map(|(r, _)| r) == Some(recipient);
+                    let next = if last_of_page {
+                        page.next
+                    } else {
+                        Some(encode_cursor(recipient))
+                    };
+                    return Ok((out, next));
+                }
+            }
+        }
+        match page.next {
+            Some(next) if scanned < SEGMENT_SCAN => cursor = Some(next),
+            next => return Ok((out, next)),
+        }
+    }
+}
+
+/// The body of a batch suppression check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Check {
+    #[serde(default)]
+    channel: Option<String>,
+    recipients: Vec<String>,
+}
+
+/// One recipient's answer.
+#[derive(Debug, Serialize)]
+struct SuppressionStatus {
+    channel: String,
+    recipient: String,
+    suppressed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<std::collections::BTreeMap<beacon_shared::suppression::Reason, String>>,
+}
+
+impl SuppressionStatus {
+    fn new(channel: String, recipient: String, found: &HashMap<String, Entry>) -> Self {
+        let entry = found.get(&recipient);
+        SuppressionStatus {
+            channel,
+            recipient,
+            suppressed: entry.is_some(),
+            since: entry.map(|e| e.since.clone()),
+            reasons: entry.map(|e| e.reasons.clone()),
+        }
+    }
+}
+
+/// Page sizes: 1-1000, 100 by default.
+fn page_limit(value: Option<&str>) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(100),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ParamError::new("limit", format!("`limit` must be 1-1000 (got `{v}`)")).into()
+            }),
+    }
+}
+
+/// Channels are what events may carry: 1-32 of a-z, 0-9, `.`, `_`, `-`.
+fn validate_channel(channel: &str) -> Result<(), ApiError> {
+    let ok = !channel.is_empty()
+        && channel.len() <= 32
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ParamError::new(
+            "channel",
+            format!("`channel` must be a channel name like `email` (got `{channel}`)"),
+        )
+        .into())
+    }
+}
+
+/// A bad cursor is the client's mistake; anything else is the store's.
+fn cursor_error(e: AudienceError, cursor: Option<&str>) -> ApiError {
+    if cursor.is_some() && e.0 == NOT_A_CURSOR {
+        return ParamError::new("cursor", "`cursor` must be a next_cursor this API returned")
+            .into();
+    }
+    e.into()
+}
+
+impl From<AudienceError> for ApiError {
+    fn from(e: AudienceError) -> Self {
+        tracing::error!(error = %e, "reading the audience failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the audience store is unavailable; try again shortly",
+        )
     }
 }
 
@@ -274,7 +541,37 @@ fn route(req: &Request) -> Result<Route, ApiError> {
         }
         Ok(id.to_string())
     };
+    // Recipient ids are opaque: taken from the gateway's (decoded) path parameters.
+    let recipient = |segment: &str| -> Result<String, ApiError> {
+        let id = path_param(req, "recipient").unwrap_or(segment);
+        if id.is_empty() || id.chars().count() > 256 {
+            return Err(ParamError::new(
+                "recipient",
+                "`recipient` must be a recipient id: 1-256 characters",
+            )
+            .into());
+        }
+        Ok(id.to_string())
+    };
     Ok(match parts.as_slice() {
+        ["", "v1", "suppressions"] => Route::Suppressions,
+        ["", "v1", "suppressions", "check"] => Route::SuppressionCheck,
+        ["", "v1", "suppressions", ch, r] => {
+            let channel = path_param(req, "channel").unwrap_or(ch).to_string();
+            validate_channel(&channel)?;
+            Route::Suppression(channel, recipient(r)?)
+        }
+        ["", "v1", "recipients", r, "engagement"] => Route::Engagement(recipient(r)?),
+        ["", "v1", "segments"] => Route::Segments,
+        ["", "v1", "segments", name] => {
+            let name = path_param(req, "segment").unwrap_or(name);
+            Route::Segment(Segment::parse(name).ok_or_else(|| {
+                ApiError::from(ParamError::new(
+                    "segment",
+                    format!("no segment `{name}`; one of high, medium, low, inactive"),
+                ))
+            })?)
+        }
         ["", "v1", "campaigns"] => Route::Campaigns,
         ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
         ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),

@@ -1,0 +1,120 @@
+//! The alerts function. Two kinds of invocation:
+//! - the EventBridge schedule (`detail-type: Scheduled Event`, every five minutes):
+//!   every tenant's rules and budget are judged as of the schedule's time
+//!   (`beacon_shared::alert_run`);
+//! - on demand, `{"tenant": "acme"}`: that tenant now (`beacon alert evaluate`).
+
+use beacon_shared::alert_run::{Alerter, Settings, TenantOutcome};
+use beacon_shared::alert_store::{AlertStore, DynamoAlerts, HttpWebhooks, WebhookSender};
+use beacon_shared::config::{ConfigError, Env};
+use beacon_shared::metrics;
+use beacon_shared::report::store::{Mailer, SesMailer};
+use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Error, LambdaEvent};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Everything the function holds between invocations.
+pub struct AlertsApp<R, S, M, W> {
+    pub reader: R,
+    pub store: S,
+    pub mailer: M,
+    pub webhooks: W,
+    pub settings: Settings,
+}
+
+impl AlertsApp<DynamoRollupReader, DynamoAlerts, SesMailer, HttpWebhooks> {
+    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_ALERTS_TABLE`, `BEACON_ALERTS_FROM` and
+    /// `BEACON_WEBHOOK_TIMEOUT_SECONDS` (default 5).
+    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        let timeout = env.parse_or("BEACON_WEBHOOK_TIMEOUT_SECONDS", 5u64)?;
+        Ok(AlertsApp {
+            reader: DynamoRollupReader::new(dynamo.clone(), env.required("BEACON_ROLLUPS_TABLE")?),
+            store: DynamoAlerts::new(dynamo, env.required("BEACON_ALERTS_TABLE")?),
+            mailer: SesMailer::new(aws_sdk_sesv2::Client::new(aws)),
+            webhooks: HttpWebhooks::new(std::time::Duration::from_secs(timeout)),
+            settings: Settings {
+                from: env.required("BEACON_ALERTS_FROM")?,
+            },
+        })
+    }
+}
+
+/// An on-demand request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemand {
+    pub tenant: String,
+}
+
+pub async fn handle<R, S, M, W>(
+    app: &AlertsApp<R, S, M, W>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error>
+where
+    R: RollupReader,
+    S: AlertStore,
+    M: Mailer,
+    W: WebhookSender,
+{
+    let alerter = Alerter {
+        reader: &app.reader,
+        store: &app.store,
+        mailer: &app.mailer,
+        webhooks: &app.webhooks,
+        settings: &app.settings,
+    };
+    let payload = event.payload;
+    if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        // The schedule's own time, so a late invocation judges the windows the on-time
+        // one would have.
+        let now = payload
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+        let outcomes = alerter.run_all(now).await.map_err(Error::from)?;
+        return Ok(summarize(now, &outcomes));
+    }
+    let request: OnDemand = serde_json::from_value(payload).map_err(|e| {
+        Error::from(format!(
+            "not a scheduled event nor an on-demand request ({e}); send {{\"tenant\": ...}}"
+        ))
+    })?;
+    let now = Utc::now();
+    let outcome = alerter.evaluate(&request.tenant, now).await;
+    Ok(summarize(now, std::slice::from_ref(&outcome)))
+}
+
+fn summarize(now: DateTime<Utc>, outcomes: &[TenantOutcome]) -> Value {
+    let (mut fired, mut resolved, mut failures, mut errors) = (0usize, 0usize, 0usize, 0usize);
+    for o in outcomes {
+        fired += o.fired.len();
+        resolved += o.resolved.len();
+        failures += o.failures.len();
+        for rule in &o.fired {
+            tracing::warn!(tenant = %o.tenant, %rule, "alert firing");
+        }
+        for rule in &o.resolved {
+            tracing::info!(tenant = %o.tenant, %rule, "alert resolved");
+        }
+        for failure in &o.failures {
+            tracing::error!(tenant = %o.tenant, %failure, "notice not delivered; retried on the next evaluation");
+        }
+        if let Some(e) = &o.error {
+            errors += 1;
+            tracing::error!(tenant = %o.tenant, error = %e, "tenant not evaluated");
+        }
+    }
+    metrics::count("AlertsFired", fired as u64, &[]);
+    metrics::count("AlertsResolved", resolved as u64, &[]);
+    metrics::count("AlertDeliveryFailures", failures as u64, &[]);
+    metrics::count("AlertTenantErrors", errors as u64, &[]);
+    json!({
+        "as_of": now.to_rfc3339(), "tenants": outcomes.len(), "fired": fired,
+        "resolved": resolved, "delivery_failures": failures, "errors": errors,
+        "outcomes": outcomes,
+    })
+}
