@@ -11,7 +11,12 @@
 //!    DuckDB, as an analyst would;
 //! 8. define a daily report of the campaign and trigger the report function as the
 //!    hourly schedule would once the day has closed: the files go to S3 (copied to
-//!    `out/reports/`) and the email through SES; a second trigger sends nothing.
+//!    `out/reports/`) and the email through SES; a second trigger sends nothing;
+//! 9. send a second campaign with a bounce spike and run the alerts function as its
+//!    schedule would: the SES bounce-rate rule fires once (SES email and a signed
+//!    webhook to a local receiver, whose signature is verified), a second run sends
+//!    nothing, the monthly budget notice goes out, and the stats API shows the bounced
+//!    recipients suppressed and the recipients' engagement segments.
 
 use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
@@ -205,12 +210,15 @@ pub struct DemoSummary {
     /// The report: the schedule's outcome, its files (S3 keys and local copies), the
     /// SES message, and what a second trigger did.
     pub report: Value,
+    /// The bounce-spike campaign and what the alerts function did about it; the
+    /// suppression list and engagement segments as the stats API gives them.
+    pub alerts: Value,
     pub matches: bool,
     pub elapsed_ms: u128,
 }
 
 fn step(n: usize, text: &str) {
-    eprintln!("[{n}/8] {text}");
+    eprintln!("[{n}/9] {text}");
 }
 
 /// What the stats API must report for the campaign, from the plan alone.
@@ -533,6 +541,22 @@ async fn drive(
     );
     let report = send_report(stack, aws, &campaign, &options.out_dir).await?;
     let report_once = report["second_trigger_sent"] == 0 && report["sent"] == 1;
+    step(
+        9,
+        "a campaign with a bounce spike: alerts, suppression list, engagement segments",
+    );
+    let alerts = bounce_spike(
+        stack,
+        aws,
+        &http,
+        gateway_url,
+        &api_key,
+        &campaign,
+        &plan,
+        consumers,
+    )
+    .await?;
+    let alerts_ok = alerts["ok"] == true;
     let summary = DemoSummary {
         campaign,
         tenant: TENANT.into(),
@@ -541,7 +565,11 @@ async fn drive(
         gateway: gateway_url.to_string(),
         stream: stream_name.clone(),
         requests,
-        matches: truth == stream_counts && stats_truth == stats && lake_matches && report_once,
+        matches: truth == stream_counts
+            && stats_truth == stats
+            && lake_matches
+            && report_once
+            && alerts_ok,
         truth,
         stream_counts,
         stats_truth,
@@ -550,6 +578,7 @@ async fn drive(
         lake,
         lake_counts,
         report,
+        alerts,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
@@ -771,6 +800,174 @@ fn percent(v: &Value) -> String {
 }
 
 /// Posts `events` as JSON arrays of at most 500 (the collect API's batch limit).
+/// Recipients of the bounce-spike campaign, and how many of them hard-bounce.
+const SPIKE_SENDS: usize = 300;
+const SPIKE_BOUNCES: usize = 60;
+
+/// Step 9: a second campaign to new addresses, 20% of them unknown. The tenant's bounce
+/// rate over 24 h goes past SES's 5% review level; the alerts function (invoked as its
+/// schedule would) sends one notice by SES and webhook, and nothing on its next run.
+#[allow(clippy::too_many_arguments)]
+async fn bounce_spike(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    http: &reqwest::Client,
+    gateway_url: &str,
+    api_key: &str,
+    campaign: &str,
+    plan: &[RecipientPlan],
+    consumers: &mut [crate::consumers::StreamConsumer],
+) -> Result<Value> {
+    use beacon_shared::alert::{new_secret, verify, Budget, Destinations, Webhook, SIGNATURE_HEADER};
+    use beacon_shared::alert_store::{AlertStoreExt, BUDGET_KEY, NOTIFY_KEY};
+    let spike = format!("{campaign}-spike");
+    let collect_url = format!("{gateway_url}/v1/events");
+    let mut requests = BTreeMap::new();
+    let events: Vec<Value> = (0..SPIKE_SENDS)
+        .flat_map(|i| {
+            let ids = json!({"campaign_id": spike, "message_id": format!("{spike}-m{i:05}"), "recipient_id": format!("s{i:05}"), "provider": "ses"});
+            let with = |kind: &str, extra: Value| {
+                let mut e = ids.as_object().cloned().unwrap_or_default();
+                e.insert("type".into(), json!(kind));
+                e.insert("event_id".into(), json!(format!("{spike}-m{i:05}-{kind}")));
+                if let Value::Object(x) = extra {
+                    e.extend(x);
+                }
+                Value::Object(e)
+            };
+            let outcome = if i < SPIKE_BOUNCES {
+                with("message.bounced", json!({"bounce_type": "hard", "reason": "550 5.1.1 user unknown"}))
+            } else {
+                with("message.delivered", json!({}))
+            };
+            [with("message.sent", json!({"cost": 0.0001})), outcome]
+        })
+        .collect();
+    post_json_batches(http, &collect_url, api_key, &events, &mut requests).await?;
+    for consumer in consumers.iter_mut() {
+        consumer.drain().await?;
+    }
+    eprintln!("  posted {SPIKE_SENDS} sends to `{spike}`, {SPIKE_BOUNCES} of them hard-bounced");
+
+    // A local webhook receiver that keeps what it is sent.
+    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let signature = headers
+                    .get(SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                kept.lock().unwrap().push((signature, body.to_vec()));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_url = format!("http://{}/hook", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (_, alerts_fn) = stack
+        .function("alerts")
+        .context("alerts function in the template")?;
+    let app = alerts::AlertsApp::from_env(&Env::from_map(alerts_fn.env.clone()), aws)?;
+    let secret = new_secret();
+    let to = Destinations {
+        emails: vec!["ops@example.com".into()],
+        webhook: Some(Webhook {
+            url: hook_url.clone(),
+            secret: secret.clone(),
+        }),
+    };
+    app.store.put_json(TENANT, NOTIFY_KEY, &to, None).await?;
+    // A budget the two campaigns' sends (0.0001 each) use up.
+    let spend = (plan.len() + SPIKE_SENDS) as f64 * 0.0001;
+    app.store
+        .put_json(TENANT, BUDGET_KEY, &Budget::new((spend * 1000.0).floor() / 1000.0, Some("USD".into())).map_err(anyhow::Error::msg)?, None)
+        .await?;
+    let trigger = || {
+        let event = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono::Utc::now().to_rfc3339()});
+        lambda_runtime::LambdaEvent::new(event, Default::default())
+    };
+    let first = alerts::handle(&app, trigger())
+        .await
+        .map_err(|e| anyhow::anyhow!("alerts function: {e}"))?;
+    let second = alerts::handle(&app, trigger())
+        .await
+        .map_err(|e| anyhow::anyhow!("alerts function: {e}"))?;
+    server.abort();
+    let ours = first["outcomes"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["tenant"] == TENANT))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let hooks = received.lock().unwrap().clone();
+    let now = chrono::Utc::now().timestamp();
+    let mut notices = Vec::new();
+    let mut verified = true;
+    for (signature, body) in &hooks {
+        let check = verify(&secret, signature, body, now, 300);
+        verified &= check.is_ok();
+        let notice: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        eprintln!(
+            "  webhook {}: {} (signature {})",
+            notice["type"].as_str().unwrap_or("?"),
+            notice["summary"].as_str().unwrap_or("?"),
+            if check.is_ok() { "verified" } else { "INVALID" }
+        );
+        notices.push(notice);
+    }
+    let fired = ours["fired"].clone();
+    eprintln!(
+        "  alerts run 1: fired {fired}, budget level {}, {} deliveries; run 2: fired {}, {} deliveries",
+        ours["budget_level"], ours["delivered"], second["fired"], second["outcomes"][0]["delivered"]
+    );
+
+    // The spike's bounced recipients are suppressed now; the delivered ones are not.
+    let check: Value = http
+        .post(format!("{gateway_url}/v1/suppressions/check"))
+        .bearer_auth(api_key)
+        .json(&json!({"channel": "email", "recipients": ["s00000", format!("s{:05}", SPIKE_BOUNCES)]}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("suppression check")?
+        .json()
+        .await?;
+    let segments: Value = http
+        .get(format!("{gateway_url}/v1/segments"))
+        .bearer_auth(api_key)
+        .send()
+        .await?
+        .error_for_status()
+        .context("segments")?
+        .json()
+        .await?;
+    let suppressed_ok = check["suppressed"][0]["recipient"] == "s00000"
+        && check["not_suppressed"] == json!([format!("s{:05}", SPIKE_BOUNCES)]);
+    eprintln!(
+        "  suppression check: {} suppressed ({}), {} not",
+        check["suppressed"][0]["recipient"], check["suppressed"][0]["reasons"], check["not_suppressed"]
+    );
+    eprintln!("  engagement segments: {}", segments["segments"]);
+    let ok = fired == json!(["ses-bounce-rate"])
+        && second["fired"] == 0
+        && ours["budget_level"] == 100
+        && hooks.len() == 2
+        && verified
+        && suppressed_ok;
+    Ok(json!({
+        "campaign": spike, "sends": SPIKE_SENDS, "hard_bounces": SPIKE_BOUNCES,
+        "first_run": ours, "second_run": second["outcomes"], "webhook_notices": notices,
+        "signatures_verified": verified, "suppression_check": check, "segments": segments,
+        "ok": ok,
+    }))
+}
+
 async fn post_json_batches(
     http: &reqwest::Client,
     url: &str,
@@ -932,6 +1129,15 @@ fn print_table(s: &DemoSummary) {
             .copied()
             .unwrap_or(0),
         s.lake["curated_objects"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "alerts: {} fired on `{}` (webhook signatures {}), budget notice at {}%; a second run fired {}; segments {}",
+        s.alerts["first_run"]["fired"],
+        s.alerts["campaign"].as_str().unwrap_or("-"),
+        if s.alerts["signatures_verified"] == true { "verified" } else { "NOT verified" },
+        s.alerts["first_run"]["budget_level"],
+        s.alerts["second_run"][0]["fired"],
+        s.alerts["segments"]["segments"]
     );
     let rates = &s.overview["rates"];
     println!(
