@@ -206,13 +206,8 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                     id: id.unwrap_or_default(),
                     metric: metric.unwrap_or_default(),
                     operator,
-                    threshold: threshold.map(|t| {
-                        // Numbers stay numbers (spend); "5%" stays a string.
-                        t.parse::<f64>()
-                            .ok()
-                            .and_then(serde_json::Number::from_f64)
-                            .map_or(serde_json::Value::String(t), serde_json::Value::Number)
-                    }),
+                    // As typed: "5%" for rates, "250" for spend (both read from text).
+                    threshold: threshold.map(serde_json::Value::String),
                     sigmas,
                     window,
                     min_volume,

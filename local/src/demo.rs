@@ -818,7 +818,9 @@ async fn bounce_spike(
     plan: &[RecipientPlan],
     consumers: &mut [crate::consumers::StreamConsumer],
 ) -> Result<Value> {
-    use beacon_shared::alert::{new_secret, verify, Budget, Destinations, Webhook, SIGNATURE_HEADER};
+    use beacon_shared::alert::{
+        new_secret, verify, Budget, Destinations, Webhook, SIGNATURE_HEADER,
+    };
     use beacon_shared::alert_store::{AlertStoreExt, BUDGET_KEY, NOTIFY_KEY};
     let spike = format!("{campaign}-spike");
     let collect_url = format!("{gateway_url}/v1/events");
@@ -854,18 +856,20 @@ async fn bounce_spike(
     let kept = received.clone();
     let app = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-            let kept = kept.clone();
-            async move {
-                let signature = headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                kept.lock().unwrap().push((signature, body.to_vec()));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let signature = headers
+                        .get(SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    kept.lock().unwrap().push((signature, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hook_url = format!("http://{}/hook", listener.local_addr()?);
@@ -887,7 +891,13 @@ async fn bounce_spike(
     // A budget the two campaigns' sends (0.0001 each) use up.
     let spend = (plan.len() + SPIKE_SENDS) as f64 * 0.0001;
     app.store
-        .put_json(TENANT, BUDGET_KEY, &Budget::new((spend * 1000.0).floor() / 1000.0, Some("USD".into())).map_err(anyhow::Error::msg)?, None)
+        .put_json(
+            TENANT,
+            BUDGET_KEY,
+            &Budget::new((spend * 1000.0).floor() / 1000.0, Some("USD".into()))
+                .map_err(anyhow::Error::msg)?,
+            None,
+        )
         .await?;
     let trigger = || {
         let event = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono::Utc::now().to_rfc3339()});
@@ -951,7 +961,9 @@ async fn bounce_spike(
         && check["not_suppressed"] == json!([format!("s{:05}", SPIKE_BOUNCES)]);
     eprintln!(
         "  suppression check: {} suppressed ({}), {} not",
-        check["suppressed"][0]["recipient"], check["suppressed"][0]["reasons"], check["not_suppressed"]
+        check["suppressed"][0]["recipient"],
+        check["suppressed"][0]["reasons"],
+        check["not_suppressed"]
     );
     eprintln!("  engagement segments: {}", segments["segments"]);
     let ok = fired == json!(["ses-bounce-rate"])
@@ -964,6 +976,10 @@ async fn bounce_spike(
         "campaign": spike, "sends": SPIKE_SENDS, "hard_bounces": SPIKE_BOUNCES,
         "first_run": ours, "second_run": second["outcomes"], "webhook_notices": notices,
         "signatures_verified": verified, "suppression_check": check, "segments": segments,
+        // The raw requests and the demo's secret, so a receiver's own check can be run
+        // on them (tests/py/test_alerts.py does it in Python).
+        "webhook_secret": secret,
+        "webhook_requests": hooks.iter().map(|(sig, body)| json!({"signature": sig, "body": String::from_utf8_lossy(body)})).collect::<Vec<_>>(),
         "ok": ok,
     }))
 }

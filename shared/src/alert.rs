@@ -466,7 +466,13 @@ impl RuleInput {
                         threshold,
                     })
             }
-            (None, None) => None,
+            (None, None) => {
+                // Still say what else is wrong with it.
+                if let Some(Err(e)) = self.operator.as_deref().map(Operator::parse) {
+                    problems.push(e);
+                }
+                None
+            }
         };
         match (condition, window_hours) {
             (Some(condition), Some(window_hours)) if problems.is_empty() => {
