@@ -129,13 +129,13 @@ pub async fn run(command: SuppressionCommand) -> Result<()> {
                 )
             };
             enum Out {
-                Csv(csv::Writer<Box<dyn Write>>),
+                Csv(Box<csv::Writer<Box<dyn Write>>>),
                 Lines(Box<dyn Write>),
             }
             let mut out = if format == "csv" {
                 let mut w = csv::Writer::from_writer(sink);
                 w.write_record(["recipient", "channel", "since", "reasons", "campaign"])?;
-                Out::Csv(w)
+                Out::Csv(Box::new(w))
             } else {
                 Out::Lines(sink)
             };

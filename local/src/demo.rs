@@ -852,7 +852,9 @@ async fn bounce_spike(
     eprintln!("  posted {SPIKE_SENDS} sends to `{spike}`, {SPIKE_BOUNCES} of them hard-bounced");
 
     // A local webhook receiver that keeps what it is sent.
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    // (signature header, body) of each request received.
+    type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Default::default();
     let kept = received.clone();
     let app = axum::Router::new().route(
         "/hook",

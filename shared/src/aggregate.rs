@@ -230,10 +230,10 @@ pub const TENANTS_PARTITION: &str = "TENANTS";
 pub fn directory_entries<'a>(
     keys: impl Iterator<Item = &'a RollupKey>,
 ) -> BTreeSet<(String, String)> {
-    keys.filter_map(|k| match &k.scope {
-        Scope::Tenant => Some((TENANTS_PARTITION.to_string(), k.tenant.clone())),
-        Scope::Campaign(c) => Some((format!("C#{}", k.tenant), format!("c:{c}"))),
-        Scope::Channel(ch, p) => Some((format!("C#{}", k.tenant), format!("ch:{ch}:{p}"))),
+    keys.map(|k| match &k.scope {
+        Scope::Tenant => (TENANTS_PARTITION.to_string(), k.tenant.clone()),
+        Scope::Campaign(c) => (format!("C#{}", k.tenant), format!("c:{c}")),
+        Scope::Channel(ch, p) => (format!("C#{}", k.tenant), format!("ch:{ch}:{p}")),
     })
     .collect()
 }

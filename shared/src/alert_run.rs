@@ -19,6 +19,23 @@ use crate::stats_store::{Fields, RollupReader};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// A stored state with notices still to send.
+trait Unsent {
+    fn unsent(&mut self) -> &mut Vec<Pending>;
+}
+
+impl Unsent for crate::alert::State {
+    fn unsent(&mut self) -> &mut Vec<Pending> {
+        &mut self.unsent
+    }
+}
+
+impl Unsent for crate::alert::BudgetState {
+    fn unsent(&mut self) -> &mut Vec<Pending> {
+        &mut self.unsent
+    }
+}
+
 /// Settings of the alerts function.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -119,18 +136,16 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             if next.status == state.status && next.unsent.is_empty() {
                 continue; // nothing changed and nothing to send: no write
             }
-            let sk = state_key(&rule.id);
-            if !self.claim(tenant, &sk, &next, state.version).await? {
-                continue;
-            }
-            let version = state.version + 1;
-            let before = next.unsent.clone();
-            next.unsent = self
-                .deliver(&cfg.destinations, before.clone(), now, outcome)
-                .await;
-            if next.unsent != before {
-                self.claim(tenant, &sk, &next, version).await?;
-            }
+            self.store_and_send(
+                tenant,
+                &state_key(&rule.id),
+                &mut next,
+                state.version,
+                &cfg.destinations,
+                now,
+                outcome,
+            )
+            .await?;
         }
         if let Some(budget) = &cfg.budget {
             let (first, last) = month_days(now);
@@ -150,20 +165,42 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
                 }
             }
             if next != *state {
-                if self
-                    .claim(tenant, BUDGET_STATE_KEY, &next, state.version)
-                    .await?
-                {
-                    let before = next.unsent.clone();
-                    next.unsent = self
-                        .deliver(&cfg.destinations, before.clone(), now, outcome)
-                        .await;
-                    if next.unsent != before {
-                        self.claim(tenant, BUDGET_STATE_KEY, &next, state.version + 1)
-                            .await?;
-                    }
-                }
+                self.store_and_send(
+                    tenant,
+                    BUDGET_STATE_KEY,
+                    &mut next,
+                    state.version,
+                    &cfg.destinations,
+                    now,
+                    outcome,
+                )
+                .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Stores a changed state if its version is still `version`, then sends its pending
+    /// notices and stores what is left of them. Another evaluation that stored first
+    /// sends them instead.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_and_send<T: Serialize + Sync + Unsent>(
+        &self,
+        tenant: &str,
+        sk: &str,
+        next: &mut T,
+        version: u64,
+        to: &Destinations,
+        now: DateTime<Utc>,
+        outcome: &mut TenantOutcome,
+    ) -> Result<(), String> {
+        if !self.claim(tenant, sk, next, version).await? {
+            return Ok(());
+        }
+        let before = next.unsent().clone();
+        *next.unsent() = self.deliver(to, before.clone(), now, outcome).await;
+        if *next.unsent() != before {
+            self.claim(tenant, sk, next, version + 1).await?;
         }
         Ok(())
     }

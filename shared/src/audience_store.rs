@@ -155,13 +155,13 @@ impl AudienceReader for std::sync::Mutex<MemoryAudience> {
         limit: usize,
     ) -> Result<Page<Entry>, AudienceError> {
         let state = self.lock().unwrap();
-        Ok(MemoryAudience::page(
+        MemoryAudience::page(
             &state.suppressions,
             |(t, c, r)| (t == tenant && c == channel).then_some(r.as_str()),
             cursor,
             limit,
             |_, e| e.clone(),
-        )?)
+        )
     }
 
     async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
@@ -180,13 +180,13 @@ impl AudienceReader for std::sync::Mutex<MemoryAudience> {
         limit: usize,
     ) -> Result<Page<(String, Marks)>, AudienceError> {
         let state = self.lock().unwrap();
-        Ok(MemoryAudience::page(
+        MemoryAudience::page(
             &state.engagement,
             |(t, r)| (t == tenant).then_some(r.as_str()),
             cursor,
             limit,
             |r, m| (r.to_string(), m.clone()),
-        )?)
+        )
     }
 }
 

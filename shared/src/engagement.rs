@@ -279,7 +279,7 @@ mod tests {
     fn scores_match_hand_computed_values() {
         let today = 20_000;
         let t = "acme";
-        let marks = vec![
+        let marks = [
             (Action::Delivered.mark(t, "m1"), today),      // 1 × 1.0 = 1
             (Action::Opened.mark(t, "m1"), today),         // 5 × 1.0 = 5
             (Action::Clicked.mark(t, "m1"), today - 30),   // 10 × 0.7 = 7
