@@ -258,18 +258,7 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                 None => println!("budget: none"),
             }
             let d = &cfg.destinations;
-            println!(
-                "notices to: {}{}",
-                if d.emails.is_empty() {
-                    "no email".to_string()
-                } else {
-                    d.emails.join(", ")
-                },
-                d.webhook
-                    .as_ref()
-                    .map(|w| format!(", webhook {}", w.url))
-                    .unwrap_or_default()
-            );
+            println!("notices to: {}", d.describe());
             if d.is_empty() {
                 eprintln!("warning: no destinations; rules are judged but nobody is told (beacon alert notify)");
             }
@@ -339,18 +328,7 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                 new_secret_made = Some(w.secret.clone());
             }
             alerts.put_json(&tenant, NOTIFY_KEY, &to, None).await?;
-            eprintln!(
-                "notices of `{tenant}` go to: {}{}",
-                if to.emails.is_empty() {
-                    "no email".to_string()
-                } else {
-                    to.emails.join(", ")
-                },
-                to.webhook
-                    .as_ref()
-                    .map(|w| format!(", webhook {}", w.url))
-                    .unwrap_or_default()
-            );
+            eprintln!("notices of `{tenant}` go to: {}", to.describe());
             if let Some(secret) = new_secret_made {
                 eprintln!("webhook signing secret (shown once; verify Beacon-Signature with it):");
                 println!("{secret}");

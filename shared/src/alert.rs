@@ -973,6 +973,21 @@ impl Destinations {
     pub fn is_empty(&self) -> bool {
         self.emails.is_empty() && self.webhook.is_none()
     }
+
+    /// `ops@acme.example, webhook https://...` (or `no email`), for people.
+    pub fn describe(&self) -> String {
+        let emails = if self.emails.is_empty() {
+            "no email".to_string()
+        } else {
+            self.emails.join(", ")
+        };
+        let webhook = self
+            .webhook
+            .as_ref()
+            .map(|w| format!(", webhook {}", w.url))
+            .unwrap_or_default();
+        format!("{emails}{webhook}")
+    }
 }
 
 /// Checks a webhook URL: https, or http to this machine (local receivers).

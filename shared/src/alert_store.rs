@@ -225,17 +225,9 @@ impl AlertStore for DynamoAlerts {
     }
 
     async fn delete(&self, tenant: &str, sk: &str) -> Result<bool, AlertStoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(partition(tenant)))
-            .key("sk", s(sk))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
+        crate::dynamo::delete_existing(&self.client, &self.table, partition(tenant), sk)
             .await
-            .map_err(unavailable("deleting an alert item"))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+            .map_err(unavailable("deleting an alert item"))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::engagement::{self, Changes};
 use crate::stats::rfc3339;
 use crate::suppression::{self, Entry, Reason, Suppression};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -319,19 +319,14 @@ impl DynamoAudience {
         channel: &str,
         recipient: &str,
     ) -> Result<bool, AudienceError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                suppression::partition(tenant, channel),
-                recipient,
-            )))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(unavailable("removing a suppression"))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        crate::dynamo::delete_existing(
+            &self.client,
+            &self.table,
+            suppression::partition(tenant, channel),
+            recipient,
+        )
+        .await
+        .map_err(unavailable("removing a suppression"))
     }
 
     async fn query_page(

@@ -132,6 +132,25 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 }
 
 /// JSON logs with the level from `RUST_LOG` (default `info`), as CloudWatch wants them.
+/// The time of an EventBridge scheduled event (`detail-type: Scheduled Event`), so a
+/// late or replayed invocation works as of the time the schedule meant; `None` when the
+/// payload is not one (an on-demand request).
+pub fn schedule_time(payload: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    if payload
+        .get("detail-type")
+        .and_then(serde_json::Value::as_str)
+        != Some("Scheduled Event")
+    {
+        return None;
+    }
+    let time = payload
+        .get("time")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    Some(time.unwrap_or_else(chrono::Utc::now))
+}
+
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -15,6 +15,7 @@ pub mod classify;
 pub mod config;
 pub mod context;
 pub mod deadletter;
+pub mod dynamo;
 pub mod engagement;
 pub mod event;
 pub mod http;

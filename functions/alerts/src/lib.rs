@@ -67,14 +67,7 @@ where
         settings: &app.settings,
     };
     let payload = event.payload;
-    if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        // The schedule's own time, so a late invocation judges the windows the on-time
-        // one would have.
-        let now = payload
-            .get("time")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+    if let Some(now) = beacon_shared::config::schedule_time(&payload) {
         let outcomes = alerter.run_all(now).await.map_err(Error::from)?;
         return Ok(summarize(now, &outcomes));
     }

@@ -88,14 +88,7 @@ where
         mailer: &app.mailer,
         settings: &app.settings,
     };
-    if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        // The schedule's own time, so a late or replayed invocation reports on the
-        // periods the on-time one would have.
-        let now = payload
-            .get("time")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+    if let Some(now) = beacon_shared::config::schedule_time(&payload) {
         let outcomes = reporter.run_due(&app.reports, &app.reports, now).await?;
         return Ok(summarize(now, &outcomes));
     }

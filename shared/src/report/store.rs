@@ -274,17 +274,9 @@ impl Definitions for DynamoReports {
     }
 
     async fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(def_pk(tenant)))
-            .key("sk", s(id))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
+        crate::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
             .await
-            .map_err(unavailable("deleting the report"))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+            .map_err(unavailable("deleting the report"))
     }
 
     async fn all(&self) -> Result<Vec<ReportDefinition>, StoreError> {
