@@ -155,36 +155,22 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 impl AlertStore for DynamoAlerts {
     async fn items(&self, tenant: &str) -> Result<Vec<StoredItem>, AlertStoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(partition(tenant)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
+        let items =
+            crate::dynamo::query_partition(&self.client, &self.table, &partition(tenant), true)
                 .await
                 .map_err(unavailable("reading alerts"))?;
-            for item in page.items.unwrap_or_default() {
+        Ok(items
+            .iter()
+            .filter_map(|item| {
                 let text = |n: &str| item.get(n).and_then(|v| v.as_s().ok()).cloned();
                 let version = item
                     .get("v")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                if let (Some(sk), Some(body)) = (text("sk"), text("body")) {
-                    out.push((sk, body, version));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+                Some((text("sk")?, text("body")?, version))
+            })
+            .collect())
     }
 
     async fn put(

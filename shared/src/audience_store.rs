@@ -7,7 +7,7 @@ use crate::engagement::{self, Changes};
 use crate::stats::rfc3339;
 use crate::suppression::{self, Entry, Reason, Suppression};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -402,31 +402,13 @@ impl AudienceReader for DynamoAudience {
         let mut found = HashMap::new();
         for chunk in unique.chunks(100) {
             let keys = chunk.iter().map(|r| key(pk.clone(), r)).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .expect("keys are set"),
-            );
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(unavailable("checking the suppression list"))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(e) = entry_of(&item, channel) {
-                        found.insert(e.recipient.clone(), e);
-                    }
+            for item in crate::dynamo::batch_get(&self.client, &self.table, keys, false)
+                .await
+                .map_err(unavailable("checking the suppression list"))?
+            {
+                if let Some(e) = entry_of(&item, channel) {
+                    found.insert(e.recipient.clone(), e);
                 }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
             }
         }
         Ok(found)

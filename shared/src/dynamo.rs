@@ -1,8 +1,11 @@
 //! What every DynamoDB adapter of the project does the same way.
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::query::QueryError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use std::collections::HashMap;
 
 /// Deletes the item `pk`/`sk` of `table`; whether there was one.
 pub async fn delete_existing(
@@ -20,4 +23,66 @@ pub async fn delete_existing(
         .send()
         .await?;
     Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+}
+
+/// One item as the SDK gives it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// BatchGetItem of up to 100 keys of `table`, asking again for the unprocessed ones.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, SdkError<BatchGetItemError>> {
+    let mut items = Vec::new();
+    let mut request = Some(
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(consistent)
+            .build()
+            .expect("keys are set"),
+    );
+    while let Some(keys) = request.take() {
+        let out = client
+            .batch_get_item()
+            .request_items(table, keys)
+            .send()
+            .await?;
+        items.extend(
+            out.responses
+                .unwrap_or_default()
+                .remove(table)
+                .unwrap_or_default(),
+        );
+        request = out.unprocessed_keys.and_then(|mut u| u.remove(table));
+    }
+    Ok(items)
+}
+
+/// Every item of partition `pk` (sort key `sk`), following `LastEvaluatedKey`.
+pub async fn query_partition(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    consistent: bool,
+) -> Result<Vec<Item>, SdkError<QueryError>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(items),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::rollup::UniqueKey;
 use crate::suppression::Suppression;
 use crate::trail::{Trail, TrailKey};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -114,31 +114,9 @@ impl DynamoRollupStore {
         keys: Vec<HashMap<String, AttributeValue>>,
         what: &str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .expect("keys are set"),
-        );
-        while let Some(keys) = request.take() {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(|e| failed(what, e))?;
-            items.extend(
-                out.responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default(),
-            );
-            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-        }
-        Ok(items)
+        crate::dynamo::batch_get(&self.client, &self.table, keys, true)
+            .await
+            .map_err(|e| failed(what, e))
     }
 }
 

@@ -203,25 +203,9 @@ impl DynamoReports {
     }
 
     async fn query_pk(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable("reading reports"))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
+        crate::dynamo::query_partition(&self.client, &self.table, pk, false)
+            .await
+            .map_err(unavailable("reading reports"))
     }
 }
 
