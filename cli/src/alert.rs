@@ -24,6 +24,17 @@ pub struct Table {
     table: String,
 }
 
+/// One rule of one tenant.
+#[derive(Args)]
+pub struct RuleRef {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    id: String,
+    #[command(flatten)]
+    table: Table,
+}
+
 #[derive(Subcommand)]
 pub enum AlertCommand {
     /// Add or replace a rule (from flags, or a JSON file with --from-file). A rule with
@@ -66,31 +77,11 @@ pub enum AlertCommand {
         table: Table,
     },
     /// Remove a rule (a built-in rule is disabled instead).
-    Remove {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        table: Table,
-    },
-    /// Turn a rule off, or back on.
-    Disable {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        table: Table,
-    },
-    Enable {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        table: Table,
-    },
+    Remove(RuleRef),
+    /// Turn a rule off (it is listed, not judged).
+    Disable(RuleRef),
+    /// Turn a rule back on.
+    Enable(RuleRef),
     /// Where the tenant's notices go: email addresses and one webhook. A new webhook
     /// gets a signing secret, printed once.
     Notify {
@@ -263,7 +254,7 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                 eprintln!("warning: no destinations; rules are judged but nobody is told (beacon alert notify)");
             }
         }
-        AlertCommand::Remove { tenant, id, table } => {
+        AlertCommand::Remove(RuleRef { tenant, id, table }) => {
             let alerts = store(&aws, &table);
             if is_builtin(&id) {
                 set_enabled(&alerts, &tenant, &id, false).await?;
@@ -279,11 +270,11 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                 bail!("tenant `{tenant}` has no rule `{id}`");
             }
         }
-        AlertCommand::Disable { tenant, id, table } => {
+        AlertCommand::Disable(RuleRef { tenant, id, table }) => {
             set_enabled(&store(&aws, &table), &tenant, &id, false).await?;
             eprintln!("disabled `{id}`");
         }
-        AlertCommand::Enable { tenant, id, table } => {
+        AlertCommand::Enable(RuleRef { tenant, id, table }) => {
             set_enabled(&store(&aws, &table), &tenant, &id, true).await?;
             eprintln!("enabled `{id}`");
         }
