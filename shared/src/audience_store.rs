@@ -209,6 +209,9 @@ fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E)
     move |e| AudienceError(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
+/// Marks one update sets or removes at most (its expression stays well under 4 KB).
+const MARKS_PER_UPDATE: usize = 100;
+
 /// Requests in flight at once when writing a run's recipients.
 const WRITE_CONCURRENCY: usize = 16;
 
@@ -259,33 +262,35 @@ impl DynamoAudience {
                 values,
             ));
         }
-        for ((tenant, recipient), change) in &changes.0 {
-            let mut names = HashMap::new();
-            let mut values = HashMap::new();
-            let mut sets = Vec::new();
-            let mut removes = Vec::new();
-            for (i, (mark, day)) in change.set.iter().enumerate() {
-                names.insert(format!("#s{i}"), mark.clone());
-                values.insert(format!(":s{i}"), AttributeValue::N(day.to_string()));
-                sets.push(format!("#s{i} = :s{i}"));
+        for ((tenant, recipient), whole) in &changes.0 {
+            for change in whole.pieces(MARKS_PER_UPDATE) {
+                let mut names = HashMap::new();
+                let mut values = HashMap::new();
+                let mut sets = Vec::new();
+                let mut removes = Vec::new();
+                for (i, (mark, day)) in change.set.iter().enumerate() {
+                    names.insert(format!("#s{i}"), mark.clone());
+                    values.insert(format!(":s{i}"), AttributeValue::N(day.to_string()));
+                    sets.push(format!("#s{i} = :s{i}"));
+                }
+                for (i, mark) in change.remove.iter().enumerate() {
+                    names.insert(format!("#r{i}"), mark.clone());
+                    removes.push(format!("#r{i}"));
+                }
+                let mut expression = String::new();
+                if !sets.is_empty() {
+                    expression.push_str(&format!("SET {}", sets.join(", ")));
+                }
+                if !removes.is_empty() {
+                    expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+                }
+                updates.push((
+                    key(engagement::partition(tenant), recipient),
+                    expression.trim().to_string(),
+                    names,
+                    values,
+                ));
             }
-            for (i, mark) in change.remove.iter().enumerate() {
-                names.insert(format!("#r{i}"), mark.clone());
-                removes.push(format!("#r{i}"));
-            }
-            let mut expression = String::new();
-            if !sets.is_empty() {
-                expression.push_str(&format!("SET {}", sets.join(", ")));
-            }
-            if !removes.is_empty() {
-                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-            }
-            updates.push((
-                key(engagement::partition(tenant), recipient),
-                expression.trim().to_string(),
-                names,
-                values,
-            ));
         }
         let mut pending = updates.into_iter();
         let mut running = tokio::task::JoinSet::new();

@@ -214,6 +214,35 @@ pub struct Change {
     pub remove: BTreeSet<String>,
 }
 
+impl Change {
+    /// The change in pieces of at most `max` marks each (set and removed together), so
+    /// that one update's expression stays within DynamoDB's 4 KB: a recipient sent
+    /// hundreds of messages in one batch would otherwise make an update DynamoDB refuses
+    /// on every retry. Each piece is idempotent on its own.
+    pub fn pieces(&self, max: usize) -> Vec<Change> {
+        let max = max.max(1);
+        let mut out: Vec<Change> = Vec::new();
+        let mut current = Change::default();
+        let full = |c: &Change| c.set.len() + c.remove.len() == max;
+        for (mark, day) in &self.set {
+            current.set.insert(mark.clone(), *day);
+            if full(&current) {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        for mark in &self.remove {
+            current.remove.insert(mark.clone());
+            if full(&current) {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.set.is_empty() || !current.remove.is_empty() {
+            out.push(current);
+        }
+        out
+    }
+}
+
 /// The mark changes of a run, per (tenant, recipient). A later call for the same mark
 /// wins, so a trail's verdict written after the events overrides them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -336,6 +365,35 @@ mod tests {
         let before = held.clone();
         c.apply_to(&mut held);
         assert_eq!(held, before);
+    }
+
+    #[test]
+    fn a_large_change_is_written_in_pieces_holding_every_mark_once() {
+        let mut c = Change::default();
+        for i in 0..250 {
+            c.set.insert(format!("d:{i:03}"), i);
+        }
+        for i in 0..60 {
+            c.remove.insert(format!("o:{i:03}"));
+        }
+        let pieces = c.pieces(100);
+        let sizes: Vec<usize> = pieces
+            .iter()
+            .map(|p| p.set.len() + p.remove.len())
+            .collect();
+        assert_eq!(sizes, vec![100, 100, 100, 10]);
+        let mut joined = Change::default();
+        for p in pieces {
+            joined.set.extend(p.set);
+            joined.remove.extend(p.remove);
+        }
+        assert_eq!(joined, c);
+        let small = Change {
+            set: BTreeMap::from([("o:x".to_string(), 1)]),
+            remove: BTreeSet::new(),
+        };
+        assert_eq!(small.pieces(100), vec![small.clone()]);
+        assert_eq!(Change::default().pieces(100), vec![], "nothing to write");
     }
 
     #[test]
