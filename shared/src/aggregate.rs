@@ -1310,7 +1310,7 @@ mod tests {
                 .get(&("acme".to_string(), "r-1".to_string()))
                 .cloned()
                 .unwrap_or_default();
-            Score::of("r-1", marks.iter().map(|(n, d)| (n.as_str(), *d)), today)
+            Score::of_marks("r-1", &marks, today)
         };
         // Delivered 1 + clicked 10 + conversion 50, all today.
         let s = score(&store);

@@ -202,6 +202,17 @@ impl Score {
     }
 }
 
+impl Score {
+    /// The score of a recipient's stored marks (name → day) as of `today`.
+    pub fn of_marks(recipient: &str, marks: &BTreeMap<String, i64>, today: i64) -> Score {
+        Score::of(
+            recipient,
+            marks.iter().map(|(n, d)| (n.as_str(), *d)),
+            today,
+        )
+    }
+}
+
 /// The partition of a tenant's recipients; the sort key is the recipient id.
 pub fn partition(tenant: &str) -> String {
     format!("E#{tenant}")

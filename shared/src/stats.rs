@@ -196,14 +196,23 @@ pub fn grain_name(grain: Grain) -> &'static str {
 
 /// `limit` of top links: 1 to [`MAX_LINK_LIMIT`], default [`DEFAULT_LINK_LIMIT`].
 pub fn parse_limit(value: Option<&str>) -> Result<usize, ParamError> {
+    parse_limit_within(value, DEFAULT_LINK_LIMIT, MAX_LINK_LIMIT)
+}
+
+/// A `limit` parameter: 1 to `max`, `default` without one.
+pub fn parse_limit_within(
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ParamError> {
     let Some(value) = value else {
-        return Ok(DEFAULT_LINK_LIMIT);
+        return Ok(default);
     };
     match value.parse::<usize>() {
-        Ok(n) if (1..=MAX_LINK_LIMIT).contains(&n) => Ok(n),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(ParamError::new(
             "limit",
-            format!("`limit` must be a whole number from 1 to {MAX_LINK_LIMIT}, not `{value}`"),
+            format!("`limit` must be a whole number from 1 to {max}, not `{value}`"),
         )),
     }
 }

@@ -174,7 +174,7 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
         .string("recipient_id", 1, 256, Charset::Printable)
         .map(str::to_string);
     let channel = f
-        .string("channel", 1, 32, Charset::Token)
+        .string("channel", 1, CHANNEL_MAX, Charset::Token)
         .map(str::to_string);
     let provider = f
         .string("provider", 1, 64, Charset::Printable)
@@ -281,6 +281,23 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The longest channel name.
+pub const CHANNEL_MAX: usize = 32;
+
+/// Checks a channel name as events' `channel` field is checked (1-32 of a-z 0-9 _ -),
+/// for the places that take one on its own (the suppression API).
+pub fn check_channel(channel: &str) -> Result<(), String> {
+    let len = channel.chars().count();
+    if !(1..=CHANNEL_MAX).contains(&len) {
+        return Err(format!(
+            "`channel` must be 1 to {CHANNEL_MAX} characters long, got {len}"
+        ));
+    }
+    Charset::Token
+        .check(channel)
+        .map_err(|msg| format!("`channel` {msg}"))
 }
 
 #[derive(Clone, Copy)]

@@ -18,15 +18,15 @@ use beacon_shared::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
 use beacon_shared::stats::{
-    parse_grain, parse_limit, select_days, CampaignEntry, Campaigns, ChannelStats, Channels,
-    Overview, ParamError, Range, Series, TopLinks, Uniques, ALL_DAYS,
+    parse_grain, parse_limit, parse_limit_within, select_days, CampaignEntry, Campaigns,
+    ChannelStats, Channels, Overview, ParamError, Range, Series, TopLinks, Uniques, ALL_DAYS,
 };
 use beacon_shared::stats_store::{
     directory_partition, parse_channel, DynamoRollupReader, Fields, ReadError, RollupItem,
     RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
 };
 use beacon_shared::suppression::{validate_check, Entry};
-use beacon_shared::validate::DEFAULT_CHANNEL;
+use beacon_shared::validate::{check_channel, DEFAULT_CHANNEL};
 use chrono::{DateTime, Utc};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -319,11 +319,7 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
         Route::Engagement(recipient) => {
             let marks = reader.marks(tenant, &recipient).await?;
             let today = epoch_day(now.timestamp_millis());
-            let score = Score::of(
-                &recipient,
-                marks.iter().map(|(n, d)| (n.as_str(), *d)),
-                today,
-            );
+            let score = Score::of_marks(&recipient, &marks, today);
             ok(&json!({"as_of": now.format("%Y-%m-%d").to_string(), "engagement": score}))
         }
         Route::Segments => {
@@ -334,11 +330,7 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
             loop {
                 let page = reader.marks_page(tenant, cursor.as_deref(), 1000).await?;
                 for (recipient, marks) in &page.items {
-                    let s = Score::of(
-                        recipient,
-                        marks.iter().map(|(n, d)| (n.as_str(), *d)),
-                        today,
-                    );
+                    let s = Score::of_marks(recipient, marks, today);
                     *counts.entry(s.segment).or_default() += 1;
                 }
                 match page.next {
@@ -398,11 +390,7 @@ async fn segment_members<R: AudienceReader>(
         let page = reader.marks_page(tenant, cursor.as_deref(), want).await?;
         scanned += page.items.len();
         for (recipient, marks) in &page.items {
-            let score = Score::of(
-                recipient,
-                marks.iter().map(|(n, d)| (n.as_str(), *d)),
-                today,
-            );
+            let score = Score::of_marks(recipient, marks, today);
             if score.segment == segment {
                 out.push(score);
                 if out.len() == limit {
@@ -457,36 +445,14 @@ impl SuppressionStatus {
     }
 }
 
-/// Page sizes: 1-1000, 100 by default.
+/// Page sizes of the suppression and segment listings: 1-1000, 100 by default.
 fn page_limit(value: Option<&str>) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(100),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ParamError::new("limit", format!("`limit` must be 1-1000 (got `{v}`)")).into()
-            }),
-    }
+    Ok(parse_limit_within(value, 100, 1000)?)
 }
 
-/// Channels are what events may carry: 1-32 of a-z, 0-9, `.`, `_`, `-`.
+/// A channel as events carry it.
 fn validate_channel(channel: &str) -> Result<(), ApiError> {
-    let ok = !channel.is_empty()
-        && channel.len() <= 32
-        && channel
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ParamError::new(
-            "channel",
-            format!("`channel` must be a channel name like `email` (got `{channel}`)"),
-        )
-        .into())
-    }
+    check_channel(channel).map_err(|m| ParamError::new("channel", m).into())
 }
 
 /// A bad cursor is the client's mistake; anything else is the store's.
