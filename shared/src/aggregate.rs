@@ -28,9 +28,13 @@
 //! 5. **Late verdicts move counts once.** Opens, clicks and deliveries of a message
 //!    are kept on its trail ([`crate::trail`]), which records the class each hit is
 //!    counted in. When a later event changes a verdict, the run moves the count between
-//!    the human and machine columns and stores the trail with its new classes, in the
-//!    same transaction, conditional on the trail's version: the move and the record of
-//!    it land together or not at all. The trail's unique-set membership (a person
+//!    the human and machine columns in its transaction. The trail with its new classes
+//!    is staged just before (conditional on the version it was read at), tagged with
+//!    the run's shard and last sequence number, beside the trail as the run found it;
+//!    readers take the staged trail only once that shard's checkpoint has reached the
+//!    run, and the one before otherwise. So the move and the record of it count
+//!    together or not at all, and trails take no room in the transaction's 100 actions
+//!    (runs stay long, so every other write is shared by more events). The trail's unique-set membership (a person
 //!    opened, a person clicked this link) is written from the whole trail each time a
 //!    run touches it, so it ends up as the trail says whatever the retries.
 //!    Delivery times are stored on the trail at once and idempotently (the earliest
@@ -166,8 +170,13 @@ pub struct Run {
     pub reclassified: Vec<(RollupKey, Reclassified)>,
     /// Trails the run changed, each with the version it was read at.
     pub trails: Vec<(TrailKey, Trail)>,
+    /// The same trails as the run found them (what counts until the run commits).
+    pub trails_before: Vec<Trail>,
     /// When trails may expire.
     pub trail_expires: i64,
+    /// Month packs (partition, sort key) whose generation goes up: the run updates a
+    /// closed day of theirs ([`crate::month_pack`]).
+    pub packs: Vec<(String, String)>,
 }
 
 /// One rollup item's update: counter deltas by stored name, and link URLs to set.
@@ -288,8 +297,18 @@ pub trait RollupStore: Send + Sync {
         suppressions: &[Suppression],
         engagement: &engagement::Changes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores the run's trails ahead of its transaction, each only over the version it
+    /// was read at. A staged trail counts once the shard's checkpoint reaches
+    /// `run.through`; until then readers get it as it was before the run.
+    fn stage(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Applies a run atomically, if the checkpoint is still `run.after`.
     fn apply(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Whether a trail staged by the run through `staged_through` counts: that run committed
+/// (its shard's checkpoint is at or past it). Both are padded.
+pub fn staged_counts(staged_through: &str, checkpoint: Option<&str>) -> bool {
+    checkpoint.is_some_and(|cp| cp >= staged_through)
 }
 
 /// Where poison records go.
@@ -326,6 +345,8 @@ pub struct Outcome {
     pub runs: usize,
     /// Write actions sent to the store (transaction actions plus unique-set updates).
     pub write_actions: usize,
+    /// Of those, the trails': delivery times, and trails staged by runs.
+    pub trail_writes: usize,
     /// Counted opens and clicks moved by late verdicts.
     pub reclassified: usize,
     /// Suppression-list entries written (hard bounces, complaints, unsubscribes).
@@ -498,6 +519,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         HashMap::new()
     } else {
         outcome.write_actions += deliveries.len();
+        outcome.trail_writes += deliveries.len();
         store
             .deliver(&deliveries, trail_expires)
             .await
@@ -517,6 +539,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     }
 
     // Pack contiguous runs that fit in one transaction.
+    let today = Utc::now().date_naive();
     let mut after = checkpoint;
     let mut i = 0;
     while i < pending.len() {
@@ -528,8 +551,12 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         let mut latest_event = None;
         let mut dirs = 0;
         let mut run_trails: BTreeSet<TrailKey> = BTreeSet::new();
+        // Each changed trail as the run found it.
+        let mut before: HashMap<TrailKey, Trail> = HashMap::new();
         let mut suppressions: Vec<Suppression> = Vec::new();
         let mut engagement = engagement::Changes::default();
+        // Month packs the run bumps so far (an update of a closed day bumps its month).
+        let mut bumped = 0;
         while i < pending.len() {
             match &decoded[i] {
                 Err(reason) => letters.push(DeadLetter {
@@ -551,13 +578,19 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                         });
                         let growth = agg.growth(e, &facts, MAX_LINKS_PER_ITEM);
                         let mut moved_items: BTreeSet<RollupKey> = BTreeSet::new();
-                        let mut new_trail = 0;
-                        if let Some((key, _, moved)) = &judged {
+                        if let Some((_, _, moved)) = &judged {
                             for m in moved {
                                 moved_items.extend(agg.reclassify_growth(&e.tenant_id, &m.hit));
                             }
-                            new_trail = usize::from(!run_trails.contains(key));
                         }
+                        // Only an event of an earlier day, or a moved count, can bump.
+                        let late = e.event_time.date_naive() < today || !moved_items.is_empty();
+                        let bump_reserve = bumped
+                            + if late {
+                                growth.items + moved_items.len()
+                            } else {
+                                0
+                            };
                         let key = DedupeKey {
                             tenant: e.tenant_id.to_string(),
                             day: day(e.received_at),
@@ -570,8 +603,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             + growth.directory
                             + dedupe.len()
                             + usize::from(!dedupe.contains_key(&key))
-                            + run_trails.len()
-                            + new_trail;
+                            + bump_reserve;
                         if i > start && (items > MAX_ITEMS_PER_RUN || growth.links_over) {
                             break; // this record starts the next run
                         }
@@ -584,8 +616,18 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                                 agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
                             }
                             outcome.reclassified += moved.len();
+                            if !before.contains_key(&key) {
+                                before.insert(
+                                    key.clone(),
+                                    trails.get(&key).cloned().unwrap_or_default(),
+                                );
+                            }
                             trails.insert(key.clone(), trail);
                             run_trails.insert(key);
+                        }
+                        if late {
+                            let keys = agg.item_keys().chain(agg.reclassified().map(|(k, _)| k));
+                            bumped = crate::month_pack::bumps(keys, today).len();
                         }
                         dedupe.entry(key).or_default().push(fp.clone());
                         seen.insert(fp);
@@ -656,9 +698,25 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                 .reclassified()
                 .map(|(k, m)| (k.clone(), m.clone()))
                 .collect(),
+            trails_before: run_trails
+                .iter()
+                .map(|(k, _)| before.remove(k).unwrap_or_default())
+                .collect(),
             trails: run_trails,
             trail_expires,
+            packs: Vec::new(),
         };
+        let packs = crate::month_pack::bumps(run.rollup_updates().into_iter().map(|u| u.0), today);
+        let run = Run {
+            packs: packs.into_iter().collect(),
+            ..run
+        };
+        if !run.trails.is_empty() {
+            store
+                .stage(&run)
+                .await
+                .map_err(|e| fail(&pending[start].sequence, e))?;
+        }
         store
             .apply(&run)
             .await
@@ -667,7 +725,9 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             + run.dedupe.len()
             + run.directory.len()
             + run.trails.len()
+            + run.packs.len()
             + 1;
+        outcome.trail_writes += run.trails.len();
         outcome.runs += 1;
         for (k, _) in &run.trails {
             if let Some(t) = trails.get_mut(k) {
@@ -804,10 +864,37 @@ pub struct MemoryState {
     pub rollups: HashMap<RollupKey, Counters>,
     pub dedupe: HashMap<DedupeKey, HashSet<String>>,
     pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
+    /// Trails as committed runs left them.
     pub trails: HashMap<TrailKey, Trail>,
+    /// Trails staged by runs not known to have committed: shard, through, trail.
+    pub staged: HashMap<TrailKey, (String, String, Trail)>,
     /// The suppression list and engagement marks.
     pub audience: crate::audience_store::MemoryAudience,
+    /// Month packs' generations.
+    pub packs: HashMap<(String, String), i64>,
     pub writes: usize,
+}
+
+impl MemoryState {
+    /// A trail as readers get it: a staged one once its run committed (it is promoted
+    /// then), the committed one otherwise; the version is always the latest stored.
+    fn trail(&mut self, k: &TrailKey) -> Option<Trail> {
+        if let Some((shard, through, _)) = self.staged.get(k) {
+            if staged_counts(through, self.checkpoints.get(shard).map(String::as_str)) {
+                let (_, _, t) = self.staged.remove(k).expect("just seen");
+                self.trails.insert(k.clone(), t);
+            }
+        }
+        match self.staged.get(k) {
+            Some((_, _, staged)) => {
+                let mut t = self.trails.get(k).cloned().unwrap_or_default();
+                t.version = staged.version;
+                t.delivered_ms = staged.delivered_ms;
+                Some(t)
+            }
+            None => self.trails.get(k).cloned(),
+        }
+    }
 }
 
 impl RollupStore for MemoryStore {
@@ -866,10 +953,10 @@ impl RollupStore for MemoryStore {
     }
 
     async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
-        let state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap();
         Ok(keys
             .iter()
-            .filter_map(|k| state.trails.get(k).map(|t| (k.clone(), t.clone())))
+            .filter_map(|k| state.trail(k).map(|t| (k.clone(), t)))
             .collect())
     }
 
@@ -881,9 +968,12 @@ impl RollupStore for MemoryStore {
         let mut state = self.state.lock().unwrap();
         let mut out = HashMap::new();
         for (k, at) in deliveries {
-            let trail = state.trails.entry(k.clone()).or_default();
-            trail.deliver(*at);
-            out.insert(k.clone(), trail.clone());
+            state.trails.entry(k.clone()).or_default().deliver(*at);
+            if let Some((_, _, staged)) = state.staged.get_mut(k) {
+                staged.deliver(*at);
+            }
+            let trail = state.trail(k).expect("just stored");
+            out.insert(k.clone(), trail);
             state.writes += 1;
         }
         Ok(out)
@@ -893,24 +983,6 @@ impl RollupStore for MemoryStore {
         let mut state = self.state.lock().unwrap();
         if state.checkpoints.get(&run.shard) != run.after.as_ref() {
             return Err(StoreError::CheckpointMoved(run.shard.clone()));
-        }
-        for (k, t) in &run.trails {
-            let stored = state.trails.get(k).map_or(0, |s| s.version);
-            if stored != t.version {
-                return Err(StoreError::Failed(format!(
-                    "trail {} changed meanwhile",
-                    k.partition_key()
-                )));
-            }
-        }
-        for (k, t) in &run.trails {
-            let stored = state.trails.entry(k.clone()).or_default();
-            let delivered = stored.delivered_ms;
-            *stored = Trail {
-                version: t.version + 1,
-                delivered_ms: delivered,
-                ..t.clone()
-            };
         }
         for (k, c) in &run.rollups {
             state.rollups.entry(k.clone()).or_default().merge(c);
@@ -925,14 +997,47 @@ impl RollupStore for MemoryStore {
                 .or_default()
                 .extend(ids.iter().cloned());
         }
+        for pack in &run.packs {
+            *state.packs.entry(pack.clone()).or_default() += 1;
+        }
         state
             .checkpoints
             .insert(run.shard.clone(), run.through.clone());
+        // The run's staged trails count now.
+        for (k, _) in &run.trails {
+            state.trail(k);
+        }
         state.writes += run.rollup_updates().len()
             + run.dedupe.len()
             + run.directory.len()
-            + run.trails.len()
+            + run.packs.len()
             + 1;
+        Ok(())
+    }
+
+    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        for (k, t) in &run.trails {
+            let stored = state.trail(k).map_or(0, |s| s.version);
+            if stored != t.version {
+                return Err(StoreError::Failed(format!(
+                    "trail {} changed meanwhile",
+                    k.partition_key()
+                )));
+            }
+        }
+        for (k, t) in &run.trails {
+            let delivered = state.trail(k).and_then(|s| s.delivered_ms);
+            let staged = Trail {
+                version: t.version + 1,
+                delivered_ms: delivered,
+                ..t.clone()
+            };
+            state
+                .staged
+                .insert(k.clone(), (run.shard.clone(), run.through.clone(), staged));
+        }
+        state.writes += run.trails.len();
         Ok(())
     }
 }
@@ -954,7 +1059,7 @@ impl DeadLetterSink for MemoryDeadLetters {
 mod tests {
     use super::*;
     use crate::event::EventType;
-    use crate::rollup::{Grain, Scope};
+    use crate::rollup::{rollup_partition, Grain, Scope};
     use crate::trail::TrailKey;
 
     fn record(shard: &str, seq: u64, e: &Event) -> StreamRecord {
@@ -972,6 +1077,158 @@ mod tests {
         e.message_id = Some(format!("m-{id}"));
         e.recipient_id = Some(format!("r-{id}"));
         e
+    }
+
+    /// A memory store whose next transactions fail (unapplied) after the trails were
+    /// staged: a function dying between staging and committing.
+    struct DiesBeforeCommit {
+        inner: MemoryStore,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    impl RollupStore for DiesBeforeCommit {
+        async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+            self.inner.checkpoint(shard).await
+        }
+        async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
+            self.inner.dedupe_members(keys).await
+        }
+        async fn add_uniques(&self, u: &[(UniqueKey, BTreeSet<String>)]) -> Result<(), StoreError> {
+            self.inner.add_uniques(u).await
+        }
+        async fn remove_uniques(
+            &self,
+            u: &[(UniqueKey, BTreeSet<String>)],
+        ) -> Result<(), StoreError> {
+            self.inner.remove_uniques(u).await
+        }
+        async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+            self.inner.trails(keys).await
+        }
+        async fn deliver(
+            &self,
+            d: &[(TrailKey, i64)],
+            expires: i64,
+        ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+            self.inner.deliver(d, expires).await
+        }
+        async fn audience(
+            &self,
+            s: &[Suppression],
+            e: &engagement::Changes,
+        ) -> Result<(), StoreError> {
+            self.inner.audience(s, e).await
+        }
+        async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+            self.inner.stage(run).await
+        }
+        async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+            use std::sync::atomic::Ordering;
+            let left = self.failures.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::SeqCst);
+                return Err(StoreError::Failed("died before committing".into()));
+            }
+            self.inner.apply(run).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_staged_trail_counts_only_once_its_run_commits() {
+        let store = DiesBeforeCommit {
+            inner: MemoryStore::default(),
+            failures: 0.into(),
+        };
+        let dead = MemoryDeadLetters::default();
+        let settings = Settings::default();
+        let first = [
+            record(
+                "s/0",
+                1,
+                &click("a", "2026-11-23T10:00:00Z", "https://x.example/1"),
+            ),
+            record(
+                "s/0",
+                2,
+                &click("b", "2026-11-23T10:00:20Z", "https://x.example/2"),
+            ),
+        ];
+        apply_batch(&store, &dead, &settings, &first).await.unwrap();
+        let trap = record(
+            "s/0",
+            3,
+            &click(
+                "c",
+                "2026-11-23T10:00:40Z",
+                "https://x.example/#beacon-honeypot",
+            ),
+        );
+        // The trap's run stages the trail (three clicks, all a scanner's), then dies twice.
+        store.failures.store(2, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..2 {
+            let err = apply_batch(&store, &dead, &settings, std::slice::from_ref(&trap))
+                .await
+                .unwrap_err();
+            assert_eq!(err.first_unapplied, "3");
+            let state = store.inner.state.lock().unwrap();
+            assert_eq!(state.staged.len(), 1, "staged, not committed");
+        }
+        // Each retry read the trail as before the trap, so the moves happen once.
+        let out = apply_batch(&store, &dead, &settings, std::slice::from_ref(&trap))
+            .await
+            .unwrap();
+        assert_eq!(out.reclassified, 2);
+        let state = store.inner.state.lock().unwrap();
+        let day = state
+            .rollups
+            .iter()
+            .find(|(k, _)| k.scope == Scope::Tenant && k.grain == Grain::Day)
+            .map(|(_, c)| (c.clicks_human, c.clicks_bot))
+            .unwrap();
+        assert_eq!(day, (0, 3));
+        assert!(state.staged.is_empty(), "committed with its run");
+        let trail = &state.trails[&TrailKey {
+            tenant: "acme".into(),
+            message: "m-1".into(),
+        }];
+        assert_eq!(trail.hits.len(), 3);
+        assert!(trail.hits.iter().all(|h| h.machine));
+        assert_eq!(
+            trail.version, 4,
+            "staged three times, read each time as before"
+        );
+    }
+
+    #[tokio::test]
+    async fn updates_of_closed_days_bump_their_month_pack_once() {
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let now = Utc::now();
+        let late_at = now - Duration::days(40);
+        let mut current = delivered("now");
+        (current.event_time, current.received_at) = (now, now);
+        let mut late = delivered("late");
+        (late.event_time, late.received_at) = (late_at, now);
+        let records = [record("s/0", 1, &current), record("s/0", 2, &late)];
+        let settings = Settings::default();
+        let outcome = apply_batch(&store, &dead, &settings, &records)
+            .await
+            .unwrap();
+        let month = crate::month_pack::sort_key(&crate::month_pack::month(late_at.date_naive()));
+        let expected: HashMap<(String, String), i64> = [
+            rollup_partition("acme", &Scope::Tenant, Grain::Day),
+            rollup_partition("acme", &Scope::Campaign("c1".into()), Grain::Day),
+        ]
+        .into_iter()
+        .map(|pk| ((pk, month.clone()), 1))
+        .collect();
+        assert_eq!(store.state.lock().unwrap().packs, expected);
+        assert_eq!(outcome.runs, 1);
+        // Redelivered: nothing applies, nothing bumps.
+        apply_batch(&store, &dead, &settings, &records)
+            .await
+            .unwrap();
+        assert_eq!(store.state.lock().unwrap().packs, expected);
     }
 
     fn tenant_day(store: &MemoryStore) -> u64 {

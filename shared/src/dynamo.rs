@@ -35,14 +35,22 @@ pub async fn batch_get(
     keys: Vec<Item>,
     consistent: bool,
 ) -> Result<Vec<Item>, SdkError<BatchGetItemError>> {
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(consistent)
+        .build()
+        .expect("keys are set");
+    batch_get_request(client, table, request).await
+}
+
+/// [`batch_get`] of a prepared request (keys with a projection, say).
+pub async fn batch_get_request(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    request: KeysAndAttributes,
+) -> Result<Vec<Item>, SdkError<BatchGetItemError>> {
     let mut items = Vec::new();
-    let mut request = Some(
-        KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(consistent)
-            .build()
-            .expect("keys are set"),
-    );
+    let mut request = Some(request);
     while let Some(keys) = request.take() {
         let out = client
             .batch_get_item()

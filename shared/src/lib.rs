@@ -24,6 +24,7 @@ pub mod labeled;
 pub mod lake;
 pub mod lake_store;
 pub mod metrics;
+pub mod month_pack;
 pub mod networks;
 pub mod report;
 pub mod rollup;

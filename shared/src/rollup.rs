@@ -327,7 +327,7 @@ impl Counters {
     ];
 
     /// The scalar counters, named by [`Counters::SCALAR_FIELDS`].
-    fn scalars(&self) -> [i64; 17] {
+    pub fn scalars(&self) -> [i64; 17] {
         [
             self.sent as i64,
             self.delivered as i64,

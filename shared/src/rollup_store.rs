@@ -1,7 +1,7 @@
 //! The DynamoDB adapter of [`RollupStore`]: one table (`pk`, `sk`) holding rollup
 //! items, unique sets, dedupe sets, directory entries and shard checkpoints.
 
-use crate::aggregate::{DedupeKey, RollupStore, Run, StoreError};
+use crate::aggregate::{staged_counts, DedupeKey, RollupStore, Run, StoreError};
 use crate::audience_store::DynamoAudience;
 use crate::engagement::Changes;
 use crate::rollup::UniqueKey;
@@ -120,14 +120,30 @@ impl DynamoRollupStore {
     }
 }
 
-/// A trail from its stored item: `body` (JSON), `v` (version) and `d` (delivery ms).
-fn trail_from_item(item: &HashMap<String, AttributeValue>) -> Result<Trail, StoreError> {
+/// The run that staged a trail item, if any: its shard and padded last sequence number.
+fn staged_by(item: &HashMap<String, AttributeValue>) -> Option<(&str, &str)> {
+    let text = |name| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    Some((text("staged_shard")?, text("staged_through")?))
+}
+
+/// A trail from its stored item, as readers get it: `body` (JSON), or `prev_body` when
+/// the run that staged `body` has not committed (`counts` false); `v` (version) and `d`
+/// (delivery ms) as stored.
+fn trail_from_item(
+    item: &HashMap<String, AttributeValue>,
+    counts: bool,
+) -> Result<Trail, StoreError> {
     let number = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
     };
-    let mut trail: Trail = match item.get("body").and_then(|v| v.as_s().ok()) {
+    let body = if counts { "body" } else { "prev_body" };
+    let mut trail: Trail = match item.get(body).and_then(|v| v.as_s().ok()) {
         Some(body) => serde_json::from_str(body)
             .map_err(|e| StoreError::Failed(format!("reading a trail: {e}")))?,
         None => Trail::default(),
@@ -135,6 +151,37 @@ fn trail_from_item(item: &HashMap<String, AttributeValue>) -> Result<Trail, Stor
     trail.version = number("v").unwrap_or(0).max(0) as u64;
     trail.delivered_ms = number("d");
     Ok(trail)
+}
+
+impl DynamoRollupStore {
+    /// Trails from their items, each staged one judged by its shard's checkpoint.
+    async fn resolve(
+        &self,
+        items: Vec<(TrailKey, HashMap<String, AttributeValue>)>,
+    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        let mut checkpoints: HashMap<String, Option<String>> = HashMap::new();
+        for (_, item) in &items {
+            if let Some((shard, _)) = staged_by(item) {
+                if !checkpoints.contains_key(shard) {
+                    let checkpoint = self.checkpoint(shard).await?;
+                    checkpoints.insert(shard.to_string(), checkpoint);
+                }
+            }
+        }
+        items
+            .into_iter()
+            .map(|(k, item)| {
+                let counts = staged_by(&item).is_none_or(|(shard, through)| {
+                    staged_counts(through, checkpoints[shard].as_deref())
+                });
+                Ok((k, trail_from_item(&item, counts)?))
+            })
+            .collect()
+    }
+}
+
+fn trail_json(trail: &Trail) -> Result<String, StoreError> {
+    serde_json::to_string(trail).map_err(|e| StoreError::Failed(format!("encoding a trail: {e}")))
 }
 
 impl RollupStore for DynamoRollupStore {
@@ -195,7 +242,7 @@ impl RollupStore for DynamoRollupStore {
     }
 
     async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
-        let mut out = HashMap::new();
+        let mut out = Vec::new();
         for chunk in keys.chunks(100) {
             let by_pk: HashMap<String, &TrailKey> =
                 chunk.iter().map(|k| (k.partition_key(), k)).collect();
@@ -211,11 +258,11 @@ impl RollupStore for DynamoRollupStore {
             for item in items {
                 let pk = item.get("pk").and_then(|v| v.as_s().ok());
                 if let Some(k) = pk.and_then(|pk| by_pk.get(pk)) {
-                    out.insert((*k).clone(), trail_from_item(&item)?);
+                    out.push(((*k).clone(), item));
                 }
             }
         }
-        Ok(out)
+        self.resolve(out).await
     }
 
     async fn deliver(
@@ -225,7 +272,7 @@ impl RollupStore for DynamoRollupStore {
     ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
         // One update per message, a few at a time: DynamoDB has no batch update. The
         // earliest time wins; when a stored one is earlier, the trail is read instead.
-        let mut out = HashMap::new();
+        let mut out = Vec::new();
         for chunk in deliveries.chunks(16) {
             let mut calls = tokio::task::JoinSet::new();
             for (k, at) in chunk {
@@ -266,15 +313,68 @@ impl RollupStore for DynamoRollupStore {
             }
             while let Some(done) = calls.join_next().await {
                 let (k, item) = done.map_err(|e| failed("storing a delivery time", e))?;
-                out.insert(k, trail_from_item(&item?.unwrap_or_default())?);
+                out.push((k, item?.unwrap_or_default()));
             }
         }
-        Ok(out)
+        self.resolve(out).await
+    }
+
+    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+        let staged: Vec<_> = run.trails.iter().zip(&run.trails_before).collect();
+        for chunk in staged.chunks(16) {
+            let mut calls = tokio::task::JoinSet::new();
+            for ((k, trail), before) in chunk {
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
+                    .update_expression(
+                        "SET body = :body, #pb = :prev, #ss = :shard, #st = :through, \
+                         v = :next, #ttl = :ttl",
+                    )
+                    .expression_attribute_names("#pb", "prev_body")
+                    .expression_attribute_names("#ss", "staged_shard")
+                    .expression_attribute_names("#st", "staged_through")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":body", s(trail_json(trail)?))
+                    .expression_attribute_values(":prev", s(trail_json(before)?))
+                    .expression_attribute_values(":shard", s(run.shard.clone()))
+                    .expression_attribute_values(":through", s(run.through.clone()))
+                    .expression_attribute_values(":next", n(trail.version as i64 + 1))
+                    .expression_attribute_values(":ttl", n(run.trail_expires));
+                // Only over the version it was read at: the run's moves were worked out
+                // from that trail.
+                let update = if trail.version == 0 {
+                    update.condition_expression("attribute_not_exists(v)")
+                } else {
+                    update
+                        .condition_expression("v = :read")
+                        .expression_attribute_values(":read", n(trail.version as i64))
+                };
+                let pk = k.partition_key();
+                calls.spawn(async move {
+                    update.send().await.map_err(|e| {
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception())
+                        {
+                            StoreError::Failed(format!("trail {pk} changed meanwhile"))
+                        } else {
+                            failed("staging a trail", e)
+                        }
+                    })
+                });
+            }
+            while let Some(done) = calls.join_next().await {
+                done.map_err(|e| failed("staging a trail", e))??;
+            }
+        }
+        Ok(())
     }
 
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
         let mut items = Vec::with_capacity(
-            run.rollups.len() + run.dedupe.len() + run.directory.len() + run.trails.len() + 1,
+            run.rollups.len() + run.dedupe.len() + run.directory.len() + run.packs.len() + 1,
         );
         for (k, fields, urls) in run.rollup_updates() {
             let adds: Vec<(String, AttributeValue)> =
@@ -291,30 +391,6 @@ impl RollupStore for DynamoRollupStore {
                 &adds,
                 &sets,
             );
-            items.push(TransactWriteItem::builder().update(action).build());
-        }
-        for (k, trail) in &run.trails {
-            let body = serde_json::to_string(trail)
-                .map_err(|e| StoreError::Failed(format!("encoding a trail: {e}")))?;
-            let action = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
-                .update_expression("SET body = :body, v = :next, #ttl = :ttl")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":body", s(body))
-                .expression_attribute_values(":next", n(trail.version as i64 + 1))
-                .expression_attribute_values(":ttl", n(run.trail_expires));
-            // Written only over the version it was read at: the moves in this run were
-            // worked out from that trail.
-            let action = if trail.version == 0 {
-                action.condition_expression("attribute_not_exists(v)")
-            } else {
-                action
-                    .condition_expression("v = :read")
-                    .expression_attribute_values(":read", n(trail.version as i64))
-            }
-            .build()
-            .expect("trail update is complete");
             items.push(TransactWriteItem::builder().update(action).build());
         }
         for (k, ids) in &run.dedupe {
@@ -337,6 +413,16 @@ impl RollupStore for DynamoRollupStore {
                 .expression_attribute_values(":t", s(run.last_seen.clone()))
                 .build()
                 .expect("directory update is complete");
+            items.push(TransactWriteItem::builder().update(action).build());
+        }
+        for (pk, sk) in &run.packs {
+            let action = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), sk.clone())))
+                .update_expression("ADD gen :one")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .expect("pack update is complete");
             items.push(TransactWriteItem::builder().update(action).build());
         }
         let checkpoint = Update::builder()

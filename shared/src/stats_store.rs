@@ -7,14 +7,18 @@
 //!   with each link's URL;
 //! - unique sets: `pk` from [`crate::rollup::unique_partition`], `sk` `B#NN`, String Set `m`;
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
-//!   String `last_seen`.
+//!   String `last_seen`;
+//! - month packs in day partitions: `sk` `P#YYYY-MM`, Numbers `gen` and `packed_gen`,
+//!   Strings `through` and `days` ([`crate::month_pack`]).
 
 use crate::audience_store::{
     AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
 };
+use crate::month_pack::{self, Pack};
 use crate::rollup::{Aggregate, Counters, Scope};
 use crate::suppression::Entry;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,6 +179,19 @@ impl DynamoRollupReader {
         values: &[(&str, &str)],
         projection: &[&str],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
+        self.query_all_read(what, condition, values, projection, false)
+            .await
+    }
+
+    /// [`Self::query_all`], strongly consistent if asked.
+    async fn query_all_read(
+        &self,
+        what: &str,
+        condition: &str,
+        values: &[(&str, &str)],
+        projection: &[&str],
+        consistent: bool,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -183,6 +200,7 @@ impl DynamoRollupReader {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
+                .consistent_read(consistent)
                 .expression_attribute_names("#pk", "pk")
                 .set_exclusive_start_key(start.take());
             if condition.contains("#sk") {
@@ -218,6 +236,181 @@ impl DynamoRollupReader {
     }
 }
 
+fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> ReadError + '_ {
+    move |e| {
+        ReadError(format!(
+            "{what}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        ))
+    }
+}
+
+/// A month pack from its item (a missing item is a pack never written at generation 0).
+fn pack_from_item(item: Option<&HashMap<String, AttributeValue>>) -> Result<Pack, ReadError> {
+    let Some(item) = item else {
+        return Ok(Pack::default());
+    };
+    let int = |name| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| number(n))
+    };
+    Ok(Pack {
+        gen: int("gen").unwrap_or(0),
+        packed_gen: int("packed_gen"),
+        through: string_attribute(item, "through").and_then(|t| t.parse().ok()),
+        days: match item.get("days").and_then(|v| v.as_s().ok()) {
+            Some(text) => Pack::decode_days(text).map_err(ReadError)?,
+            None => Vec::new(),
+        },
+    })
+}
+
+impl DynamoRollupReader {
+    /// A daily series of scalar counters: closed days from month packs (packed here when
+    /// missing or stale), open days by key. One BatchGetItem when the packs are fresh.
+    async fn daily_scalars(
+        &self,
+        pk: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        let plan = month_pack::plan(from, to, chrono::Utc::now());
+        let key = |sk: String| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.to_string())),
+                ("sk".to_string(), AttributeValue::S(sk)),
+            ])
+        };
+        let keys: Vec<_> = plan
+            .months
+            .iter()
+            .map(|(m, _, _)| key(month_pack::sort_key(m)))
+            .chain(plan.open.iter().map(|d| key(month_pack::day_sk(*d))))
+            .collect();
+        let wanted = ["sk", "gen", "packed_gen", "through", "days"]
+            .into_iter()
+            .chain(Counters::SCALAR_FIELDS);
+        let names: HashMap<String, String> = wanted
+            .enumerate()
+            .map(|(i, n)| (format!("#p{i}"), n.to_string()))
+            .collect();
+        let mut projection: Vec<&String> = names.keys().collect();
+        projection.sort();
+        let projection = projection
+            .into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut found: HashMap<String, HashMap<String, AttributeValue>> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .projection_expression(&projection)
+                .set_expression_attribute_names(Some(names.clone()))
+                .build()
+                .expect("keys are set");
+            let items = crate::dynamo::batch_get_request(&self.client, &self.table, request)
+                .await
+                .map_err(read_error("reading a daily series"))?;
+            for item in items {
+                if let Some(sk) = string_attribute(&item, "sk") {
+                    found.insert(sk, item);
+                }
+            }
+        }
+        let (from_sk, to_sk) = (month_pack::day_sk(from), month_pack::day_sk(to));
+        let mut out = Vec::new();
+        for (month, first, needed) in &plan.months {
+            let pack = pack_from_item(found.get(&month_pack::sort_key(month)))?;
+            let days = if pack.covers(*needed) {
+                pack.days
+            } else {
+                self.repack(pk, month, *first, *needed, pack.gen).await?
+            };
+            out.extend(
+                days.into_iter()
+                    .filter(|(sk, _)| from_sk <= *sk && *sk <= to_sk)
+                    .map(|(sk, counters)| RollupItem { sk, counters }),
+            );
+        }
+        for day in &plan.open {
+            if let Some(item) = found.get(&month_pack::day_sk(*day)) {
+                out.push(RollupItem {
+                    sk: month_pack::day_sk(*day),
+                    counters: item_counters(item),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.sk.cmp(&b.sk));
+        Ok(out)
+    }
+
+    /// Reads a month's closed days (strongly consistent, after `gen` was read) and stores
+    /// them as its pack, unless a closed day changed meanwhile (`gen` moved on).
+    async fn repack(
+        &self,
+        pk: &str,
+        month: &str,
+        first: NaiveDate,
+        through: NaiveDate,
+        gen: i64,
+    ) -> Result<Vec<(String, Counters)>, ReadError> {
+        let scalars: Vec<&str> = std::iter::once("sk")
+            .chain(Counters::SCALAR_FIELDS)
+            .collect();
+        let (from_sk, to_sk) = (month_pack::day_sk(first), month_pack::day_sk(through));
+        let items = self
+            .query_all_read(
+                "reading days to pack",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &[(":pk", pk), (":from", &from_sk), (":to", &to_sk)],
+                &scalars,
+                true,
+            )
+            .await?;
+        let days: Vec<(String, Counters)> = items
+            .iter()
+            .filter_map(|item| Some((string_attribute(item, "sk")?, item_counters(item))))
+            .collect();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::S(month_pack::sort_key(month)))
+            .update_expression("SET #days = :days, #through = :through, packed_gen = :gen")
+            .expression_attribute_names("#days", "days")
+            .expression_attribute_names("#through", "through")
+            .expression_attribute_values(":days", AttributeValue::S(Pack::encode_days(&days)))
+            .expression_attribute_values(
+                ":through",
+                AttributeValue::S(through.format("%Y-%m-%d").to_string()),
+            )
+            .expression_attribute_values(":gen", AttributeValue::N(gen.to_string()));
+        let update = if gen == 0 {
+            update.condition_expression("attribute_not_exists(gen)")
+        } else {
+            update.condition_expression("gen = :gen")
+        };
+        // The days read are right either way; a pack not stored is packed next time.
+        if let Err(e) = update.send().await {
+            let moved_on = e
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception());
+            if !moved_on {
+                tracing::warn!(
+                    pk,
+                    month,
+                    error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+                    "storing a month pack failed"
+                );
+            }
+        }
+        Ok(days)
+    }
+}
+
 impl RollupReader for DynamoRollupReader {
     async fn rollups(
         &self,
@@ -226,6 +419,16 @@ impl RollupReader for DynamoRollupReader {
         to_sk: &str,
         fields: Fields,
     ) -> Result<Vec<RollupItem>, ReadError> {
+        // A daily series of a stats-sized range reads packs; anything wider (every day
+        // there can be) is one Query.
+        if fields == Fields::Scalars {
+            if let (Some(from), Some(to)) = (month_pack::day_of(from_sk), month_pack::day_of(to_sk))
+            {
+                if from <= to && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS {
+                    return self.daily_scalars(pk, from, to).await;
+                }
+            }
+        }
         let scalars: Vec<&str> = std::iter::once("sk")
             .chain(Counters::SCALAR_FIELDS)
             .collect();

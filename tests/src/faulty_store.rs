@@ -88,6 +88,11 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
         Ok(trails)
     }
 
+    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+        self.inner.stage(run).await?;
+        self.after_write()
+    }
+
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
         self.inner.apply(run).await?;
         self.after_write()
