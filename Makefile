@@ -58,7 +58,8 @@ serve: venv
 
 ## bench: criterion benchmarks (figures in target/criterion), then bench-lake
 bench: venv
-	cargo bench -p beacon-benches --benches
+	# --noplot: criterion's own plotter needs system fonts, and the figures are the point.
+	cargo bench -p beacon-benches --benches -- --noplot
 	$(MAKE) bench-lake
 
 ## bench-lake: NDJSON -> Parquet on 1M events, beacon lake convert against DuckDB and

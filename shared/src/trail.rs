@@ -8,9 +8,10 @@
 //! grows (or its delivery time becomes known) every hit's class is worked out again
 //! from the whole trail by [`Trail::settle`]. A hit whose class changes is reported,
 //! and the aggregate moves its count from the human to the machine column (or back)
-//! in the rollup items it was first counted in, in the same transaction that stores
-//! the trail with its new classes. The trail is the record of what has been counted,
-//! so a verdict moves a count exactly once, however often a trail is settled.
+//! in the rollup items it was first counted in; the trail with its new classes counts
+//! exactly when that run's transaction does (it is staged, see [`crate::aggregate`]).
+//! The trail is the record of what has been counted, so a verdict moves a count
+//! exactly once, however often a trail is settled.
 //!
 //! The rules, on top of the request's own verdict ([`crate::classify`]):
 //! - **honeypot**: a click on the invisible link [`crate::instrument`] can insert is a
