@@ -1141,28 +1141,8 @@ mod tests {
         };
         let dead = MemoryDeadLetters::default();
         let settings = Settings::default();
-        let first = [
-            record(
-                "s/0",
-                1,
-                &click("a", "2026-11-23T10:00:00Z", "https://x.example/1"),
-            ),
-            record(
-                "s/0",
-                2,
-                &click("b", "2026-11-23T10:00:20Z", "https://x.example/2"),
-            ),
-        ];
+        let (first, trap) = two_clicks_then_a_trap();
         apply_batch(&store, &dead, &settings, &first).await.unwrap();
-        let trap = record(
-            "s/0",
-            3,
-            &click(
-                "c",
-                "2026-11-23T10:00:40Z",
-                "https://x.example/#beacon-honeypot",
-            ),
-        );
         // The trap's run stages the trail (three clicks, all a scanner's), then dies twice.
         store.failures.store(2, std::sync::atomic::Ordering::SeqCst);
         for _ in 0..2 {
@@ -1334,22 +1314,28 @@ mod tests {
         e
     }
 
+    /// Two clicks of one message on two links 20 s apart (a person's, by themselves),
+    /// then a click on its honeypot link 20 s later.
+    fn two_clicks_then_a_trap() -> ([StreamRecord; 2], StreamRecord) {
+        let at = |s| format!("2026-11-23T10:00:{s}Z");
+        (
+            [
+                record("s/0", 1, &click("a", &at("00"), "https://x.example/1")),
+                record("s/0", 2, &click("b", &at("20"), "https://x.example/2")),
+            ],
+            record(
+                "s/0",
+                3,
+                &click("c", &at("40"), "https://x.example/#beacon-honeypot"),
+            ),
+        )
+    }
+
     #[tokio::test]
     async fn a_late_honeypot_verdict_moves_counts_once_through_redelivery() {
         let store = MemoryStore::default();
         let dead = MemoryDeadLetters::default();
-        let first = [
-            record(
-                "s/0",
-                1,
-                &click("a", "2026-11-23T10:00:00Z", "https://x.example/1"),
-            ),
-            record(
-                "s/0",
-                2,
-                &click("b", "2026-11-23T10:00:20Z", "https://x.example/2"),
-            ),
-        ];
+        let (first, trap) = two_clicks_then_a_trap();
         apply_batch(&store, &dead, &Settings::default(), &first)
             .await
             .unwrap();
@@ -1366,15 +1352,6 @@ mod tests {
         };
         // Two people's clicks: counted human, the recipient and both links unique.
         assert_eq!(clicks(&store), ((2, 0), 3));
-        let trap = record(
-            "s/0",
-            3,
-            &click(
-                "c",
-                "2026-11-23T10:00:40Z",
-                "https://x.example/#beacon-honeypot",
-            ),
-        );
         let out = apply_batch(
             &store,
             &dead,
