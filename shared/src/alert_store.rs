@@ -190,13 +190,7 @@ impl AlertStore for DynamoAlerts {
             .expression_attribute_values(":body", s(body))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
         if let Some(v) = expected {
-            request = if v == 0 {
-                request.condition_expression("attribute_not_exists(v)")
-            } else {
-                request
-                    .condition_expression("v = :v")
-                    .expression_attribute_values(":v", AttributeValue::N(v.to_string()))
-            };
+            request = crate::dynamo::only_at_version(request, "v", v as i64);
         }
         match request.send().await {
             Ok(_) => Ok(true),

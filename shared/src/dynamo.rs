@@ -28,6 +28,23 @@ pub async fn delete_existing(
 /// One item as the SDK gives it.
 pub type Item = HashMap<String, AttributeValue>;
 
+/// Makes `update` apply only while `attribute` still holds `version`, 0 meaning it was
+/// never written: the optimistic lock of every versioned item of the project.
+pub fn only_at_version(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    attribute: &str,
+    version: i64,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    let update = update.expression_attribute_names("#version", attribute);
+    if version == 0 {
+        update.condition_expression("attribute_not_exists(#version)")
+    } else {
+        update
+            .condition_expression("#version = :version")
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+    }
+}
+
 /// BatchGetItem of up to 100 keys of `table`, asking again for the unprocessed ones.
 pub async fn batch_get(
     client: &aws_sdk_dynamodb::Client,

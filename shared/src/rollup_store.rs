@@ -345,13 +345,7 @@ impl RollupStore for DynamoRollupStore {
                     .expression_attribute_values(":ttl", n(run.trail_expires));
                 // Only over the version it was read at: the run's moves were worked out
                 // from that trail.
-                let update = if trail.version == 0 {
-                    update.condition_expression("attribute_not_exists(v)")
-                } else {
-                    update
-                        .condition_expression("v = :read")
-                        .expression_attribute_values(":read", n(trail.version as i64))
-                };
+                let update = crate::dynamo::only_at_version(update, "v", trail.version as i64);
                 let pk = k.partition_key();
                 calls.spawn(async move {
                     update.send().await.map_err(|e| {

@@ -211,22 +211,13 @@ impl DynamoRollupReader {
                     query.expression_attribute_values(*name, AttributeValue::S(value.to_string()));
             }
             if !projection.is_empty() {
-                // Names go through placeholders: `sk` and some counter names are fine,
-                // but reserved words would not be.
-                let mut names = Vec::with_capacity(projection.len());
-                for (i, p) in projection.iter().enumerate() {
-                    let name = format!("#p{i}");
-                    query = query.expression_attribute_names(&name, *p);
-                    names.push(name);
+                let (expression, names) = projected(projection);
+                for (placeholder, name) in names {
+                    query = query.expression_attribute_names(placeholder, name);
                 }
-                query = query.projection_expression(names.join(", "));
+                query = query.projection_expression(expression);
             }
-            let page = query.send().await.map_err(|e| {
-                ReadError(format!(
-                    "{what}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            let page = query.send().await.map_err(read_error(what))?;
             items.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -234,6 +225,25 @@ impl DynamoRollupReader {
             }
         }
     }
+}
+
+/// A projection expression of `names` through placeholders (`sk` and the counter names
+/// are fine, but reserved words would not be), and the placeholders' names.
+fn projected(names: &[&str]) -> (String, HashMap<String, String>) {
+    let placeholders: Vec<String> = (0..names.len()).map(|i| format!("#p{i}")).collect();
+    let expression = placeholders.join(", ");
+    let names = placeholders
+        .into_iter()
+        .zip(names.iter().map(|n| n.to_string()))
+        .collect();
+    (expression, names)
+}
+
+/// The sort key and the scalar counters: what a series reads of a rollup item.
+fn scalar_projection() -> Vec<&'static str> {
+    std::iter::once("sk")
+        .chain(Counters::SCALAR_FIELDS)
+        .collect()
 }
 
 fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> ReadError + '_ {
@@ -288,20 +298,10 @@ impl DynamoRollupReader {
             .map(|(m, _, _)| key(month_pack::sort_key(m)))
             .chain(plan.open.iter().map(|d| key(month_pack::day_sk(*d))))
             .collect();
-        let wanted = ["sk", "gen", "packed_gen", "through", "days"]
-            .into_iter()
-            .chain(Counters::SCALAR_FIELDS);
-        let names: HashMap<String, String> = wanted
-            .enumerate()
-            .map(|(i, n)| (format!("#p{i}"), n.to_string()))
-            .collect();
-        let mut projection: Vec<&String> = names.keys().collect();
-        projection.sort();
-        let projection = projection
-            .into_iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Packs' attributes and days' counters: one request reads both kinds of item.
+        let mut wanted = scalar_projection();
+        wanted.extend(["gen", "packed_gen", "through", "days"]);
+        let (projection, names) = projected(&wanted);
         let mut found: HashMap<String, HashMap<String, AttributeValue>> = HashMap::new();
         for chunk in keys.chunks(100) {
             let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
@@ -356,9 +356,7 @@ impl DynamoRollupReader {
         through: NaiveDate,
         gen: i64,
     ) -> Result<Vec<(String, Counters)>, ReadError> {
-        let scalars: Vec<&str> = std::iter::once("sk")
-            .chain(Counters::SCALAR_FIELDS)
-            .collect();
+        let scalars = scalar_projection();
         let (from_sk, to_sk) = (month_pack::day_sk(first), month_pack::day_sk(through));
         let items = self
             .query_all_read(
@@ -388,11 +386,7 @@ impl DynamoRollupReader {
                 AttributeValue::S(through.format("%Y-%m-%d").to_string()),
             )
             .expression_attribute_values(":gen", AttributeValue::N(gen.to_string()));
-        let update = if gen == 0 {
-            update.condition_expression("attribute_not_exists(gen)")
-        } else {
-            update.condition_expression("gen = :gen")
-        };
+        let update = crate::dynamo::only_at_version(update, "gen", gen);
         // The days read are right either way; a pack not stored is packed next time.
         if let Err(e) = update.send().await {
             let moved_on = e
@@ -429,9 +423,7 @@ impl RollupReader for DynamoRollupReader {
                 }
             }
         }
-        let scalars: Vec<&str> = std::iter::once("sk")
-            .chain(Counters::SCALAR_FIELDS)
-            .collect();
+        let scalars = scalar_projection();
         let projection: &[&str] = match fields {
             Fields::All => &[],
             Fields::Scalars => &scalars,
@@ -506,12 +498,7 @@ impl RollupReader for DynamoRollupReader {
             .key("sk", AttributeValue::S(sk.to_string()))
             .send()
             .await
-            .map_err(|e| {
-                ReadError(format!(
-                    "reading the directory: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(read_error("reading the directory"))?;
         Ok(out.item.map(|item| DirectoryItem {
             sk: sk.to_string(),
             last_seen: string_attribute(&item, "last_seen"),
