@@ -626,8 +626,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             run_trails.insert(key);
                         }
                         if late {
-                            let keys = agg.item_keys().chain(agg.reclassified().map(|(k, _)| k));
-                            bumped = crate::month_pack::bumps(keys, today).len();
+                            bumped = crate::month_pack::bumps(agg.item_keys(), today).len();
                         }
                         dedupe.entry(key).or_default().push(fp.clone());
                         seen.insert(fp);
@@ -704,12 +703,10 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                 .collect(),
             trails: run_trails,
             trail_expires,
-            packs: Vec::new(),
-        };
-        let packs = crate::month_pack::bumps(run.rollup_updates().into_iter().map(|u| u.0), today);
-        let run = Run {
-            packs: packs.into_iter().collect(),
-            ..run
+            // Every item the run updates, moved counts' included, is one of the fold's.
+            packs: crate::month_pack::bumps(agg.item_keys(), today)
+                .into_iter()
+                .collect(),
         };
         if !run.trails.is_empty() {
             store
@@ -1159,13 +1156,7 @@ mod tests {
             .unwrap();
         assert_eq!(out.reclassified, 2);
         let state = store.inner.state.lock().unwrap();
-        let day = state
-            .rollups
-            .iter()
-            .find(|(k, _)| k.scope == Scope::Tenant && k.grain == Grain::Day)
-            .map(|(_, c)| (c.clicks_human, c.clicks_bot))
-            .unwrap();
-        assert_eq!(day, (0, 3));
+        assert_eq!(tenant_clicks(&state, "D#2026-11-23"), (0, 3));
         assert!(state.staged.is_empty(), "committed with its run");
         let trail = &state.trails[&TrailKey {
             tenant: "acme".into(),
@@ -1314,6 +1305,16 @@ mod tests {
         e
     }
 
+    /// The tenant's human and bot clicks in its rollup item of `period`.
+    fn tenant_clicks(state: &MemoryState, period: &str) -> (u64, u64) {
+        state
+            .rollups
+            .iter()
+            .find(|(k, _)| k.scope == Scope::Tenant && k.period == period)
+            .map(|(_, c)| (c.clicks_human, c.clicks_bot))
+            .unwrap()
+    }
+
     /// Two clicks of one message on two links 20 s apart (a person's, by themselves),
     /// then a click on its honeypot link 20 s later.
     fn two_clicks_then_a_trap() -> ([StreamRecord; 2], StreamRecord) {
@@ -1341,12 +1342,7 @@ mod tests {
             .unwrap();
         let clicks = |store: &MemoryStore| {
             let state = store.state.lock().unwrap();
-            let day = state
-                .rollups
-                .iter()
-                .find(|(k, _)| k.scope == Scope::Tenant && k.grain == Grain::Day)
-                .map(|(_, c)| (c.clicks_human, c.clicks_bot))
-                .unwrap();
+            let day = tenant_clicks(&state, "D#2026-11-23");
             let members: usize = state.uniques.values().map(BTreeSet::len).sum();
             (day, members)
         };
@@ -1383,14 +1379,7 @@ mod tests {
             .await
             .unwrap();
         let state = store.state.lock().unwrap();
-        let hour = |h: &str| {
-            state
-                .rollups
-                .iter()
-                .find(|(k, _)| k.scope == Scope::Tenant && k.period == format!("H#2026-11-23T{h}"))
-                .map(|(_, c)| (c.clicks_human, c.clicks_bot))
-                .unwrap()
-        };
+        let hour = |h: &str| tenant_clicks(&state, &format!("H#2026-11-23T{h}"));
         assert_eq!((hour("10"), hour("11")), ((0, 3), (1, 0)));
         let trail = &state.trails[&TrailKey {
             tenant: "acme".into(),
