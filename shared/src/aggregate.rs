@@ -47,6 +47,16 @@
 //! 7. **Poison records** (undecodable or invalid) go to the dead-letter destination
 //!    with the reason before the run that covers them commits, and are then passed by
 //!    the checkpoint like any other record: never retried forever.
+//! 8. **Refused writes cost only their own record.** A write the store refuses as sent
+//!    ([`StoreError::Permanent`]: an item or expression over DynamoDB's limits) would be
+//!    refused on every retry, and a run mixes tenants. So a refused slice of the shard is
+//!    applied again in halves ([`apply_isolating`]): every half that commits does so
+//!    atomically with the checkpoint (points 1-3 hold for it), and the one record left
+//!    alone with the refusal becomes a dead letter like a poison record (point 7), its
+//!    trail staged again as it was so its hit never counts. Temporary failures
+//!    (throttling, conflicts, timeouts) are still retried. Item growth is bounded by
+//!    design so refusals should not happen at all (see the table of item kinds in the
+//!    README, "Item sizes"); this is the guarantee if one ever does.
 //!
 //! Sequence numbers can be 56 digits, more than DynamoDB's numbers hold: they are
 //! compared as zero-padded strings.
@@ -68,9 +78,6 @@ use thiserror::Error;
 
 /// DynamoDB transactions take at most 100 actions; one is the checkpoint.
 pub const MAX_ITEMS_PER_RUN: usize = 99;
-/// Links per campaign item per run: with the counters and latency buckets this keeps
-/// an item's update expression under DynamoDB's 4 KB.
-pub const MAX_LINKS_PER_ITEM: usize = 40;
 
 /// One stream record, as the Kinesis event source delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +152,69 @@ impl DedupeKey {
         format!("E#{}#{}", self.tenant, self.day)
     }
     pub fn sort_key(&self) -> String {
-        format!("B#{:02}", self.bucket)
+        self.page_sort_key(0)
+    }
+    /// One page of the bucket: `B#07`, then `B#07#1`, ... A page is started when the one
+    /// before it is full, which is then marked `more` so readers go on to it.
+    pub fn page_sort_key(&self, page: u32) -> String {
+        if page == 0 {
+            format!("B#{:02}", self.bucket)
+        } else {
+            format!("B#{:02}#{page}", self.bucket)
+        }
+    }
+}
+
+/// Event-id fingerprints one dedupe page holds at most: 16 bytes each, so a page stays
+/// under 340 KB (DynamoDB takes 400 KB) however many events a tenant sends in a day.
+pub const DEDUPE_PAGE_IDS: usize = 20_000;
+/// Ids one run adds to one dedupe bucket at most: the page's condition leaves room for
+/// them, so they always fit.
+pub const DEDUPE_ADD_MAX: usize = 1_000;
+
+/// What the dedupe sets of some buckets hold: every id of every page, and each bucket's
+/// last page with its size, where the next ids go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupeSets {
+    pub ids: HashSet<String>,
+    pub last: HashMap<DedupeKey, (u32, usize)>,
+}
+
+/// A run's write to one dedupe bucket: `ids` added to `page`, conditional on the page
+/// leaving room for them. `opens_page`: the page before is full, and is marked `more`
+/// in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeWrite {
+    pub key: DedupeKey,
+    pub page: u32,
+    pub ids: Vec<String>,
+    pub opens_page: bool,
+}
+
+impl DedupeWrite {
+    /// Where `ids` go, given the bucket's last page and its size.
+    pub fn place(key: DedupeKey, ids: Vec<String>, last: Option<(u32, usize)>) -> Self {
+        let (page, size) = last.unwrap_or((0, 0));
+        let opens_page = size + ids.len() > DEDUPE_PAGE_IDS;
+        DedupeWrite {
+            key,
+            page: if opens_page { page + 1 } else { page },
+            ids,
+            opens_page,
+        }
+    }
+
+    /// The bucket's last page and size once this write is applied.
+    pub fn after(&self, last: Option<(u32, usize)>) -> (u32, usize) {
+        match (self.opens_page, last) {
+            (false, Some((page, size))) => (page, size + self.ids.len()),
+            _ => (self.page, self.ids.len()),
+        }
+    }
+
+    /// Transaction actions: the page, and the page before when it is marked.
+    pub fn actions(&self) -> usize {
+        1 + usize::from(self.opens_page)
     }
 }
 
@@ -158,7 +227,7 @@ pub struct Run {
     /// The checkpoint after this run (padded).
     pub through: String,
     pub rollups: Vec<(RollupKey, Counters)>,
-    pub dedupe: Vec<(DedupeKey, Vec<String>)>,
+    pub dedupe: Vec<DedupeWrite>,
     /// When the dedupe items may expire.
     pub dedupe_expires: i64,
     /// Directory entries (`C#{tenant}`, `c:{campaign}` or `ch:{channel}:{provider}`)
@@ -179,38 +248,84 @@ pub struct Run {
     pub packs: Vec<(String, String)>,
 }
 
-/// One rollup item's update: counter deltas by stored name, and link URLs to set.
-pub type RollupUpdate<'a> = (&'a RollupKey, Vec<(String, i64)>, Vec<(String, String)>);
+/// One item's update in a run's transaction: counter deltas to `ADD` by stored name,
+/// and strings set only where absent (a link item's URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemUpdate {
+    pub pk: String,
+    pub sk: String,
+    pub adds: Vec<(String, i64)>,
+    pub sets: Vec<(String, String)>,
+}
 
 impl Run {
-    /// Every rollup item's counter deltas: the folded counts and the moves, one list
-    /// per item (a transaction may touch an item once).
-    pub fn rollup_updates(&self) -> Vec<RollupUpdate<'_>> {
-        let mut fields: std::collections::BTreeMap<
-            &RollupKey,
-            std::collections::BTreeMap<String, i64>,
-        > = Default::default();
-        let mut urls: HashMap<&RollupKey, Vec<(String, String)>> = HashMap::new();
+    /// Every rollup and link item's update: the folded counts and the moves, one
+    /// update per item (a transaction may touch an item once). A campaign item's link
+    /// clicks go to the link's own item ([`crate::rollup::link_partition`]).
+    pub fn rollup_updates(&self) -> Vec<ItemUpdate> {
+        use std::collections::BTreeMap;
+        let mut fields: BTreeMap<&RollupKey, BTreeMap<String, i64>> = BTreeMap::new();
+        // (campaign item, link id) → (human, bot, URL if the run saw one).
+        let mut links: BTreeMap<(&RollupKey, &str), (i64, i64, Option<&str>)> = BTreeMap::new();
         for (k, c) in &self.rollups {
             let summed = fields.entry(k).or_default();
             for (f, v) in c.numeric_fields() {
                 *summed.entry(f).or_default() += v;
             }
-            urls.entry(k).or_default().extend(c.link_urls());
+            for (id, l) in &c.links {
+                let link = links.entry((k, id)).or_default();
+                link.0 += l.human as i64;
+                link.1 += l.bot as i64;
+                if !l.url.is_empty() {
+                    link.2 = Some(&l.url);
+                }
+            }
         }
         for (k, moved) in &self.reclassified {
             let summed = fields.entry(k).or_default();
             for (f, v) in moved.numeric_fields() {
                 *summed.entry(f).or_default() += v;
             }
+            for (id, n) in &moved.links {
+                let link = links.entry((k, id)).or_default();
+                link.0 -= n;
+                link.1 += n;
+            }
         }
-        fields
+        let mut out: Vec<ItemUpdate> = fields
             .into_iter()
-            .map(|(k, summed)| {
-                let deltas = summed.into_iter().filter(|(_, v)| *v != 0).collect();
-                (k, deltas, urls.remove(k).unwrap_or_default())
+            .map(|(k, summed)| ItemUpdate {
+                pk: k.partition_key(),
+                sk: k.period.clone(),
+                adds: summed.into_iter().filter(|(_, v)| *v != 0).collect(),
+                sets: Vec::new(),
             })
-            .collect()
+            .filter(|u| !u.adds.is_empty())
+            .collect();
+        for ((k, id), (human, bot, url)) in links {
+            let Scope::Campaign(campaign) = &k.scope else {
+                continue;
+            };
+            let adds: Vec<(String, i64)> = [("human", human), ("bot", bot)]
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .map(|(f, v)| (f.to_string(), v))
+                .collect();
+            let sets: Vec<(String, String)> = url
+                .map(|u| ("url".to_string(), u.to_string()))
+                .into_iter()
+                .collect();
+            if adds.is_empty() && sets.is_empty() {
+                continue;
+            }
+            out.push(ItemUpdate {
+                pk: crate::rollup::link_partition(&k.tenant, campaign, k.grain),
+                sk: crate::rollup::link_sort_key(&k.period, id),
+                adds,
+                sets,
+            });
+        }
+        out
     }
 }
 
@@ -252,8 +367,35 @@ pub enum StoreError {
     /// The checkpoint was not what the run expected: another invocation moved it.
     #[error("the checkpoint of {0} moved")]
     CheckpointMoved(String),
+    /// Temporary (throttling, a conflict, a timeout, the store down): the same writes
+    /// may succeed later, so the batch is delivered again.
     #[error("rollup store: {0}")]
     Failed(String),
+    /// The writes were refused as sent (an item or expression over DynamoDB's limits,
+    /// an invalid value): they never succeed, so the records behind them are isolated
+    /// and dead-lettered ([`apply_batch`]), never retried.
+    #[error("rollup store refused the writes: {0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    /// A DynamoDB error while doing `what`, permanent or not ([`crate::dynamo::is_permanent`]).
+    pub fn dynamo<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let permanent = crate::dynamo::is_permanent(&e);
+        let text = format!(
+            "{what}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        );
+        if permanent {
+            StoreError::Permanent(text)
+        } else {
+            StoreError::Failed(text)
+        }
+    }
 }
 
 /// Where rollups, dedupe sets, unique sets and checkpoints live.
@@ -263,11 +405,12 @@ pub trait RollupStore: Send + Sync {
         &self,
         shard: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    /// The members of these dedupe items (missing items are empty).
+    /// The ids of every page of these dedupe buckets (missing ones are empty), and each
+    /// bucket's last page.
     fn dedupe_members(
         &self,
         keys: &[DedupeKey],
-    ) -> impl Future<Output = Result<HashSet<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<DedupeSets, StoreError>> + Send;
     /// Adds members to unique sets (idempotent).
     fn add_uniques(
         &self,
@@ -421,22 +564,79 @@ pub async fn apply_batch<S: RollupStore, D: DeadLetterSink>(
     }
     for shard in shards {
         let mine: Vec<&StreamRecord> = records.iter().filter(|r| r.shard == shard).collect();
-        // A moved checkpoint means a concurrent invocation: start over from where it is.
-        let mut attempts = 0;
-        loop {
-            match apply_shard(store, dead, settings, shard, &mine, &mut outcome).await {
-                Err(BatchError {
-                    source: StoreError::CheckpointMoved(_),
-                    ..
-                }) if attempts < 3 => attempts += 1,
-                other => {
-                    other?;
-                    break;
-                }
-            }
-        }
+        apply_isolating(store, dead, settings, shard, &mine, &mut outcome).await?;
     }
     Ok(outcome)
+}
+
+/// Applies one shard's records so that writes the store refuses as sent
+/// ([`StoreError::Permanent`]) cost only the records behind them: the refused slice is
+/// applied again in halves until the one record whose writes are refused is alone; it
+/// goes to the dead-letter destination with the store's reason, and the rest go on.
+/// Every run that commits is atomic with the checkpoint as always, so every other
+/// record (whatever its tenant) is applied exactly once, and nothing is retried as if
+/// it were temporary. A refused record's idempotent writes made before its run's
+/// transaction (unique sets, audience) may remain; a replay of its dead letter writes
+/// the same again.
+async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
+    store: &S,
+    dead: &D,
+    settings: &Settings,
+    shard: &str,
+    records: &[&StreamRecord],
+    outcome: &mut Outcome,
+) -> Result<(), BatchError> {
+    let mut refused: HashMap<String, String> = HashMap::new();
+    let mut rest = records;
+    let mut cut = rest.len();
+    let mut moved = 0;
+    let mut first = true;
+    while !rest.is_empty() {
+        let attempt = Attempt {
+            refused: &refused,
+            count_already_applied: first,
+        };
+        match apply_shard(store, dead, settings, shard, &rest[..cut], attempt, outcome).await {
+            Ok(()) => {
+                rest = &rest[cut..];
+                cut = rest.len();
+            }
+            Err(BatchError {
+                source: StoreError::Permanent(reason),
+                ..
+            }) => {
+                first = false;
+                if cut == 1 {
+                    tracing::warn!(
+                        shard,
+                        sequence = %rest[0].sequence,
+                        reason = %reason,
+                        "the store refuses this record's writes: dead-lettering it"
+                    );
+                    refused.insert(rest[0].sequence.clone(), reason);
+                } else {
+                    cut = cut.div_ceil(2);
+                }
+            }
+            // A moved checkpoint means a concurrent invocation: start over from where it is.
+            Err(BatchError {
+                source: StoreError::CheckpointMoved(_),
+                ..
+            }) if moved < 3 => moved += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What an attempt at a shard's records knows from the attempts before it.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    /// Records whose writes the store refused, with its reason: dead letters now.
+    refused: &'a HashMap<String, String>,
+    /// Whether records behind the checkpoint are counted (only the first attempt sees
+    /// them as they were when the batch came in).
+    count_already_applied: bool,
 }
 
 async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
@@ -445,6 +645,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     settings: &Settings,
     shard: &str,
     records: &[&StreamRecord],
+    attempt: Attempt<'_>,
     outcome: &mut Outcome,
 ) -> Result<(), BatchError> {
     let first = records
@@ -465,15 +666,22 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                 .is_none_or(|cp| padded(&r.sequence) > *cp)
         })
         .collect();
-    outcome.already_applied += records.len() - pending.len();
+    if attempt.count_already_applied {
+        outcome.already_applied += records.len() - pending.len();
+    }
     if pending.is_empty() {
         return Ok(());
     }
 
     // Decode, and find the dedupe items whose members we need.
     // Each record: the event, or why it is poison.
-    let decoded: Vec<Result<EventView, String>> =
-        pending.iter().map(|r| decode_view(&r.data)).collect();
+    let decoded: Vec<Result<EventView, String>> = pending
+        .iter()
+        .map(|r| match attempt.refused.get(&r.sequence) {
+            Some(reason) => Err(format!("the rollup store refuses its writes: {reason}")),
+            None => decode_view(&r.data),
+        })
+        .collect();
     let mut lookups: BTreeSet<DedupeKey> = BTreeSet::new();
     for e in decoded.iter().flatten() {
         let fp = event_fingerprint(&e.tenant_id, &e.event_id);
@@ -487,7 +695,10 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         }
     }
     let lookups: Vec<DedupeKey> = lookups.into_iter().collect();
-    let mut seen = store
+    let DedupeSets {
+        ids: mut seen,
+        last: mut dedupe_pages,
+    } = store
         .dedupe_members(&lookups)
         .await
         .map_err(|e| fail(&pending[0].sequence, e))?;
@@ -514,6 +725,16 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             }
         }
     }
+    // A refused record's trail may hold its hit, staged by the run the store refused:
+    // the run that dead-letters it stages the trail again as it was, or the stale hit
+    // would count once the checkpoint passes it.
+    let refused_trails: HashMap<usize, TrailKey> = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| attempt.refused.contains_key(&r.sequence))
+        .filter_map(|(i, r)| Some((i, trail_key(&decode_view(&r.data).ok()?)?)))
+        .collect();
+    wanted.extend(refused_trails.values().cloned());
     let deliveries: Vec<(TrailKey, i64)> = deliveries.into_iter().collect();
     let mut trails = if deliveries.is_empty() {
         HashMap::new()
@@ -545,7 +766,11 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     while i < pending.len() {
         let start = i;
         let mut agg = Aggregate::default();
+        // What the run's records come to: counted once the run commits.
+        let mut counted = Outcome::default();
         let mut dedupe: HashMap<DedupeKey, Vec<String>> = HashMap::new();
+        // Dedupe buckets whose ids open a new page this run.
+        let mut opened_pages = 0;
         let mut letters = Vec::new();
         let mut latest_received = None;
         let mut latest_event = None;
@@ -559,16 +784,25 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         let mut bumped = 0;
         while i < pending.len() {
             match &decoded[i] {
-                Err(reason) => letters.push(DeadLetter {
-                    shard: shard.to_string(),
-                    sequence: pending[i].sequence.clone(),
-                    reason: reason.clone(),
-                    data_base64: base64::engine::general_purpose::STANDARD.encode(&pending[i].data),
-                }),
+                Err(reason) => {
+                    letters.push(DeadLetter {
+                        shard: shard.to_string(),
+                        sequence: pending[i].sequence.clone(),
+                        reason: reason.clone(),
+                        data_base64: base64::engine::general_purpose::STANDARD
+                            .encode(&pending[i].data),
+                    });
+                    if let Some(key) = refused_trails.get(&i) {
+                        let trail = trails.get(key).cloned().unwrap_or_default();
+                        before.entry(key.clone()).or_insert_with(|| trail.clone());
+                        trails.insert(key.clone(), trail);
+                        run_trails.insert(key.clone());
+                    }
+                }
                 Ok(e) => {
                     let fp = event_fingerprint(&e.tenant_id, &e.event_id);
                     if seen.contains(&fp) {
-                        outcome.duplicates += 1;
+                        counted.duplicates += 1;
                     } else {
                         let mut facts = agg.facts(e);
                         let judged = trail_key(e).and_then(|key| {
@@ -576,11 +810,13 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             let moved = judge(&mut agg, &mut trail, e, &mut facts)?;
                             Some((key, trail, moved))
                         });
-                        let growth = agg.growth(e, &facts, MAX_LINKS_PER_ITEM);
+                        let growth = agg.growth(e, &facts);
                         let mut moved_items: BTreeSet<RollupKey> = BTreeSet::new();
+                        let mut moved_links = 0;
                         if let Some((_, _, moved)) = &judged {
                             for m in moved {
                                 moved_items.extend(agg.reclassify_growth(&e.tenant_id, &m.hit));
+                                moved_links += agg.reclassify_link_growth(&e.tenant_id, &m.hit);
                             }
                         }
                         // Only an event of an earlier day, or a moved count, can bump.
@@ -596,17 +832,27 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             day: day(e.received_at),
                             bucket: bucket_of(&fp, settings.dedupe_buckets),
                         };
+                        // A dedupe bucket's ids open a new page (one more action) when
+                        // they no longer fit its last one.
+                        let queued = dedupe.get(&key).map_or(0, Vec::len);
+                        let filled = dedupe_pages.get(&key).map_or(0, |(_, size)| *size);
+                        let opens_with = |n: usize| n > 0 && filled + n > DEDUPE_PAGE_IDS;
+                        let opens = usize::from(opens_with(queued + 1) && !opens_with(queued));
                         let items = agg.item_count()
                             + growth.items
                             + moved_items.len()
+                            + moved_links
                             + dirs
                             + growth.directory
                             + dedupe.len()
                             + usize::from(!dedupe.contains_key(&key))
+                            + opened_pages
+                            + opens
                             + bump_reserve;
-                        if i > start && (items > MAX_ITEMS_PER_RUN || growth.links_over) {
+                        if i > start && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX) {
                             break; // this record starts the next run
                         }
+                        opened_pages += opens;
                         dirs += growth.directory;
                         agg.add_with(e, &facts);
                         suppressions.extend(Suppression::of(e));
@@ -615,7 +861,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             for m in &moved {
                                 agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
                             }
-                            outcome.reclassified += moved.len();
+                            counted.reclassified += moved.len();
                             if !before.contains_key(&key) {
                                 before.insert(
                                     key.clone(),
@@ -630,7 +876,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                         }
                         dedupe.entry(key).or_default().push(fp.clone());
                         seen.insert(fp);
-                        outcome.applied += 1;
+                        counted.applied += 1;
                         latest_received = latest_received.max(Some(e.received_at));
                         latest_event = latest_event.max(Some(e.event_time));
                     }
@@ -646,7 +892,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                     StoreError::Failed(format!("dead-letter queue: {e}")),
                 )
             })?;
-            outcome.dead_letters += letters.len();
+            counted.dead_letters += letters.len();
         }
         let run_trails: Vec<(TrailKey, Trail)> = run_trails
             .into_iter()
@@ -691,7 +937,13 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             after: after.clone(),
             through: through.clone(),
             rollups: agg.rollups().into_iter().collect(),
-            dedupe: dedupe.into_iter().collect(),
+            dedupe: dedupe
+                .into_iter()
+                .map(|(key, ids)| {
+                    let last = dedupe_pages.get(&key).copied();
+                    DedupeWrite::place(key, ids, last)
+                })
+                .collect(),
             dedupe_expires: expires.timestamp(),
             reclassified: agg
                 .reclassified()
@@ -718,14 +970,22 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             .apply(&run)
             .await
             .map_err(|e| fail(&pending[start].sequence, e))?;
+        for w in &run.dedupe {
+            let last = dedupe_pages.get(&w.key).copied();
+            dedupe_pages.insert(w.key.clone(), w.after(last));
+        }
         outcome.write_actions += run.rollup_updates().len()
-            + run.dedupe.len()
+            + run.dedupe.iter().map(DedupeWrite::actions).sum::<usize>()
             + run.directory.len()
             + run.trails.len()
             + run.packs.len()
             + 1;
         outcome.trail_writes += run.trails.len();
         outcome.runs += 1;
+        outcome.applied += counted.applied;
+        outcome.duplicates += counted.duplicates;
+        outcome.reclassified += counted.reclassified;
+        outcome.dead_letters += counted.dead_letters;
         for (k, _) in &run.trails {
             if let Some(t) = trails.get_mut(k) {
                 t.version += 1;
@@ -859,7 +1119,10 @@ pub struct MemoryStore {
 pub struct MemoryState {
     pub checkpoints: HashMap<String, String>,
     pub rollups: HashMap<RollupKey, Counters>,
-    pub dedupe: HashMap<DedupeKey, HashSet<String>>,
+    /// Dedupe pages' ids, by bucket and page.
+    pub dedupe: HashMap<(DedupeKey, u32), HashSet<String>>,
+    /// Dedupe pages marked `more` (the next page exists).
+    pub dedupe_more: HashSet<(DedupeKey, u32)>,
     pub uniques: HashMap<UniqueKey, BTreeSet<String>>,
     /// Trails as committed runs left them.
     pub trails: HashMap<TrailKey, Trail>,
@@ -870,6 +1133,9 @@ pub struct MemoryState {
     /// Month packs' generations.
     pub packs: HashMap<(String, String), i64>,
     pub writes: usize,
+    /// Tenants whose rollup writes are refused as DynamoDB refuses an item grown past
+    /// its limit: every run holding one of their items fails permanently.
+    pub refused_tenants: HashSet<String>,
 }
 
 impl MemoryState {
@@ -899,14 +1165,23 @@ impl RollupStore for MemoryStore {
         Ok(self.state.lock().unwrap().checkpoints.get(shard).cloned())
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
         let state = self.state.lock().unwrap();
-        Ok(keys
-            .iter()
-            .filter_map(|k| state.dedupe.get(k))
-            .flatten()
-            .cloned()
-            .collect())
+        let mut out = DedupeSets::default();
+        for k in keys {
+            let mut page = 0;
+            loop {
+                let ids = state.dedupe.get(&(k.clone(), page));
+                out.ids.extend(ids.into_iter().flatten().cloned());
+                if !state.dedupe_more.contains(&(k.clone(), page)) {
+                    out.last
+                        .insert(k.clone(), (page, ids.map_or(0, HashSet::len)));
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(out)
     }
 
     async fn add_uniques(
@@ -978,6 +1253,27 @@ impl RollupStore for MemoryStore {
 
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
+        let actions = run.rollup_updates().len()
+            + run.dedupe.iter().map(DedupeWrite::actions).sum::<usize>()
+            + run.directory.len()
+            + run.packs.len()
+            + 1;
+        if actions > 100 {
+            return Err(StoreError::Permanent(format!(
+                "a transaction of {actions} actions (DynamoDB takes 100)"
+            )));
+        }
+        if let Some((k, _)) = run
+            .rollups
+            .iter()
+            .find(|(k, _)| state.refused_tenants.contains(&k.tenant))
+        {
+            return Err(StoreError::Permanent(format!(
+                "ValidationException: item {} {} is over its size limit",
+                k.partition_key(),
+                k.period
+            )));
+        }
         if state.checkpoints.get(&run.shard) != run.after.as_ref() {
             return Err(StoreError::CheckpointMoved(run.shard.clone()));
         }
@@ -987,12 +1283,29 @@ impl RollupStore for MemoryStore {
         for (k, moved) in &run.reclassified {
             moved.apply_to(state.rollups.entry(k.clone()).or_default());
         }
-        for (k, ids) in &run.dedupe {
+        for w in &run.dedupe {
+            let held = state
+                .dedupe
+                .get(&(w.key.clone(), w.page))
+                .map_or(0, HashSet::len);
+            if held + w.ids.len() > DEDUPE_PAGE_IDS {
+                // The condition a concurrent writer can make fail: a temporary refusal.
+                return Err(StoreError::Failed(format!(
+                    "dedupe page {} {} filled meanwhile",
+                    w.key.partition_key(),
+                    w.key.page_sort_key(w.page)
+                )));
+            }
+        }
+        for w in &run.dedupe {
             state
                 .dedupe
-                .entry(k.clone())
+                .entry((w.key.clone(), w.page))
                 .or_default()
-                .extend(ids.iter().cloned());
+                .extend(w.ids.iter().cloned());
+            if w.opens_page {
+                state.dedupe_more.insert((w.key.clone(), w.page - 1));
+            }
         }
         for pack in &run.packs {
             *state.packs.entry(pack.clone()).or_default() += 1;
@@ -1004,11 +1317,7 @@ impl RollupStore for MemoryStore {
         for (k, _) in &run.trails {
             state.trail(k);
         }
-        state.writes += run.rollup_updates().len()
-            + run.dedupe.len()
-            + run.directory.len()
-            + run.packs.len()
-            + 1;
+        state.writes += actions;
         Ok(())
     }
 
@@ -1058,6 +1367,7 @@ mod tests {
     use crate::event::EventType;
     use crate::rollup::{rollup_partition, Grain, Scope};
     use crate::trail::TrailKey;
+    use std::collections::BTreeMap;
 
     fn record(shard: &str, seq: u64, e: &Event) -> StreamRecord {
         StreamRecord {
@@ -1087,7 +1397,7 @@ mod tests {
         async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
             self.inner.checkpoint(shard).await
         }
-        async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
+        async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
             self.inner.dedupe_members(keys).await
         }
         async fn add_uniques(&self, u: &[(UniqueKey, BTreeSet<String>)]) -> Result<(), StoreError> {
@@ -1213,6 +1523,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tenants_dedupe_set_grows_by_pages_and_still_catches_duplicates() {
+        // One bucket, so a day's ids fill page after page of it.
+        let settings = Settings {
+            window_days: 1,
+            dedupe_buckets: 1,
+        };
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let total = 2 * DEDUPE_PAGE_IDS as u64 + 5_000;
+        let event = |i: u64| {
+            let mut e = delivered(&format!("e{i}"));
+            e.message_id = None; // no trails: only the counts and the dedupe sets
+            e
+        };
+        let mut sequence = 0;
+        let mut next = |e: &Event| {
+            sequence += 1;
+            record("s/0", sequence, e)
+        };
+        let all: Vec<StreamRecord> = (0..total).map(|i| next(&event(i))).collect();
+        for batch in all.chunks(5_000) {
+            apply_batch(&store, &dead, &settings, batch).await.unwrap();
+        }
+        // The same events sent again by the client: the first ones, on page 0, and the
+        // last ones, on the last page.
+        let again: Vec<StreamRecord> = (0..100)
+            .chain(total - 100..total)
+            .map(|i| next(&event(i)))
+            .collect();
+        let out = apply_batch(&store, &dead, &settings, &again).await.unwrap();
+        assert_eq!((out.applied, out.duplicates), (0, 200));
+        assert_eq!(tenant_day(&store), total);
+        let state = store.state.lock().unwrap();
+        let pages: BTreeMap<u32, usize> = state
+            .dedupe
+            .iter()
+            .map(|((_, page), ids)| (*page, ids.len()))
+            .collect();
+        assert_eq!(
+            pages.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2],
+            "{pages:?}"
+        );
+        assert!(pages.values().all(|n| *n <= DEDUPE_PAGE_IDS), "{pages:?}");
+        assert_eq!(pages.values().sum::<usize>(), total as usize);
+        assert_eq!(state.dedupe_more.len(), 2, "pages 0 and 1 lead on");
+    }
+
+    #[tokio::test]
     async fn redelivery_is_not_counted_twice() {
         let store = MemoryStore::default();
         let dead = MemoryDeadLetters::default();
@@ -1292,6 +1651,176 @@ mod tests {
             .unwrap();
         assert!(out.runs > 1, "{out:?}");
         assert_eq!(tenant_day(&store), 400);
+    }
+
+    /// The scalar counters of every rollup item of `tenant`, by key.
+    fn rollups_of(store: &MemoryStore, tenant: &str) -> BTreeMap<String, [i64; 17]> {
+        store
+            .state
+            .lock()
+            .unwrap()
+            .rollups
+            .iter()
+            .filter(|(k, _)| k.tenant == tenant)
+            .map(|(k, c)| (format!("{}|{}", k.partition_key(), k.period), c.scalars()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_tenants_refused_writes_cost_no_other_tenant_anything() {
+        // Three tenants' events interleaved on one shard; every write of `evil`'s items
+        // is refused as an over-limit item is.
+        let tenants = ["acme", "evil", "other"];
+        let events: Vec<Event> = (0..90u64)
+            .map(|i| {
+                let mut e = delivered(&format!("e{i}"));
+                e.tenant_id = tenants[i as usize % 3].into();
+                e.campaign_id = Some(format!("c{}", i % 7));
+                e
+            })
+            .collect();
+        let records: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| record("s/0", i as u64 + 1, e))
+            .collect();
+        let store = MemoryStore::default();
+        store
+            .state
+            .lock()
+            .unwrap()
+            .refused_tenants
+            .insert("evil".into());
+        let dead = MemoryDeadLetters::default();
+        let out = apply_batch(&store, &dead, &Settings::default(), &records)
+            .await
+            .expect("a refused tenant never fails the batch");
+
+        // The truth: the others' events alone, applied to a store that refuses nothing.
+        let truth = MemoryStore::default();
+        let others: Vec<_> = records
+            .iter()
+            .zip(&events)
+            .filter(|(_, e)| e.tenant_id != "evil")
+            .map(|(r, _)| r.clone())
+            .collect();
+        apply_batch(&truth, &dead_sink(), &Settings::default(), &others)
+            .await
+            .unwrap();
+        for tenant in ["acme", "other"] {
+            assert_eq!(
+                rollups_of(&store, tenant),
+                rollups_of(&truth, tenant),
+                "{tenant}"
+            );
+        }
+        assert!(rollups_of(&store, "evil").is_empty());
+        assert_eq!((out.applied, out.dead_letters), (60, 30), "{out:?}");
+        let letters = dead.letters.lock().unwrap().clone();
+        assert_eq!(letters.len(), 30);
+        for l in &letters {
+            let e = decode(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(&l.data_base64)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(e.tenant_id, "evil");
+            assert!(l.reason.contains("over its size limit"), "{}", l.reason);
+        }
+        assert_eq!(store.state.lock().unwrap().checkpoints["s/0"], padded("90"));
+
+        // Delivered again, nothing moves and nothing more is dead-lettered.
+        let again = apply_batch(&store, &dead, &Settings::default(), &records)
+            .await
+            .unwrap();
+        assert_eq!((again.applied, again.already_applied), (0, 90));
+        assert_eq!(dead.letters.lock().unwrap().len(), 30);
+        assert_eq!(rollups_of(&store, "acme"), rollups_of(&truth, "acme"));
+    }
+
+    fn dead_sink() -> MemoryDeadLetters {
+        MemoryDeadLetters::default()
+    }
+
+    #[tokio::test]
+    async fn a_campaign_with_any_number_of_links_keeps_items_and_runs_bounded() {
+        // 600 distinct long links in one campaign and hour: once the campaign's hour and
+        // day items grew past 400 KB with them.
+        let long = "x".repeat(1900);
+        let records: Vec<_> = (0..600u64)
+            .map(|i| {
+                let url = format!("https://x.example/{i}/{long}");
+                let mut e = click(&format!("k{i}"), "2026-11-23T10:00:00Z", &url);
+                e.message_id = Some(format!("m-{i}"));
+                e.recipient_id = Some(format!("r-{i}"));
+                record("s/0", i + 1, &e)
+            })
+            .collect();
+        let store = MemoryStore::default();
+        let out = apply_batch(&store, &dead_sink(), &Settings::default(), &records)
+            .await
+            .expect("every run fits one transaction (the store refuses more than 100 actions)");
+        assert_eq!((out.applied, out.dead_letters), (600, 0));
+        let state = store.state.lock().unwrap();
+        let campaign_day = state
+            .rollups
+            .iter()
+            .find(|(k, _)| matches!(k.scope, Scope::Campaign(_)) && k.grain == Grain::Day)
+            .unwrap()
+            .1;
+        assert_eq!(campaign_day.links.len(), 600, "every link counted");
+        assert!(campaign_day.links.values().all(|l| l.human + l.bot == 1));
+    }
+
+    #[test]
+    fn a_runs_link_clicks_and_moves_go_to_link_items() {
+        let mut agg = Aggregate::default();
+        let c = click("a", "2026-11-23T10:00:00Z", "https://x.example/1");
+        agg.add(&c);
+        let hit = Hit::of(
+            &EventView::from(&c),
+            Some(crate::rollup::link_id("https://x.example/1")),
+            (false, "default"),
+        )
+        .unwrap();
+        agg.reclassify("acme", &hit, true);
+        let run = Run {
+            rollups: agg.rollups().into_iter().collect(),
+            reclassified: agg
+                .reclassified()
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        let updates = run.rollup_updates();
+        let id = crate::rollup::link_id("https://x.example/1");
+        for u in &updates {
+            assert!(
+                u.adds.iter().all(|(f, _)| !f.starts_with("lc_"))
+                    && u.sets.iter().all(|(f, _)| f == "url"),
+                "no rollup item holds a link: {u:?}"
+            );
+        }
+        let link_hour = updates
+            .iter()
+            .find(|u| u.pk == "R#acme#H#l:c1")
+            .expect("the link's hour item");
+        assert_eq!(link_hour.sk, format!("H#2026-11-23T10#{id}"));
+        // Clicked by a person, then moved to the bots by a late verdict: one bot click.
+        assert_eq!(link_hour.adds, vec![("bot".to_string(), 1)]);
+        assert_eq!(
+            link_hour.sets,
+            vec![("url".to_string(), "https://x.example/1".to_string())]
+        );
+        assert!(updates
+            .iter()
+            .any(|u| u.pk == "R#acme#D#l:c1" && u.sk == format!("D#2026-11-23#{id}")));
+        assert_eq!(
+            agg.item_count(),
+            updates.len(),
+            "the run sizes itself by these items"
+        );
     }
 
     fn click(id: &str, at: &str, url: &str) -> Event {

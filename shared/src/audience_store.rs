@@ -312,8 +312,21 @@ impl DynamoAudience {
             let Some(done) = running.join_next().await else {
                 return Ok(());
             };
-            done.map_err(|e| AudienceError(format!("writing the audience: {e}")))?
-                .map_err(unavailable("writing a suppression or engagement mark"))?;
+            match done.map_err(|e| AudienceError(format!("writing the audience: {e}")))? {
+                Ok(_) => {}
+                // A recipient's engagement item holds about 17,000 marks before DynamoDB
+                // refuses it as too large. Past that, their new marks are dropped (and
+                // counted) rather than failing the run: the events themselves still
+                // count everywhere else, for this tenant and every other.
+                Err(e) if crate::dynamo::is_permanent(&e) => {
+                    tracing::warn!(
+                        error = %DisplayErrorContext(&e),
+                        "an engagement or suppression update was refused as sent: dropped"
+                    );
+                    crate::metrics::count("AudienceWritesRefused", 1, &[]);
+                }
+                Err(e) => return Err(unavailable("writing a suppression or engagement mark")(e)),
+            }
         }
     }
 

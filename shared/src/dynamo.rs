@@ -111,3 +111,65 @@ pub async fn query_partition(
         }
     }
 }
+
+/// Whether a DynamoDB error can never succeed however often it is retried: the request
+/// itself is refused (an item or expression over a limit, a malformed value), as opposed
+/// to throttling, conflicts, timeouts and server errors, which pass. A transaction is
+/// refused as a whole when one of its actions is; DynamoDB names that action's reason
+/// (`ValidationError`), moto raises the action's own `ValidationException`.
+pub fn is_permanent<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let SdkError::ServiceError(service) = e else {
+        // Building the request failed: nothing about sending it again will change that.
+        return matches!(e, SdkError::ConstructionFailure(_));
+    };
+    permanent_code(service.err().code())
+}
+
+/// The error codes (of a request, or of one action of a cancelled transaction) that mean
+/// "refused as sent".
+pub fn permanent_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ValidationException"
+                | "ValidationError"
+                | "ItemCollectionSizeLimitExceededException"
+                | "ItemCollectionSizeLimitExceeded"
+                | "SerializationException"
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_permanent_and_pressure_is_not() {
+        for code in [
+            "ValidationException",
+            "ValidationError",
+            "ItemCollectionSizeLimitExceededException",
+        ] {
+            assert!(permanent_code(Some(code)), "{code}");
+        }
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "TransactionConflict",
+            "TransactionConflictException",
+            "InternalServerError",
+            "RequestLimitExceeded",
+            "ConditionalCheckFailed",
+            // A missing table is the deployment's fault, not any record's: never
+            // dead-letter a whole stream for it.
+            "ResourceNotFoundException",
+        ] {
+            assert!(!permanent_code(Some(code)), "{code}");
+        }
+        assert!(!permanent_code(None));
+    }
+}

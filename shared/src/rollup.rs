@@ -71,6 +71,44 @@ pub fn rollup_partition(tenant: &str, scope: &Scope, grain: Grain) -> String {
     }
 }
 
+/// The partition of a campaign's link items of one grain: `R#acme#D#l:spring`. Each
+/// clicked link has its own item per hour and day (sort key [`link_sort_key`]) holding
+/// its `human` and `bot` clicks and its `url`, so no item's size depends on how many
+/// distinct links a campaign has: a campaign item holds scalar counters and latency
+/// buckets only, and a link item at most one URL (2,048 characters, checked at the edge).
+pub fn link_partition(tenant: &str, campaign: &str, grain: Grain) -> String {
+    let g = match grain {
+        Grain::Hour => 'H',
+        Grain::Day => 'D',
+    };
+    format!("R#{tenant}#{g}#l:{campaign}")
+}
+
+/// A link item's sort key: the period, then the link id (`D#2026-11-23#9f86d081884c7d65`),
+/// so one Query of a period range reads every link of those periods.
+pub fn link_sort_key(period: &str, link_id: &str) -> String {
+    format!("{period}#{link_id}")
+}
+
+/// Period and link id of a link item's sort key.
+pub fn split_link_sort_key(sk: &str) -> Option<(&str, &str)> {
+    sk.rsplit_once('#')
+        .filter(|(period, _)| period.contains('#'))
+}
+
+/// The link partition beside a campaign's rollup partition (`R#acme#D#c:spring` →
+/// `R#acme#D#l:spring`); `None` for any other partition. Tenant ids hold no `#`.
+pub fn link_partition_of(rollup_pk: &str) -> Option<String> {
+    let mut parts = rollup_pk.splitn(4, '#');
+    let (Some("R"), Some(tenant), Some(grain), Some(rest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let campaign = rest.strip_prefix("c:")?;
+    Some(format!("R#{tenant}#{grain}#l:{campaign}"))
+}
+
 /// Delivery latency histogram: bucket `i` holds latencies up to `LATENCY_BOUNDS_MS[i]`;
 /// the last bucket is open-ended. Four buckets per doubling, so a percentile read from
 /// it is within 19% of the true value; buckets add up across items (mergeable).
@@ -349,8 +387,10 @@ impl Counters {
         ]
     }
 
-    /// The numeric fields by their stored attribute name (non-zero only), in one
-    /// place so the writer and the reader of the rollup table agree.
+    /// The numeric fields a rollup item stores, by attribute name (non-zero only), in
+    /// one place so the writer and the reader of the rollup table agree: the scalar
+    /// counters and latency buckets. Links are stored in items of their own
+    /// ([`link_partition`]).
     pub fn numeric_fields(&self) -> Vec<(String, i64)> {
         let mut out: Vec<(String, i64)> = Self::SCALAR_FIELDS
             .iter()
@@ -363,19 +403,12 @@ impl Counters {
                 .iter()
                 .map(|(b, n)| (format!("lat_{b}"), *n as i64)),
         );
-        for (id, l) in &self.links {
-            if l.human > 0 {
-                out.push((format!("lc_{id}_h"), l.human as i64));
-            }
-            if l.bot > 0 {
-                out.push((format!("lc_{id}_b"), l.bot as i64));
-            }
-        }
         out
     }
 
     /// Sets a numeric field from its stored name; unknown names are ignored so old
-    /// readers survive new counters.
+    /// readers survive new counters. `lc_{link}_h`/`_b` are link clicks as campaign
+    /// items held them before links had items of their own: still read, never written.
     pub fn set_field(&mut self, name: &str, v: i64) {
         let u = v.max(0) as u64;
         match name {
@@ -418,12 +451,14 @@ impl Counters {
         }
     }
 
-    /// URLs of the links, by stored attribute name (`lu_{id}`).
-    pub fn link_urls(&self) -> Vec<(String, String)> {
-        self.links
-            .iter()
-            .map(|(id, l)| (format!("lu_{id}"), l.url.clone()))
-            .collect()
+    /// Adds a link item's clicks (and its URL, if this is the first the counters see).
+    pub fn add_link(&mut self, id: &str, human: u64, bot: u64, url: Option<&str>) {
+        let link = self.links.entry(id.to_string()).or_default();
+        link.human += human;
+        link.bot += bot;
+        if let (true, Some(url)) = (link.url.is_empty(), url) {
+            link.url = url.to_string();
+        }
     }
 }
 
@@ -449,9 +484,30 @@ impl UniqueKey {
     }
 
     pub fn sort_key(&self) -> String {
-        format!("B#{:02}", self.bucket)
+        self.page_sort_key(0)
+    }
+
+    /// The sort key of one page of the bucket: `B#07`, then `B#07#1`, `B#07#2`, ...
+    /// A page takes members while it holds at most [`UNIQUE_PAGE_MEMBERS`]; the next is
+    /// started only when one is full, so pages are contiguous. Readers union every item
+    /// of the partition, so a member written to two pages (a retry after a page filled)
+    /// still counts once.
+    pub fn page_sort_key(&self, page: u32) -> String {
+        if page == 0 {
+            format!("B#{:02}", self.bucket)
+        } else {
+            format!("B#{:02}#{page}", self.bucket)
+        }
     }
 }
+
+/// Members one unique-set page holds at most. A member is at most 33 bytes (a link id,
+/// `:` and a fingerprint), so a full page stays under 340 KB, below DynamoDB's 400 KB
+/// per item, however many recipients click however many links.
+pub const UNIQUE_PAGE_MEMBERS: usize = 10_000;
+
+/// Members added to a page in one update: the page's condition leaves room for them.
+pub const UNIQUE_ADD_CHUNK: usize = 1_000;
 
 pub fn unique_partition(tenant: &str, campaign: &str, kind: UniqueKind) -> String {
     let kind = match kind {
@@ -482,7 +538,8 @@ pub struct Reclassified {
 }
 
 impl Reclassified {
-    /// The stored counters it changes, as deltas ([`Counters::numeric_fields`] names).
+    /// The rollup item's counters it changes, as deltas ([`Counters::numeric_fields`]
+    /// names); the link moves go to link items ([`crate::aggregate::Run::rollup_updates`]).
     pub fn numeric_fields(&self) -> Vec<(String, i64)> {
         let mut out = Vec::new();
         if self.opens != 0 {
@@ -492,10 +549,6 @@ impl Reclassified {
         if self.clicks != 0 {
             out.push(("clicks_human".to_string(), -self.clicks));
             out.push(("clicks_bot".to_string(), self.clicks));
-        }
-        for (id, n) in self.links.iter().filter(|(_, n)| **n != 0) {
-            out.push((format!("lc_{id}_h"), -n));
-            out.push((format!("lc_{id}_b"), *n));
         }
         out
     }
@@ -699,8 +752,6 @@ pub struct Growth {
     pub items: usize,
     /// Of those, the day items of a campaign or channel: each brings a directory entry.
     pub directory: usize,
-    /// A campaign item would hold more than the link limit.
-    pub links_over: bool,
 }
 
 /// A batch folded into rollup items and unique-set additions.
@@ -708,9 +759,12 @@ pub struct Growth {
 pub struct Aggregate {
     /// Each cell's counters and the rollup items it adds to (worked out once per cell).
     cells: hashbrown::HashMap<Cell, (Counters, Vec<RollupKey>)>,
-    /// The rollup items the cells add up to, with the link ids each campaign item
-    /// holds: what [`Aggregate::growth`] sizes a run by.
+    /// The rollup items the cells add up to, with the link ids clicked in each campaign
+    /// item's period (each is a link item of its own): what [`Aggregate::growth`] sizes
+    /// a run by.
     items: hashbrown::HashMap<RollupKey, BTreeSet<String>>,
+    /// Link items the batch touches: the link ids of `items`, added up.
+    link_items: usize,
     /// Members to add per unique-set item ([`Aggregate::unique_sets`]).
     uniques: hashbrown::HashMap<UniqueKey, hashbrown::HashSet<Member>>,
     /// Link ids by URL: a batch clicks the same few links again and again.
@@ -796,15 +850,17 @@ impl Aggregate {
                 .filter(|k| matches!(k.scope, Scope::Campaign(_)))
             {
                 if let Some(links) = self.items.get_mut(key) {
-                    links.insert(id.clone());
+                    if links.insert(id.clone()) {
+                        self.link_items += 1;
+                    }
                 }
             }
         }
         self.add_unique(e, facts);
     }
 
-    /// What adding `e` would add; `link_limit` is the most links a campaign item may hold.
-    pub fn growth(&self, e: &EventView, facts: &Facts, link_limit: usize) -> Growth {
+    /// What adding `e` would add: rollup items, link items and directory entries.
+    pub fn growth(&self, e: &EventView, facts: &Facts) -> Growth {
         let cell = CellRef::of(e);
         let cell_counters = self.cells.get(&cell);
         let mut growth = Growth::default();
@@ -821,19 +877,19 @@ impl Aggregate {
         if let Some((id, _)) = &facts.link {
             let known = cell_counters.is_some_and(|(c, _)| c.links.contains_key(id));
             if !known && cell.campaign.is_some() {
-                growth.links_over = cell.campaign_keys().iter().any(|k| {
-                    self.items
-                        .get(k)
-                        .is_some_and(|links| links.len() >= link_limit && !links.contains(id))
-                });
+                growth.items += cell
+                    .campaign_keys()
+                    .iter()
+                    .filter(|k| !self.items.get(*k).is_some_and(|links| links.contains(id)))
+                    .count();
             }
         }
         growth
     }
 
-    /// Distinct rollup items the batch touches.
+    /// Distinct items the batch touches: rollup items and link items.
     pub fn item_count(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.link_items
     }
 
     /// The rollup items the batch touches.
@@ -873,6 +929,14 @@ impl Aggregate {
                     moved.clicks += delta;
                     if let (Scope::Campaign(_), Some(link)) = (&key.scope, &hit.link) {
                         *moved.links.entry(link.clone()).or_default() += delta;
+                        if self
+                            .items
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(link.clone())
+                        {
+                            self.link_items += 1;
+                        }
                     }
                 }
             }
@@ -886,6 +950,17 @@ impl Aggregate {
             .into_iter()
             .filter(|k| !self.items.contains_key(k))
             .collect()
+    }
+
+    /// Link items a reclassification of `hit` would add to the run: its link's hour and
+    /// day items, where the run does not hold them yet.
+    pub fn reclassify_link_growth(&self, tenant: &str, hit: &crate::trail::Hit) -> usize {
+        let Some(link) = &hit.link else { return 0 };
+        Self::hit_keys(tenant, hit)
+            .iter()
+            .filter(|k| matches!(k.scope, Scope::Campaign(_)))
+            .filter(|k| !self.items.get(*k).is_some_and(|links| links.contains(link)))
+            .count()
     }
 
     fn hit_keys(tenant: &str, hit: &crate::trail::Hit) -> Vec<RollupKey> {
@@ -1153,7 +1228,8 @@ mod tests {
                 .all(|(k, c)| matches!(k.scope, Scope::Campaign(_)) || c.links.is_empty()),
             "only campaign items carry links"
         );
-        assert_eq!(a.item_count(), rollups.len());
+        // Link items: a in hours 09 and 00 and both days, b in hour 18 and the 23rd.
+        assert_eq!(a.item_count(), rollups.len() + 6);
         // Tenant and campaign: 3 hours + 2 days each; email: 2 hours + 2 days; sms: 1 + 1.
         assert_eq!(rollups.len(), 5 + 5 + 4 + 2, "{rollups:#?}");
     }
@@ -1173,19 +1249,23 @@ mod tests {
             EventView::from(&other_link),
         );
         let f = a.facts(&c);
-        let g = a.growth(&c, &f, 1);
-        assert_eq!((g.items, g.directory, g.links_over), (6, 3, false));
+        let g = a.growth(&c, &f);
+        // Six rollup items (tenant, campaign, channel x hour, day) and the link's two.
+        assert_eq!((g.items, g.directory), (8, 3));
         a.add_with(&c, &f);
-        assert_eq!(a.growth(&c, &f, 1), Growth::default(), "nothing new");
+        assert_eq!(a.item_count(), 8);
+        assert_eq!(a.growth(&c, &f), Growth::default(), "nothing new");
         let f = a.facts(&later);
-        let g = a.growth(&later, &f, 1);
-        assert_eq!((g.items, g.directory, g.links_over), (3, 0, false));
+        let g = a.growth(&later, &f);
+        // A new hour: three rollup items and the link's hour item; its day item is held.
+        assert_eq!((g.items, g.directory), (4, 0));
+        a.add_with(&later, &f);
         let f = a.facts(&other_link);
-        assert!(
-            a.growth(&other_link, &f, 1).links_over,
-            "the campaign's day item already holds one link"
+        assert_eq!(
+            a.growth(&other_link, &f).items,
+            2,
+            "another link of a held hour: its own hour and day items, however many links"
         );
-        assert!(!a.growth(&other_link, &f, 2).links_over);
     }
 
     #[test]
@@ -1209,10 +1289,14 @@ mod tests {
             .clone();
         let mut back = Counters::default();
         for (name, value) in original.numeric_fields() {
+            assert!(
+                !name.starts_with("lc_"),
+                "links are not a rollup item's fields"
+            );
             back.set_field(&name, value);
         }
         for (id, l) in &original.links {
-            back.links.get_mut(id).unwrap().url = l.url.clone();
+            back.add_link(id, l.human, l.bot, Some(&l.url));
         }
         assert_eq!(back, original);
         assert_eq!(original.cost_micros, 100);

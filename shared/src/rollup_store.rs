@@ -1,22 +1,27 @@
 //! The DynamoDB adapter of [`RollupStore`]: one table (`pk`, `sk`) holding rollup
 //! items, unique sets, dedupe sets, directory entries and shard checkpoints.
 
-use crate::aggregate::{staged_counts, DedupeKey, RollupStore, Run, StoreError};
+use crate::aggregate::{
+    staged_counts, DedupeKey, DedupeSets, RollupStore, Run, StoreError, DEDUPE_PAGE_IDS,
+};
 use crate::audience_store::DynamoAudience;
 use crate::engagement::Changes;
-use crate::rollup::UniqueKey;
+use crate::rollup::{UniqueKey, UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS};
 use crate::suppression::Suppression;
 use crate::trail::{Trail, TrailKey};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone)]
 pub struct DynamoRollupStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     audience: DynamoAudience,
+    /// The first unique-set page known to have room, per bucket (pk, page 0's sort key).
+    open_pages: std::sync::Arc<std::sync::Mutex<HashMap<(String, String), u32>>>,
 }
 
 impl DynamoRollupStore {
@@ -26,6 +31,7 @@ impl DynamoRollupStore {
             audience: DynamoAudience::new(client.clone(), table.clone()),
             client,
             table,
+            open_pages: Default::default(),
         }
     }
 }
@@ -42,8 +48,17 @@ fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
-fn failed<E: std::error::Error + 'static>(what: &str, e: E) -> StoreError {
-    StoreError::Failed(format!("{what}: {}", DisplayErrorContext(&e)))
+fn failed<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::dynamo(what, e)
+}
+
+/// A task of a batch of concurrent writes that did not finish (panicked or cancelled).
+fn lost(what: &str, e: tokio::task::JoinError) -> StoreError {
+    StoreError::Failed(format!("{what}: {e}"))
 }
 
 /// `ADD` for counters and `SET ... if_not_exists` for strings, in one update action.
@@ -86,24 +101,89 @@ fn update(
 }
 
 impl DynamoRollupStore {
-    async fn change_uniques(
+    /// Adds members to their sets' first page with room ([`UniqueKey::page_sort_key`]):
+    /// each update is conditional on the page leaving room for its members, and a full
+    /// page sends them to the next. The first open page of each bucket is remembered, so
+    /// a big set costs one refused update per page filled, not per write.
+    async fn add_to_pages(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-        action: &str,
     ) -> Result<(), StoreError> {
         for (k, members) in uniques {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(k.partition_key(), k.sort_key())))
-                .update_expression(format!("{action} m :m"))
-                .expression_attribute_values(
-                    ":m",
-                    AttributeValue::Ss(members.iter().cloned().collect()),
-                )
-                .send()
-                .await
-                .map_err(|e| failed("changing a unique set", e))?;
+            let members: Vec<String> = members.iter().cloned().collect();
+            let bucket = (k.partition_key(), k.sort_key());
+            for chunk in members.chunks(UNIQUE_ADD_CHUNK) {
+                let mut page = self
+                    .open_pages
+                    .lock()
+                    .unwrap()
+                    .get(&bucket)
+                    .copied()
+                    .unwrap_or(0);
+                loop {
+                    let room = (UNIQUE_PAGE_MEMBERS - chunk.len()) as i64;
+                    let sent = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(k.partition_key(), k.page_sort_key(page))))
+                        .update_expression("ADD m :m")
+                        .condition_expression("attribute_not_exists(m) OR size(m) <= :room")
+                        .expression_attribute_values(":m", AttributeValue::Ss(chunk.to_vec()))
+                        .expression_attribute_values(":room", n(room))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(_) => break,
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                        {
+                            page += 1;
+                        }
+                        Err(e) => return Err(failed("adding to a unique set", e)),
+                    }
+                }
+                self.open_pages.lock().unwrap().insert(bucket.clone(), page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes members from every page of their sets: page 0 always, the others while
+    /// they exist (they are contiguous).
+    async fn remove_from_pages(
+        &self,
+        uniques: &[(UniqueKey, BTreeSet<String>)],
+    ) -> Result<(), StoreError> {
+        for (k, members) in uniques {
+            let members: Vec<String> = members.iter().cloned().collect();
+            for chunk in members.chunks(UNIQUE_ADD_CHUNK) {
+                for page in 0.. {
+                    let update = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(k.partition_key(), k.page_sort_key(page))))
+                        .update_expression("DELETE m :m")
+                        .expression_attribute_values(":m", AttributeValue::Ss(chunk.to_vec()));
+                    let update = if page == 0 {
+                        update
+                    } else {
+                        update.condition_expression("attribute_exists(pk)")
+                    };
+                    match update.send().await {
+                        Ok(_) => {}
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                        {
+                            break;
+                        }
+                        Err(e) => return Err(failed("removing from a unique set", e)),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -200,34 +280,59 @@ impl RollupStore for DynamoRollupStore {
             .and_then(|i| i.get("seq").and_then(|v| v.as_s().ok()).cloned()))
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
-        let mut members = HashSet::new();
-        for chunk in keys.chunks(100) {
-            let keys = chunk
-                .iter()
-                .map(|k| key(k.partition_key(), k.sort_key()))
-                .collect();
-            for item in self.batch_get(keys, "reading dedupe sets").await? {
-                if let Some(AttributeValue::Ss(ids)) = item.get("ids") {
-                    members.extend(ids.iter().cloned());
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
+        let mut out = DedupeSets::default();
+        // Page 0 of every bucket, then the next page of each bucket marked `more`.
+        let mut round: Vec<(DedupeKey, u32)> = keys.iter().map(|k| (k.clone(), 0)).collect();
+        while !round.is_empty() {
+            let mut next = Vec::new();
+            for chunk in round.chunks(100) {
+                let wanted = chunk
+                    .iter()
+                    .map(|(k, page)| key(k.partition_key(), k.page_sort_key(*page)))
+                    .collect();
+                let mut found: HashMap<(String, String), HashMap<String, AttributeValue>> =
+                    HashMap::new();
+                for item in self.batch_get(wanted, "reading dedupe sets").await? {
+                    let text = |name| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                    if let (Some(pk), Some(sk)) = (text("pk"), text("sk")) {
+                        found.insert((pk, sk), item);
+                    }
+                }
+                for (k, page) in chunk {
+                    let item = found.get(&(k.partition_key(), k.page_sort_key(*page)));
+                    let ids = match item.and_then(|i| i.get("ids")) {
+                        Some(AttributeValue::Ss(ids)) => ids.as_slice(),
+                        _ => &[],
+                    };
+                    out.ids.extend(ids.iter().cloned());
+                    let more = item
+                        .and_then(|i| i.get("more"))
+                        .is_some_and(|v| v.as_bool().is_ok_and(|b| *b));
+                    if more {
+                        next.push((k.clone(), page + 1));
+                    } else {
+                        out.last.insert(k.clone(), (*page, ids.len()));
+                    }
                 }
             }
+            round = next;
         }
-        Ok(members)
+        Ok(out)
     }
 
     async fn add_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> Result<(), StoreError> {
-        self.change_uniques(uniques, "ADD").await
+        self.add_to_pages(uniques).await
     }
 
     async fn remove_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
     ) -> Result<(), StoreError> {
-        self.change_uniques(uniques, "DELETE").await
+        self.remove_from_pages(uniques).await
     }
 
     async fn audience(
@@ -312,7 +417,7 @@ impl RollupStore for DynamoRollupStore {
                 });
             }
             while let Some(done) = calls.join_next().await {
-                let (k, item) = done.map_err(|e| failed("storing a delivery time", e))?;
+                let (k, item) = done.map_err(|e| lost("storing a delivery time", e))?;
                 out.push((k, item?.unwrap_or_default()));
             }
         }
@@ -360,7 +465,7 @@ impl RollupStore for DynamoRollupStore {
                 });
             }
             while let Some(done) = calls.join_next().await {
-                done.map_err(|e| failed("staging a trail", e))??;
+                done.map_err(|e| lost("staging a trail", e))??;
             }
         }
         Ok(())
@@ -370,34 +475,42 @@ impl RollupStore for DynamoRollupStore {
         let mut items = Vec::with_capacity(
             run.rollups.len() + run.dedupe.len() + run.directory.len() + run.packs.len() + 1,
         );
-        for (k, fields, urls) in run.rollup_updates() {
+        for u in run.rollup_updates() {
             let adds: Vec<(String, AttributeValue)> =
-                fields.into_iter().map(|(f, v)| (f, n(v))).collect();
+                u.adds.into_iter().map(|(f, v)| (f, n(v))).collect();
             let sets: Vec<(String, AttributeValue)> =
-                urls.into_iter().map(|(f, v)| (f, s(v))).collect();
-            if adds.is_empty() && sets.is_empty() {
-                continue;
-            }
-            let action = update(
-                &self.table,
-                k.partition_key(),
-                k.period.clone(),
-                &adds,
-                &sets,
-            );
+                u.sets.into_iter().map(|(f, v)| (f, s(v))).collect();
+            let action = update(&self.table, u.pk, u.sk, &adds, &sets);
             items.push(TransactWriteItem::builder().update(action).build());
         }
-        for (k, ids) in &run.dedupe {
+        for w in &run.dedupe {
+            let k = &w.key;
+            // The page takes the ids only while it leaves room for them (a concurrent
+            // run may have filled it since it was read: the transaction is then
+            // cancelled, and the retry reads the pages again).
+            let room = DEDUPE_PAGE_IDS.saturating_sub(w.ids.len()) as i64;
             let action = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(k.partition_key(), k.sort_key())))
+                .set_key(Some(key(k.partition_key(), k.page_sort_key(w.page))))
                 .update_expression("ADD ids :ids SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(ids) OR size(ids) <= :room")
                 .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ids", AttributeValue::Ss(ids.clone()))
+                .expression_attribute_values(":ids", AttributeValue::Ss(w.ids.clone()))
                 .expression_attribute_values(":ttl", n(run.dedupe_expires))
+                .expression_attribute_values(":room", n(room))
                 .build()
                 .expect("dedupe update is complete");
             items.push(TransactWriteItem::builder().update(action).build());
+            if w.opens_page {
+                let full = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(k.partition_key(), k.page_sort_key(w.page - 1))))
+                    .update_expression("SET more = :more")
+                    .expression_attribute_values(":more", AttributeValue::Bool(true))
+                    .build()
+                    .expect("dedupe mark is complete");
+                items.push(TransactWriteItem::builder().update(full).build());
+            }
         }
         for (pk, sk) in &run.directory {
             let action = Update::builder()
@@ -449,6 +562,14 @@ impl RollupStore for DynamoRollupStore {
         match sent {
             Ok(_) => Ok(()),
             Err(e) => {
+                let refused = crate::dynamo::is_permanent(&e)
+                    || e.as_service_error().is_some_and(|e| match e {
+                        TransactWriteItemsError::TransactionCanceledException(c) => c
+                            .cancellation_reasons()
+                            .iter()
+                            .any(|r| crate::dynamo::permanent_code(r.code())),
+                        _ => false,
+                    });
                 // Cancellation reasons are unreliable across implementations: ask the
                 // checkpoint itself whether someone else moved it.
                 let now = self.checkpoint(&run.shard).await?;
@@ -456,6 +577,11 @@ impl RollupStore for DynamoRollupStore {
                     Ok(()) // our own earlier attempt landed
                 } else if now != run.after {
                     Err(StoreError::CheckpointMoved(run.shard.clone()))
+                } else if refused {
+                    Err(StoreError::Permanent(format!(
+                        "applying a run: {}",
+                        DisplayErrorContext(&e)
+                    )))
                 } else {
                     Err(failed("applying a run", e))
                 }

@@ -86,6 +86,9 @@ pub struct Hit {
     /// Link id and URL of a click.
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// `#beacon-honeypot` for a click on the honeypot link, else nothing: the only
+    /// thing a verdict needs of the URL (the link id names the link), and what keeps a
+    /// hit's size independent of URL length.
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Campaign, channel and provider: with the hour, the rollup cell it was counted
@@ -128,7 +131,11 @@ impl Hit {
             at_ms: e.event_time.timestamp_millis(),
             kind,
             link,
-            url: owned(&e.link_url),
+            url: e
+                .link_url
+                .as_deref()
+                .filter(|u| is_honeypot(u))
+                .map(|_| format!("#{HONEYPOT_FRAGMENT}")),
             campaign: owned(&e.campaign_id),
             recipient: owned(&e.recipient_id),
             channel: owned(&e.channel),
@@ -364,6 +371,43 @@ mod tests {
     use super::*;
 
     const T0: i64 = 1_795_000_000_000;
+
+    #[test]
+    fn a_full_trail_of_the_longest_fields_fits_an_item_twice() {
+        // The edge allows 256 characters for ids (4 bytes each at worst) and 2,048 for
+        // URLs; a staged trail item holds the trail and the one before it.
+        let wide = "\u{10348}".repeat(256);
+        let t: chrono::DateTime<chrono::Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let mut e = crate::event::Event::new(
+            wide.clone(),
+            "acme".into(),
+            crate::event::EventType::Clicked,
+            t,
+            t,
+        );
+        e.campaign_id = Some(wide.clone());
+        e.recipient_id = Some(wide.clone());
+        e.message_id = Some(wide.clone());
+        e.channel = Some("c".repeat(64));
+        e.provider = Some("p".repeat(64));
+        let mut trail = Trail::default();
+        for i in 0..(MAX_HITS as i64 + 10) {
+            let mut e = e.clone();
+            e.link_url = Some(format!("https://x.example/{i}/{}", "u".repeat(2_000)));
+            e.event_time = t + TimeDelta::minutes(i);
+            let view = crate::event::EventView::from(&e);
+            let hit = Hit::of(&view, Some(format!("{i:016x}")), (false, "default")).unwrap();
+            assert_eq!(hit.url, None, "a URL is not kept");
+            trail.add(hit);
+        }
+        let body = serde_json::to_string(&trail).unwrap().len();
+        assert_eq!(trail.hits.len(), MAX_HITS);
+        assert!(
+            2 * body + 4_096 < 400_000,
+            "a staged trail item is {} bytes",
+            2 * body
+        );
+    }
 
     fn click(at_s: i64, link: &str) -> Hit {
         Hit {

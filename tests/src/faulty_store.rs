@@ -1,12 +1,14 @@
 //! A rollup store that crashes: it performs the real DynamoDB write, then fails the
-//! call, at chosen write numbers. That is a function dying between two writes.
+//! call, at chosen write numbers. That is a function dying between two writes. It can
+//! also refuse one tenant's runs for good, as DynamoDB refuses an item grown past its
+//! limit: nothing of such a run is written, and the error is permanent.
 
-use beacon_shared::aggregate::{DedupeKey, RollupStore, Run, StoreError};
+use beacon_shared::aggregate::{DedupeKey, DedupeSets, RollupStore, Run, StoreError};
 use beacon_shared::engagement::Changes;
 use beacon_shared::rollup::UniqueKey;
 use beacon_shared::suppression::Suppression;
 use beacon_shared::trail::{Trail, TrailKey};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -16,6 +18,9 @@ pub struct FaultyStore<S> {
     /// Write numbers (1-based) after which the call fails.
     fail_after: Mutex<BTreeSet<usize>>,
     pub injected: AtomicUsize,
+    /// A tenant every run of which is refused.
+    refused_tenant: Option<String>,
+    pub refused: AtomicUsize,
 }
 
 impl<S> FaultyStore<S> {
@@ -25,7 +30,15 @@ impl<S> FaultyStore<S> {
             writes: AtomicUsize::new(0),
             fail_after: Mutex::new(fail_after.into_iter().collect()),
             injected: AtomicUsize::new(0),
+            refused_tenant: None,
+            refused: AtomicUsize::new(0),
         }
+    }
+
+    /// Refuses, permanently, every run that holds a rollup item of `tenant`.
+    pub fn refusing(mut self, tenant: impl Into<String>) -> Self {
+        self.refused_tenant = Some(tenant.into());
+        self
     }
 
     fn after_write(&self) -> Result<(), StoreError> {
@@ -45,7 +58,7 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
         self.inner.checkpoint(shard).await
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<HashSet<String>, StoreError> {
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
         self.inner.dedupe_members(keys).await
     }
 
@@ -94,6 +107,14 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
     }
 
     async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+        if let Some(tenant) = &self.refused_tenant {
+            if run.rollups.iter().any(|(k, _)| &k.tenant == tenant) {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                return Err(StoreError::Permanent(format!(
+                    "ValidationException: an item of {tenant} is over the size limit"
+                )));
+            }
+        }
         self.inner.apply(run).await?;
         self.after_write()
     }
