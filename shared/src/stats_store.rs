@@ -3,9 +3,12 @@
 //!
 //! The table (`pk`, `sk`) holds, as the aggregator writes them:
 //! - rollup items: `pk` from [`crate::rollup::rollup_partition`], `sk` `H#YYYY-MM-DDTHH` or
-//!   `D#YYYY-MM-DD`; Numbers named by [`Counters::numeric_fields`] and Strings `lu_{link}`
-//!   with each link's URL;
-//! - unique sets: `pk` from [`crate::rollup::unique_partition`], `sk` `B#NN`, String Set `m`;
+//!   `D#YYYY-MM-DD`; Numbers named by [`Counters::numeric_fields`] (campaign items written
+//!   before links had items of their own also hold `lc_{link}_h|b` and `lu_{link}`);
+//! - link items: `pk` from [`crate::rollup::link_partition`], `sk` `{period}#{link id}`,
+//!   Numbers `human` and `bot`, String `url`: read with their campaign's items;
+//! - unique sets: `pk` from [`crate::rollup::unique_partition`], `sk` `B#NN` and `B#NN#p`
+//!   (pages), String Set `m`;
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
 //!   String `last_seen`;
 //! - month packs in day partitions: `sk` `P#YYYY-MM`, Numbers `gen` and `packed_gen`,
