@@ -139,3 +139,23 @@ async fn a_refusing_stream_still_serves_the_pixel() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
 }
+
+/// The sample in `events/` (what `make test` invokes the binary with) verifies with
+/// the sample keyring of `events/README.md`: its token was made by a separate
+/// implementation of the format, so this also checks the key derivation against it.
+#[tokio::test]
+async fn the_sample_event_is_recorded_with_the_sample_keyring() {
+    let mut tracker = test_tracker(MemorySink::default());
+    tracker.keyring = beacon_shared::token::Keyring::from_json(
+        r#"{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}"#,
+    )
+    .unwrap();
+    let request =
+        lambda_http::request::from_str(include_str!("../../../events/open-pixel.json")).unwrap();
+    let resp = open_pixel::handle(&tracker, request).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = tracker.sink.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].tenant_id, "acme");
+    assert_eq!(events[0].message_id.as_deref(), Some("msg-0001"));
+}
