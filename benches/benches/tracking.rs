@@ -33,12 +33,14 @@ fn bench(c: &mut Criterion) {
         networks: beacon_shared::networks::Networks::shipped(),
     };
     let exp = (chrono::Utc::now().timestamp() + 86_400) as u32;
-    let open = test_keyring().sign_open(&test_recipient(), exp);
-    let click = test_keyring().sign_click(
-        &test_recipient(),
-        "https://shop.example.com/p/linen-shirt?utm_source=email&utm_campaign=spring",
-        exp,
-    );
+    let open = test_keyring().sign_open(&test_recipient(), exp).unwrap();
+    let click = test_keyring()
+        .sign_click(
+            &test_recipient(),
+            "https://shop.example.com/p/linen-shirt?utm_source=email&utm_campaign=spring",
+            exp,
+        )
+        .unwrap();
 
     let mut group = c.benchmark_group("handler");
     group.bench_function("open", |b| {

@@ -1,9 +1,11 @@
 //! `beacon`: the command-line tool for senders and operators.
 //!
-//! Tracking keys come from `BEACON_TRACKING_KEYS` (JSON) or the Secrets Manager secret
-//! named by `BEACON_TRACKING_KEYS_SECRET`, exactly as the functions read them.
+//! The master tracking keys come from `BEACON_TRACKING_KEYS` (JSON) or the Secrets
+//! Manager secret named by `BEACON_TRACKING_KEYS_SECRET`, exactly as the functions read
+//! them. A tenant that instruments its own mail is given a tenant key instead
+//! (`beacon tracking-key derive`), which signs for that tenant only.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use beacon_shared::apikey::{
@@ -11,7 +13,7 @@ use beacon_shared::apikey::{
 };
 use beacon_shared::config::{aws_config, Env};
 use beacon_shared::instrument::{instrument_html_with, trackable_url, LinkSigner, Options};
-use beacon_shared::token::Recipient;
+use beacon_shared::token::{Recipient, TenantKey, TokenSigner};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -64,9 +66,9 @@ enum Command {
     /// Manage the per-tenant API keys of the collect API.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
-    /// Manage tracking keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
+    /// Manage tracking keys: a new master keyring, or a tenant's key derived from it.
+    #[command(subcommand, name = "tracking-key", visible_alias = "keys")]
+    TrackingKey(TrackingKeyCommand),
     /// Operate the Parquet data lake: compact it, rebuild or backfill a date range.
     #[command(subcommand)]
     Lake(lake::LakeCommand),
@@ -107,18 +109,32 @@ enum ApiKeyCommand {
 }
 
 #[derive(Subcommand)]
-enum KeysCommand {
-    /// Print a new tracking keyring JSON with one random key.
+enum TrackingKeyCommand {
+    /// Print a new master keyring JSON with one random key.
     Generate {
         #[arg(long, default_value = "k1")]
         id: String,
+    },
+    /// Print the tenant key of one tenant, derived from the master keyring: hand it to
+    /// that tenant for `--tenant-key`; it signs links for that tenant only.
+    Derive {
+        #[arg(long)]
+        tenant: String,
+        /// The master key to derive from (default: the active one).
+        #[arg(long)]
+        key_id: Option<String>,
     },
 }
 
 #[derive(Args)]
 struct LinkArgs {
+    /// The tenant the links are for (default with --tenant-key: the key's tenant).
     #[arg(long)]
-    tenant: String,
+    tenant: Option<String>,
+    /// Sign with this tenant key file (from `beacon tracking-key derive`) instead of
+    /// the master keyring.
+    #[arg(long, env = "BEACON_TENANT_KEY_FILE")]
+    tenant_key: Option<PathBuf>,
     /// Campaign id (leave out for transactional mail).
     #[arg(long, default_value = "")]
     campaign: String,
@@ -136,14 +152,42 @@ struct LinkArgs {
 }
 
 impl LinkArgs {
-    fn recipient(&self) -> Result<Recipient> {
-        check_tenant_id(&self.tenant).map_err(anyhow::Error::msg)?;
-        Ok(Recipient {
-            tenant_id: self.tenant.clone(),
+    /// What signs the links: the tenant key given, or else the master keyring; and the
+    /// recipient, whose tenant that signer may sign for.
+    async fn signer(&self) -> Result<(Box<dyn TokenSigner>, Recipient)> {
+        let (signer, tenant): (Box<dyn TokenSigner>, String) = match &self.tenant_key {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the tenant key {}", path.display()))?;
+                let key = TenantKey::from_json(&text)
+                    .with_context(|| format!("the tenant key {}", path.display()))?;
+                let tenant = self.tenant.clone().unwrap_or_else(|| key.tenant().into());
+                if tenant != key.tenant() {
+                    bail!(
+                        "the tenant key {} is for tenant `{}`: it cannot sign links for `{tenant}`",
+                        path.display(),
+                        key.tenant()
+                    );
+                }
+                (Box::new(key), tenant)
+            }
+            None => {
+                let tenant = self
+                    .tenant
+                    .clone()
+                    .context("give --tenant (or --tenant-key, a tenant's own key)")?;
+                check_tenant_id(&tenant).map_err(anyhow::Error::msg)?;
+                let keyring = Env::process().keyring(&aws_config().await).await?;
+                (Box::new(keyring), tenant)
+            }
+        };
+        let recipient = Recipient {
+            tenant_id: tenant,
             campaign_id: self.campaign.clone(),
             message_id: self.message.clone(),
             recipient_id: self.recipient.clone(),
-        })
+        };
+        Ok((signer, recipient))
     }
 
     fn expires_at(&self) -> Result<u32> {
@@ -172,8 +216,8 @@ async fn run() -> Result<()> {
             out,
             honeypot,
         } => {
-            let keyring = Env::process().keyring(&aws_config().await).await?;
-            let signer = LinkSigner::new(&keyring, &link.base_url)?;
+            let (key, recipient) = link.signer().await?;
+            let signer = LinkSigner::new(key.as_ref(), &link.base_url)?;
             let mut html = String::new();
             if input.as_os_str() == "-" {
                 std::io::stdin().read_to_string(&mut html)?;
@@ -184,7 +228,7 @@ async fn run() -> Result<()> {
             let result = instrument_html_with(
                 &html,
                 &signer,
-                &link.recipient()?,
+                &recipient,
                 link.expires_at()?,
                 Options { honeypot },
             )?;
@@ -211,15 +255,15 @@ async fn run() -> Result<()> {
             );
         }
         Command::SignUrl { link, url, open } => {
-            let keyring = Env::process().keyring(&aws_config().await).await?;
-            let signer = LinkSigner::new(&keyring, &link.base_url)?;
+            let (key, recipient) = link.signer().await?;
+            let signer = LinkSigner::new(key.as_ref(), &link.base_url)?;
             let signed = if open {
-                signer.open_url(&link.recipient()?, link.expires_at()?)
+                signer.open_url(&recipient, link.expires_at()?)?
             } else {
                 let url = url.context("give the URL to sign, or --open for the pixel URL")?;
                 let url = trackable_url(&url)
                     .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
-                signer.click_url(&link.recipient()?, &url, link.expires_at()?)
+                signer.click_url(&recipient, &url, link.expires_at()?)?
             };
             println!("{signed}");
         }
@@ -257,10 +301,19 @@ async fn run() -> Result<()> {
             store.save(&record).await?;
             eprintln!("revoked the key of tenant `{}`", record.tenant_id);
         }
-        Command::Keys(KeysCommand::Generate { id }) => {
+        Command::TrackingKey(TrackingKeyCommand::Generate { id }) => {
             let secret: [u8; 48] = rand::random();
             let json = serde_json::json!({"active": id, id: URL_SAFE_NO_PAD.encode(secret)});
             println!("{json}");
+        }
+        Command::TrackingKey(TrackingKeyCommand::Derive { tenant, key_id }) => {
+            let keyring = Env::process().keyring(&aws_config().await).await?;
+            let key = keyring.tenant_key(&tenant, key_id.as_deref())?;
+            eprintln!(
+                "tenant key of `{tenant}` under master key `{}`: it signs links for `{tenant}` only; derive it again after rotating the master key",
+                key.key_id()
+            );
+            println!("{}", key.to_json());
         }
         Command::Lake(command) => lake::run(command).await?,
         Command::Report(command) => report::run(command).await?,

@@ -329,14 +329,16 @@ async fn drive(
             revoked: false,
         })
         .await?;
-    // The sender signs with the same keyring the functions verify with (the secret).
+    // The operator derives the tenant's key from the keyring the functions verify with
+    // (the secret) and hands it over; the sender signs with that key alone.
     let keyring = Env::from_map(open_fn.env.clone()).keyring(aws).await?;
+    let tenant_key = keyring.tenant_key(TENANT, None)?;
     let public_base = open_fn
         .env
         .get("BEACON_PUBLIC_BASE_URL")
         .cloned()
         .unwrap_or_else(|| gateway_url.to_string());
-    let signer = LinkSigner::new(&keyring, &public_base)?;
+    let signer = LinkSigner::new(&tenant_key, &public_base)?;
     let campaign = format!("spring-sale-{}", options.seed);
     let expires = (chrono::Utc::now().timestamp() + 90 * 86400) as u32;
     let probe = instrument_html(

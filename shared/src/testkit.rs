@@ -4,18 +4,26 @@ use crate::context::IpPolicy;
 use crate::http::{lambda_request, GatewayRequest};
 use crate::networks::Networks;
 use crate::sink::MemorySink;
-use crate::token::{Keyring, Recipient};
+use crate::token::{Keyring, Recipient, TokenKind};
 use crate::tracking::Tracker;
 use lambda_http::Request;
 use std::collections::BTreeMap;
 
+const TEST_MASTER_KEY: &[u8] = b"test-key-material-0123456789abcdef";
+
 /// A keyring with one fixed test key `t1`.
 pub fn test_keyring() -> Keyring {
-    Keyring::new(
-        "t1",
-        vec![("t1".into(), b"test-key-material-0123456789abcdef".to_vec())],
-    )
-    .expect("valid test key")
+    Keyring::new("t1", vec![("t1".into(), TEST_MASTER_KEY.to_vec())]).expect("valid test key")
+}
+
+/// A token in the retired format 1 under [`test_keyring`]'s key (a click token when
+/// `url` is given), as links sent before per-tenant keys carry.
+pub fn test_legacy_token(recipient: &Recipient, url: Option<&str>, expires_at: u32) -> String {
+    let kind = match url {
+        Some(_) => TokenKind::Click,
+        None => TokenKind::Open,
+    };
+    crate::token::sign_legacy(TEST_MASTER_KEY, "t1", kind, recipient, url, expires_at)
 }
 
 pub fn test_recipient() -> Recipient {

@@ -12,7 +12,7 @@ use crate::validate::{truncate_millis, DEFAULT_CHANNEL};
 use chrono::{DateTime, Utc};
 
 /// What the open pixel and the click redirect share: the keys that verify their
-/// tokens, the sink their events go to, what to keep of the client's IP, and the range
+/// tokens (every tenant's, derived from the master keys; see [`crate::token`]), the sink their events go to, what to keep of the client's IP, and the range
 /// lists its full address is labelled from ([`Networks::shipped`] in the functions).
 pub struct Tracker<S> {
     pub keyring: Keyring,
@@ -62,6 +62,11 @@ impl<S: EventSink> Tracker<S> {
                 return Err(err);
             }
         };
+        if claim.legacy {
+            // Tells the operator whether old links are still in use before the
+            // legacy window closes.
+            metrics::count("LegacyTokensAccepted", 1, &[("Endpoint", endpoint)]);
+        }
         let event_type = match kind {
             TokenKind::Open => EventType::Opened,
             TokenKind::Click => EventType::Clicked,
@@ -127,6 +132,7 @@ mod tests {
             },
             url: Some("https://x.example/".into()),
             expires_at: 0,
+            legacy: false,
         };
         let e = tracked_event(
             EventType::Clicked,
@@ -141,5 +147,70 @@ mod tests {
         );
         assert_eq!(e.link_url.as_deref(), Some("https://x.example/"));
         assert_eq!(e.channel.as_deref(), Some("email"));
+    }
+
+    #[tokio::test]
+    async fn only_authentic_tokens_of_valid_tenants_are_recorded() {
+        use crate::sink::MemorySink;
+        use crate::testkit::{test_keyring, test_legacy_token, test_recipient, test_tracker};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+
+        let mut tracker = test_tracker(MemorySink::default());
+        let now = Utc::now();
+        let exp = (now.timestamp() + 60) as u32;
+        let record = |token: String| {
+            let tracker = &tracker;
+            async move {
+                tracker
+                    .record(&token, TokenKind::Open, RequestContext::default(), now)
+                    .await
+            }
+        };
+        // Tenant `acmf`'s token relabelled as `acme`'s.
+        let acmf = Recipient {
+            tenant_id: "acmf".into(),
+            ..test_recipient()
+        };
+        let token = test_keyring().sign_open(&acmf, exp).unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(token).unwrap();
+        let at = raw.windows(4).position(|w| w == b"acmf").unwrap();
+        raw[at + 3] = b'e';
+        let moved = URL_SAFE_NO_PAD.encode(raw);
+        assert_eq!(record(moved).await, Err(TokenError::BadSignature));
+        // Old links: refused without a legacy window.
+        let legacy = test_legacy_token(&test_recipient(), None, exp);
+        assert_eq!(record(legacy.clone()).await, Err(TokenError::Retired));
+        assert!(tracker.sink.events().is_empty());
+
+        tracker.keyring = test_keyring().with_legacy_tokens_until(Some(now.timestamp() + 60));
+        let record = |token: String| {
+            let tracker = &tracker;
+            async move {
+                tracker
+                    .record(&token, TokenKind::Open, RequestContext::default(), now)
+                    .await
+            }
+        };
+        let no_tenant = Recipient {
+            tenant_id: String::new(),
+            ..test_recipient()
+        };
+        let empty = test_legacy_token(&no_tenant, None, exp);
+        assert_eq!(record(empty).await, Err(TokenError::BadTenant));
+        assert!(
+            tracker.sink.events().is_empty(),
+            "nothing passed downstream"
+        );
+        assert!(record(legacy).await.unwrap().legacy);
+        let fresh = test_keyring().sign_open(&test_recipient(), exp).unwrap();
+        assert!(!record(fresh).await.unwrap().legacy);
+        let tenants: Vec<String> = tracker
+            .sink
+            .events()
+            .into_iter()
+            .map(|e| e.tenant_id)
+            .collect();
+        assert_eq!(tenants, ["acme", "acme"]);
     }
 }

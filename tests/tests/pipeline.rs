@@ -25,7 +25,7 @@ async fn open_click_and_collect_reach_the_stream() {
     let t = TestStack::start().await.unwrap();
     let client = http();
 
-    let open = t.keyring.sign_open(&recipient(), in_a_day());
+    let open = t.keyring.sign_open(&recipient(), in_a_day()).unwrap();
     let pixel = client
         .get(t.url(&format!("/o/{open}")))
         .header("user-agent", UA)
@@ -38,7 +38,10 @@ async fn open_click_and_collect_reach_the_stream() {
     assert_eq!(pixel.bytes().await.unwrap().len(), 43);
 
     let dest = "https://shop.example/launch?ref=mail";
-    let click = t.keyring.sign_click(&recipient(), dest, in_a_day());
+    let click = t
+        .keyring
+        .sign_click(&recipient(), dest, in_a_day())
+        .unwrap();
     let redirect = client
         .get(t.url(&format!("/c/{click}")))
         .header("user-agent", UA)
@@ -100,7 +103,8 @@ async fn bad_tokens_and_bad_keys_store_nothing() {
     let client = http();
     let click = t
         .keyring
-        .sign_click(&recipient(), "https://shop.example/", in_a_day());
+        .sign_click(&recipient(), "https://shop.example/", in_a_day())
+        .unwrap();
     let mut tampered = click.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };

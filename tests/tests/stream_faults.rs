@@ -56,7 +56,7 @@ async fn a_stream_that_refuses_everything() {
         .get(format!(
             "{}/o/{}",
             t.gateway.url,
-            t.keyring.sign_open(&r, exp)
+            t.keyring.sign_open(&r, exp).unwrap()
         ))
         .send()
         .await
@@ -67,7 +67,7 @@ async fn a_stream_that_refuses_everything() {
         .get(format!(
             "{}/c/{}",
             t.gateway.url,
-            t.keyring.sign_click(&r, "https://x.example/", exp)
+            t.keyring.sign_click(&r, "https://x.example/", exp).unwrap()
         ))
         .send()
         .await

@@ -49,7 +49,8 @@ fn url_header(url: &str) -> Option<HeaderValue> {
 
 fn refused(err: &TokenError) -> Response<Body> {
     let detail = match err {
-        TokenError::Expired => "This link has expired.",
+        // A link older than per-tenant keys, after the operator's legacy window.
+        TokenError::Expired | TokenError::Retired => "This link has expired.",
         _ => "This link is not valid. It may have been changed or copied incompletely.",
     };
     let page = format!(

@@ -15,7 +15,9 @@ fn in_an_hour() -> u32 {
 #[tokio::test]
 async fn valid_token_returns_gif_and_records_one_open() {
     let tracker = test_tracker(MemorySink::default());
-    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let token = test_keyring()
+        .sign_open(&test_recipient(), in_an_hour())
+        .unwrap();
     let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
         .await
         .unwrap();
@@ -45,7 +47,9 @@ async fn valid_token_returns_gif_and_records_one_open() {
 async fn the_network_label_comes_from_the_full_ip_and_the_stored_ip_is_anonymized() {
     let mut tracker = test_tracker(MemorySink::default());
     tracker.networks = test_networks(); // Apple's proxy: 198.18.226.0/27
-    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let token = test_keyring()
+        .sign_open(&test_recipient(), in_an_hour())
+        .unwrap();
     // Two clients of one /24: only the full address tells Apple's proxy from the other.
     for source in [
         "198.18.226.9",
@@ -80,7 +84,9 @@ async fn the_network_label_comes_from_the_full_ip_and_the_stored_ip_is_anonymize
 async fn with_the_shipped_empty_lists_no_label_is_stored() {
     let tracker = test_tracker(MemorySink::default());
     assert!(tracker.networks.is_empty(), "the lists ship empty");
-    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let token = test_keyring()
+        .sign_open(&test_recipient(), in_an_hour())
+        .unwrap();
     open_pixel::handle(&tracker, tracking_request("o", &token, UA, "198.18.226.9"))
         .await
         .unwrap();
@@ -90,7 +96,9 @@ async fn with_the_shipped_empty_lists_no_label_is_stored() {
 #[tokio::test]
 async fn gif_suffix_is_accepted() {
     let tracker = test_tracker(MemorySink::default());
-    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let token = test_keyring()
+        .sign_open(&test_recipient(), in_an_hour())
+        .unwrap();
     open_pixel::handle(
         &tracker,
         tracking_request("o", &format!("{token}.gif"), UA, "203.0.113.77"),
@@ -104,10 +112,11 @@ async fn gif_suffix_is_accepted() {
 async fn bad_tokens_still_get_the_gif_but_record_nothing() {
     let tracker = test_tracker(MemorySink::default());
     let other = Keyring::new("t1", vec![("t1".into(), vec![9u8; 32])]).unwrap();
-    let expired = test_keyring().sign_open(&test_recipient(), 1);
-    let forged = other.sign_open(&test_recipient(), in_an_hour());
-    let click_token =
-        test_keyring().sign_click(&test_recipient(), "https://x.example", in_an_hour());
+    let expired = test_keyring().sign_open(&test_recipient(), 1).unwrap();
+    let forged = other.sign_open(&test_recipient(), in_an_hour()).unwrap();
+    let click_token = test_keyring()
+        .sign_click(&test_recipient(), "https://x.example", in_an_hour())
+        .unwrap();
     for token in ["", "garbage", &expired, &forged, &click_token] {
         let resp = open_pixel::handle(&tracker, tracking_request("o", token, UA, "203.0.113.77"))
             .await
@@ -121,10 +130,32 @@ async fn bad_tokens_still_get_the_gif_but_record_nothing() {
 #[tokio::test]
 async fn a_refusing_stream_still_serves_the_pixel() {
     let tracker = test_tracker(MemorySink::refusing());
-    let token = test_keyring().sign_open(&test_recipient(), in_an_hour());
+    let token = test_keyring()
+        .sign_open(&test_recipient(), in_an_hour())
+        .unwrap();
     let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
+}
+
+/// The sample in `events/` (what `make test` invokes the binary with) verifies with
+/// the sample keyring of `events/README.md`: its token was made by a separate
+/// implementation of the format, so this also checks the key derivation against it.
+#[tokio::test]
+async fn the_sample_event_is_recorded_with_the_sample_keyring() {
+    let mut tracker = test_tracker(MemorySink::default());
+    tracker.keyring = beacon_shared::token::Keyring::from_json(
+        r#"{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}"#,
+    )
+    .unwrap();
+    let request =
+        lambda_http::request::from_str(include_str!("../../../events/open-pixel.json")).unwrap();
+    let resp = open_pixel::handle(&tracker, request).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = tracker.sink.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].tenant_id, "acme");
+    assert_eq!(events[0].message_id.as_deref(), Some("msg-0001"));
 }
