@@ -1065,10 +1065,13 @@ pub fn verify(
         }
     }
     let timestamp = timestamp.ok_or("the signature has no t= timestamp")?;
-    if (now - timestamp).abs() > tolerance_secs {
+    // Checked: the header is the sender's (or an attacker's) to choose.
+    let age = now
+        .checked_sub(timestamp)
+        .ok_or_else(|| format!("the signature's time t={timestamp} is out of range"))?;
+    if age.checked_abs().is_none_or(|a| a > tolerance_secs) {
         return Err(format!(
-            "the signature is {} s old; at most {tolerance_secs} s allowed",
-            now - timestamp
+            "the signature is {age} s old; at most {tolerance_secs} s allowed"
         ));
     }
     let expected = crate::sink::hex(&mac(secret, timestamp, body));
@@ -1285,6 +1288,42 @@ mod tests {
                 })
             )
         );
+    }
+
+    #[test]
+    fn hostile_signature_headers_are_refused_without_panicking() {
+        let body = b"{}";
+        let now = 1_795_000_000;
+        for header in [
+            "t=-9223372036854775808,v1=00",
+            "t=9223372036854775807,v1=00",
+            "t=-1,v1=00",
+            "t=99999999999999999999999,v1=00",
+            "t=,v1=",
+            "t=abc",
+            "v1=deadbeef",
+            "",
+            ",,,===,t",
+            "t=1795000000,v1=\u{fffd}\u{0}",
+        ] {
+            assert!(verify("k", header, body, now, 300).is_err(), "{header:?}");
+            // The receiver's clock at either end of the range, too.
+            assert!(
+                verify("k", header, body, i64::MIN, 300).is_err(),
+                "{header:?}"
+            );
+            assert!(
+                verify("k", header, body, i64::MAX, i64::MAX).is_err(),
+                "{header:?}"
+            );
+        }
+        let e = verify("k", "t=-9223372036854775808,v1=00", body, now, 300).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        // A genuine signature at the extremes still verifies.
+        for t in [i64::MIN, i64::MAX] {
+            assert_eq!(verify("k", &sign("k", t, body), body, t, 0), Ok(()));
+        }
+        assert!(verify("k", &sign("k", i64::MAX, body), body, -1, i64::MAX).is_err());
     }
 
     #[test]
