@@ -1465,6 +1465,7 @@ mod tests {
             let e = check(url, Policy::PUBLIC_ONLY).await.unwrap_err();
             assert!(e.starts_with("webhook URL `"), "{url}: {e}");
             assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("secret@") && !e.contains("token@"), "{e}");
         }
         // The error never echoes a raw control character.
         let e = check("https://a.example/\r\n", Policy::PUBLIC_ONLY)

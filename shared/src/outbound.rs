@@ -267,8 +267,12 @@ pub fn check_url(text: &str, policy: Policy) -> Result<Url, Refused> {
     }
     let url = Url::parse(text).map_err(|e| Refused(format!("`{shown}` is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
+        // Named without them: this message reaches logs.
+        let mut bare = url.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
         return Err(Refused(format!(
-            "`{shown}` carries credentials (user:password@); receivers authenticate notices by their Beacon-Signature header"
+            "`{bare}` carries credentials (user:password@); receivers authenticate notices by their Beacon-Signature header"
         )));
     }
     let must_use_https = || {
