@@ -11,7 +11,8 @@ use beacon_shared::alert_run::{Alerter, Settings};
 use beacon_shared::alert_store::{
     rule_key, AlertStore, AlertStoreExt, DynamoAlerts, HttpWebhooks, BUDGET_KEY, NOTIFY_KEY,
 };
-use beacon_shared::config::aws_config;
+use beacon_shared::config::{aws_config, Env};
+use beacon_shared::outbound::{Policy, SystemLookup};
 use beacon_shared::report::store::SesMailer;
 use beacon_shared::stats_store::DynamoRollupReader;
 use clap::{Args, Subcommand};
@@ -90,7 +91,8 @@ pub enum AlertCommand {
         /// Email addresses (repeatable; replaces the list when given).
         #[arg(long = "email")]
         emails: Vec<String>,
-        /// The webhook URL (https; http only to localhost).
+        /// The webhook URL: https to a public address (http to this machine only with
+        /// BEACON_ALLOW_LOCAL_WEBHOOKS=1, for local development).
         #[arg(long)]
         webhook: Option<String>,
         /// Make a new signing secret for the webhook.
@@ -300,7 +302,13 @@ pub async fn run(command: AlertCommand) -> Result<()> {
             }
             let mut new_secret_made = None;
             if let Some(url) = webhook {
-                validate_webhook_url(&url).map_err(anyhow::Error::msg)?;
+                let checked = validate_webhook_url(&url, webhook_policy()?, &SystemLookup)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                if let Some(why) = &checked.unresolved {
+                    eprintln!("warning: {why}; its addresses are checked on every delivery");
+                }
+                let url = checked.url.to_string();
                 let secret = match &to.webhook {
                     Some(w) if !rotate_secret => w.secret.clone(),
                     _ => {
@@ -357,7 +365,7 @@ pub async fn run(command: AlertCommand) -> Result<()> {
             let reader = DynamoRollupReader::new(dynamo, rollups_table);
             let alerts = store(&aws, &table);
             let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws));
-            let webhooks = HttpWebhooks::new(std::time::Duration::from_secs(5));
+            let webhooks = HttpWebhooks::new(std::time::Duration::from_secs(5), webhook_policy()?);
             let settings = Settings { from };
             let alerter = Alerter {
                 reader: &reader,
@@ -383,6 +391,12 @@ pub async fn run(command: AlertCommand) -> Result<()> {
         AlertCommand::Verify { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Where webhooks may go: public https addresses, and this machine too with
+/// `BEACON_ALLOW_LOCAL_WEBHOOKS=1` (local development).
+fn webhook_policy() -> Result<Policy> {
+    Ok(Policy::from_env(&Env::process())?)
 }
 
 fn check_tenant(tenant: &str) -> Result<()> {

@@ -882,7 +882,14 @@ async fn bounce_spike(
     let (_, alerts_fn) = stack
         .function("alerts")
         .context("alerts function in the template")?;
-    let app = alerts::AlertsApp::from_env(&Env::from_map(alerts_fn.env.clone()), aws)?;
+    // The receiver is on this machine: the local-development switch lets the alerts
+    // function post to loopback (never set in the template, so never in AWS).
+    let mut env = alerts_fn.env.clone();
+    env.insert(
+        beacon_shared::outbound::LOCAL_SWITCH.to_string(),
+        "1".to_string(),
+    );
+    let app = alerts::AlertsApp::from_env(&Env::from_map(env), aws)?;
     let secret = new_secret();
     let to = Destinations {
         emails: vec!["ops@example.com".into()],

@@ -990,20 +990,18 @@ impl Destinations {
     }
 }
 
-/// Checks a webhook URL: https, or http to this machine (local receivers).
-pub fn validate_webhook_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("webhook URL `{text}`: {e}"))?;
-    let local = matches!(
-        url.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
-    );
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if local => Ok(()),
-        _ => Err(format!(
-            "webhook URL `{text}` must use https (http only to localhost)"
-        )),
-    }
+/// Checks a webhook URL as a tenant sets it: https to a public address, checked after
+/// resolving its name ([`crate::outbound::validate`]; `http` to this machine only with
+/// the local-development switch). Returns the URL as it is to be stored, and why its
+/// name could not be checked yet, if it could not.
+pub async fn validate_webhook_url(
+    text: &str,
+    policy: crate::outbound::Policy,
+    lookup: &dyn crate::outbound::Lookup,
+) -> Result<crate::outbound::Checked, String> {
+    crate::outbound::validate(text, policy, lookup)
+        .await
+        .map_err(|e| format!("webhook URL {e}"))
 }
 
 /// Checks an email address for notices.
@@ -1065,10 +1063,13 @@ pub fn verify(
         }
     }
     let timestamp = timestamp.ok_or("the signature has no t= timestamp")?;
-    if (now - timestamp).abs() > tolerance_secs {
+    // Checked: the header is the sender's (or an attacker's) to choose.
+    let age = now
+        .checked_sub(timestamp)
+        .ok_or_else(|| format!("the signature's time t={timestamp} is out of range"))?;
+    if age.checked_abs().is_none_or(|a| a > tolerance_secs) {
         return Err(format!(
-            "the signature is {} s old; at most {tolerance_secs} s allowed",
-            now - timestamp
+            "the signature is {age} s old; at most {tolerance_secs} s allowed"
         ));
     }
     let expected = crate::sink::hex(&mac(secret, timestamp, body));
@@ -1288,6 +1289,42 @@ mod tests {
     }
 
     #[test]
+    fn hostile_signature_headers_are_refused_without_panicking() {
+        let body = b"{}";
+        let now = 1_795_000_000;
+        for header in [
+            "t=-9223372036854775808,v1=00",
+            "t=9223372036854775807,v1=00",
+            "t=-1,v1=00",
+            "t=99999999999999999999999,v1=00",
+            "t=,v1=",
+            "t=abc",
+            "v1=deadbeef",
+            "",
+            ",,,===,t",
+            "t=1795000000,v1=\u{fffd}\u{0}",
+        ] {
+            assert!(verify("k", header, body, now, 300).is_err(), "{header:?}");
+            // The receiver's clock at either end of the range, too.
+            assert!(
+                verify("k", header, body, i64::MIN, 300).is_err(),
+                "{header:?}"
+            );
+            assert!(
+                verify("k", header, body, i64::MAX, i64::MAX).is_err(),
+                "{header:?}"
+            );
+        }
+        let e = verify("k", "t=-9223372036854775808,v1=00", body, now, 300).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        // A genuine signature at the extremes still verifies.
+        for t in [i64::MIN, i64::MAX] {
+            assert_eq!(verify("k", &sign("k", t, body), body, t, 0), Ok(()));
+        }
+        assert!(verify("k", &sign("k", i64::MAX, body), body, -1, i64::MAX).is_err());
+    }
+
+    #[test]
     fn bad_rule_definitions_are_refused_with_every_problem_named() {
         let err = |v: Value| input(v).validate().unwrap_err().to_string();
         let e = err(json!({"id": "Bad Id", "metric": "bounces", "window": "2w"}));
@@ -1330,9 +1367,166 @@ mod tests {
         assert_eq!((spend.window_hours, spend.min_volume), (24, 0));
         assert_eq!(spend.describe(), "spend > 250.50 over 24 h");
         assert_eq!(parse_window("7d"), Ok(168));
-        assert!(validate_webhook_url("http://hooks.example.com/x").is_err());
-        assert!(validate_webhook_url("http://127.0.0.1:9000/hook").is_ok());
-        assert!(validate_webhook_url("https://hooks.example.com/x").is_ok());
+    }
+
+    /// Resolves the test's names: a public receiver, names that lead inside, and
+    /// nothing else (no real DNS in tests).
+    fn names() -> crate::outbound::StaticLookup {
+        let lookup = crate::outbound::StaticLookup::default();
+        let ip = |t: &str| -> std::net::IpAddr { t.parse().unwrap() };
+        lookup.set(
+            "hooks.acme.example",
+            &[
+                ip("93.184.215.14"),
+                ip("2606:2800:21f:cb07:6820:80da:af6b:8b2c"),
+            ],
+        );
+        lookup.set("metadata.google.internal", &[ip("169.254.169.254")]);
+        lookup.set("intranet.acme.example", &[ip("10.20.30.40")]);
+        lookup.set(
+            "half.acme.example",
+            &[ip("93.184.215.14"), ip("192.168.1.1")],
+        );
+        lookup.set("v6.acme.example", &[ip("fd00:ec2::254")]);
+        lookup.set("localhost", &[ip("127.0.0.1"), ip("::1")]);
+        lookup
+    }
+
+    #[tokio::test]
+    async fn webhook_urls_reach_public_addresses_only_in_every_spelling() {
+        use crate::outbound::Policy;
+        let lookup = names();
+        let check = |url: &'static str, policy: Policy| {
+            let lookup = &lookup;
+            async move { validate_webhook_url(url, policy, lookup).await }
+        };
+        // (URL, what the refusal says)
+        let refused = [
+            // The metadata service, as the url crate reads every IPv4 spelling.
+            ("https://169.254.169.254/latest/meta-data/", "goes to 169.254.169.254, the cloud instance metadata service"),
+            ("https://2852039166/", "goes to 169.254.169.254, the cloud instance metadata service"),
+            ("https://0xA9FEA9FE/", "goes to 169.254.169.254, the cloud instance metadata service"),
+            ("https://0xa9.0xfe.0xa9.0xfe/", "goes to 169.254.169.254"),
+            ("https://0251.0376.0251.0376/", "goes to 169.254.169.254"),
+            ("https://169.254.43518/", "goes to 169.254.169.254"),
+            ("https://%31%36%39.254.169.254/", "goes to 169.254.169.254"),
+            ("https://\u{ff11}\u{ff16}\u{ff19}.254.169.254/", "goes to 169.254.169.254"),
+            ("https://169.254.170.2/v2/credentials", "goes to 169.254.170.2, the container credentials service"),
+            ("https://[fd00:ec2::254]/", "goes to fd00:ec2::254, the cloud instance metadata service"),
+            ("https://[::ffff:169.254.169.254]/", "goes to ::ffff:169.254.169.254, the cloud instance metadata service"),
+            ("https://[::ffff:a9fe:a9fe]/", "the cloud instance metadata service"),
+            ("https://[64:ff9b::a9fe:a9fe]/", "goes to 64:ff9b::a9fe:a9fe, the cloud instance metadata service"),
+            ("https://[::a9fe:a9fe]/", "an IPv4-compatible address"),
+            // This machine: the Lambda Runtime API on 127.0.0.1:9001, short forms, IPv6.
+            ("https://127.0.0.1:9001/2018-06-01/runtime/invocation/next", "goes to 127.0.0.1, a loopback address"),
+            ("https://127.1/", "goes to 127.0.0.1, a loopback address"),
+            ("https://0x7f.1/", "goes to 127.0.0.1"),
+            ("https://017700000001/", "goes to 127.0.0.1"),
+            ("https://127.0.0.1./", "goes to 127.0.0.1"),
+            ("https://0x7f000001./", "goes to 127.0.0.1"),
+            ("https://[0:0:0:0:0:ffff:7f00:1]/", "a loopback address"),
+            ("https://0/", "goes to 0.0.0.0"),
+            ("https://[::1]/", "goes to ::1, a loopback address"),
+            ("https://[::]/", "the unspecified address"),
+            ("https://localhost/hook", "goes to this machine (localhost)"),
+            ("https://api.localhost./hook", "goes to this machine (localhost)"),
+            // Networks inside.
+            ("https://10.0.0.8/", "a private address (RFC 1918)"),
+            ("https://172.16.5.4/", "a private address (RFC 1918)"),
+            ("https://192.168.1.1/", "a private address (RFC 1918)"),
+            ("https://100.100.100.200/", "carrier-grade NAT"),
+            ("https://[fe80::1]/", "a link-local address"),
+            ("https://[fc00::5]/", "a unique local (private) address"),
+            ("https://224.0.0.1/", "a multicast address"),
+            ("https://255.255.255.255/", "the broadcast address"),
+            ("https://192.0.2.10/", "a documentation address"),
+            ("https://198.18.0.1/", "a benchmarking address"),
+            // Names are judged by what they resolve to, every address of them.
+            ("https://metadata.google.internal/computeMetadata/v1/", "metadata.google.internal resolves to 169.254.169.254, the cloud instance metadata service"),
+            ("https://intranet.acme.example/hook", "intranet.acme.example resolves to 10.20.30.40, a private address"),
+            ("https://half.acme.example/hook", "half.acme.example resolves to 192.168.1.1"),
+            ("https://v6.acme.example/hook", "v6.acme.example resolves to fd00:ec2::254"),
+            // Plain http, other schemes, credentials, control characters.
+            ("http://hooks.acme.example/x", "must use https"),
+            ("http://127.0.0.1:9000/hook", "http to this machine only with BEACON_ALLOW_LOCAL_WEBHOOKS=1"),
+            ("ftp://hooks.acme.example/x", "must use https"),
+            ("file:///etc/passwd", "must use https"),
+            ("gopher://127.0.0.1:6379/_INFO", "must use https"),
+            ("https://user:secret@hooks.acme.example/x", "carries credentials"),
+            ("https://token@hooks.acme.example/x", "carries credentials"),
+            ("https://hooks.acme.example/x\r\nX-Injected: 1", "contains the control character '\\r'"),
+            ("https://hooks.acme.example/x\ny", "contains the control character '\\n'"),
+            ("https://hooks.acme.example/\tx", "contains the control character '\\t'"),
+            ("https://hooks.acme.example/\u{0}", "control character"),
+            ("https://hooks.acme.example/\u{85}", "control character"),
+            ("not a url", "is not a URL"),
+        ];
+        for (url, says) in refused {
+            let e = check(url, Policy::PUBLIC_ONLY).await.unwrap_err();
+            assert!(e.starts_with("webhook URL `"), "{url}: {e}");
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("secret@") && !e.contains("token@"), "{e}");
+        }
+        // The error never echoes a raw control character.
+        let e = check("https://a.example/\r\n", Policy::PUBLIC_ONLY)
+            .await
+            .unwrap_err();
+        assert!(!e.contains('\r') && !e.contains('\n'), "{e:?}");
+
+        // Allowed, and stored as the url crate writes them.
+        for (url, stored) in [
+            ("https://93.184.215.14/hook", "https://93.184.215.14/hook"),
+            (
+                "https://[2606:4700::1111]/hook",
+                "https://[2606:4700::1111]/hook",
+            ),
+            (
+                "https://hooks.acme.example/beacon",
+                "https://hooks.acme.example/beacon",
+            ),
+            (
+                "HTTPS://Hooks.ACME.example:443/b?x=1",
+                "https://hooks.acme.example/b?x=1",
+            ),
+            (
+                "https://hooks.acme.example/a b",
+                "https://hooks.acme.example/a%20b",
+            ),
+        ] {
+            let ok = check(url, Policy::PUBLIC_ONLY).await.unwrap();
+            assert_eq!((ok.url.as_str(), ok.unresolved), (stored, None), "{url}");
+        }
+        // A name that does not resolve now is taken, and said so: deliveries check it.
+        let later = check("https://not-yet.acme.example/hook", Policy::PUBLIC_ONLY)
+            .await
+            .unwrap();
+        assert!(later
+            .unresolved
+            .unwrap()
+            .contains("not-yet.acme.example does not resolve"));
+
+        // The local switch: http and https to this machine, and nothing more.
+        let local = Policy::LOCAL_DEVELOPMENT;
+        for url in [
+            "http://127.0.0.1:9000/hook",
+            "http://localhost:9000/hook",
+            "http://[::1]:9000/",
+            "https://127.0.0.1/",
+        ] {
+            assert!(check(url, local).await.is_ok(), "{url}");
+        }
+        for (url, says) in [
+            ("http://hooks.acme.example/x", "must use https"),
+            ("http://10.0.0.8/", "must use https"),
+            (
+                "https://169.254.169.254/",
+                "the cloud instance metadata service",
+            ),
+            ("https://intranet.acme.example/", "a private address"),
+        ] {
+            let e = check(url, local).await.unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
     }
 
     #[test]

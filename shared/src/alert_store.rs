@@ -5,13 +5,14 @@
 //! are conditional on.
 
 use crate::alert::{Budget, BudgetState, Destinations, Rule, State};
+use crate::outbound::{self, Lookup, Policy, SystemLookup};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -269,21 +270,34 @@ pub trait WebhookSender: Send + Sync {
 }
 
 /// The HTTP adapter (reqwest, rustls), with a short timeout: a slow receiver must not
-/// hold up every other tenant's alerts.
+/// hold up every other tenant's alerts. Every request goes only where
+/// [`crate::outbound`] allows: the URL is checked before each request, and names are
+/// resolved, checked and connected to by the client's guarded resolver.
 #[derive(Debug, Clone)]
 pub struct HttpWebhooks {
     client: reqwest::Client,
+    policy: Policy,
 }
 
 impl HttpWebhooks {
-    pub fn new(timeout: std::time::Duration) -> Self {
+    /// With the system's resolver.
+    pub fn new(timeout: std::time::Duration, policy: Policy) -> Self {
+        Self::with_lookup(timeout, policy, Arc::new(SystemLookup))
+    }
+
+    /// With names resolved by `lookup` (tests, fixed mappings).
+    pub fn with_lookup(
+        timeout: std::time::Duration,
+        policy: Policy,
+        lookup: Arc<dyn Lookup>,
+    ) -> Self {
         HttpWebhooks {
-            client: reqwest::Client::builder()
+            client: outbound::client_builder(policy, lookup)
                 .timeout(timeout)
                 .user_agent(concat!("Beacon-Alerts/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("an HTTP client builds"),
+            policy,
         }
     }
 }
@@ -295,9 +309,14 @@ impl WebhookSender for HttpWebhooks {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<u16, String> {
+        // Stored URLs are checked again: they may predate the checks, and an address
+        // literal is connected to without any lookup.
+        let checked =
+            outbound::check_url(url, self.policy).map_err(|e| format!("POST refused: {e}"))?;
+        let shown = checked.to_string();
         let mut request = self
             .client
-            .post(url)
+            .post(checked)
             .header("content-type", "application/json")
             .body(body);
         for (name, value) in headers {
@@ -306,14 +325,29 @@ impl WebhookSender for HttpWebhooks {
         let response = request
             .send()
             .await
-            .map_err(|e| format!("POST {url}: {e}"))?;
+            .map_err(|e| match outbound::refusal(&e) {
+                Some(refused) => format!("POST {shown} refused: {refused}"),
+                None => format!("POST {shown}: {}", with_causes(&e)),
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(status.as_u16())
         } else {
-            Err(format!("POST {url}: the receiver answered {status}"))
+            Err(format!("POST {shown}: the receiver answered {status}"))
         }
     }
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message names no cause).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// One webhook request kept by [`MemoryWebhooks`]: URL, headers, body.
@@ -345,5 +379,120 @@ impl WebhookSender for MemoryWebhooks {
             body,
         ));
         Ok(200)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::StaticLookup;
+    use std::net::IpAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A TCP listener on loopback that counts the connections made to it (and closes
+    /// them at once): whether anything was sent at all.
+    async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (port, count)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_name_that_turns_private_after_it_was_checked_is_refused_on_connect() {
+        let (port, connections) = counting_listener().await;
+        let lookup = Arc::new(StaticLookup::default());
+        let url = format!("https://hooks.rebind.example:{port}/beacon");
+        // Set while the name resolves to a public address: accepted.
+        lookup.set("hooks.rebind.example", &[ip("93.184.215.14")]);
+        let checked = outbound::validate(&url, Policy::PUBLIC_ONLY, lookup.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(checked.unresolved, None);
+        // Then it points at this machine (where the listener is), or the metadata service.
+        let webhooks =
+            HttpWebhooks::with_lookup(Duration::from_secs(2), Policy::PUBLIC_ONLY, lookup.clone());
+        for inside in ["127.0.0.1", "169.254.169.254"] {
+            lookup.set("hooks.rebind.example", &[ip(inside)]);
+            let e = webhooks
+                .post(checked.url.as_str(), &[], b"{}".to_vec())
+                .await
+                .unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "refused: hooks.rebind.example resolves to {inside}"
+                )),
+                "{e}"
+            );
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing was sent");
+        // The same path with loopback allowed does connect there: the count above would
+        // have seen a connection.
+        lookup.set("hooks.rebind.example", &[ip("127.0.0.1")]);
+        let local = HttpWebhooks::with_lookup(
+            Duration::from_secs(2),
+            Policy::LOCAL_DEVELOPMENT,
+            lookup.clone(),
+        );
+        let e = local
+            .post(checked.url.as_str(), &[], b"{}".to_vec())
+            .await
+            .unwrap_err();
+        assert!(!e.contains("refused"), "{e}");
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn stored_urls_are_checked_again_before_each_request() {
+        let (port, connections) = counting_listener().await;
+        let webhooks = HttpWebhooks::with_lookup(
+            Duration::from_secs(2),
+            Policy::PUBLIC_ONLY,
+            Arc::new(StaticLookup::default()),
+        );
+        for (url, says) in [
+            (format!("http://127.0.0.1:{port}/hook"), "must use https"),
+            (
+                format!("https://127.0.0.1:{port}/hook"),
+                "a loopback address",
+            ),
+            (
+                format!("https://2130706433:{port}/hook"),
+                "goes to 127.0.0.1",
+            ),
+            (
+                format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+                "a loopback address",
+            ),
+            (
+                format!("https://localhost:{port}/hook"),
+                "this machine (localhost)",
+            ),
+            (
+                "https://169.254.169.254/latest/meta-data/".into(),
+                "the cloud instance metadata service",
+            ),
+            (
+                format!("https://u:p@127.0.0.1:{port}/"),
+                "carries credentials",
+            ),
+        ] {
+            let e = webhooks.post(&url, &[], b"{}".to_vec()).await.unwrap_err();
+            assert!(e.starts_with("POST refused: `"), "{url}: {e}");
+            assert!(e.contains(says), "{url}: {e}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing was sent");
     }
 }

@@ -26,6 +26,7 @@ pub mod lake_store;
 pub mod metrics;
 pub mod month_pack;
 pub mod networks;
+pub mod outbound;
 pub mod report;
 pub mod rollup;
 pub mod rollup_store;

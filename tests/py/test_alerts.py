@@ -49,11 +49,13 @@ def cli(moto_endpoint, provision, stack_name):
     provision(stack_name)
     env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint, BEACON_ALERTS_TABLE=f"{stack_name}-alerts",
                BEACON_ROLLUPS_TABLE=f"{stack_name}-rollups")
+    env.pop("BEACON_ALLOW_LOCAL_WEBHOOKS", None)  # each test says whether it wants it
     if not BEACON.exists():
         pytest.fail(f"{BEACON} is missing: `make build` (make test-py does it first)")
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BEACON), *args], capture_output=True, text=True, timeout=60, env=env)
+    def run(*args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BEACON), *args], capture_output=True, text=True, timeout=60,
+                              env={**env, **(extra_env or {})})
 
     return run
 
@@ -82,6 +84,31 @@ def test_bad_rule_definitions_are_refused_with_clear_messages(cli, tmp_path):
     listed = cli("alert", "list", "--tenant", "acme")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("\n") == 4, listed.stdout  # two built-ins, budget, destinations
+
+
+def test_webhooks_that_lead_inside_are_refused_and_local_ones_need_the_switch(cli):
+    for url, says in [
+        ("https://169.254.169.254/latest/meta-data/", "goes to 169.254.169.254, the cloud instance metadata service"),
+        ("https://2852039166/", "goes to 169.254.169.254"),
+        ("https://[::ffff:169.254.169.254]/", "the cloud instance metadata service"),
+        ("https://[fd00:ec2::254]/", "the cloud instance metadata service"),
+        ("https://127.0.0.1:9001/2018-06-01/runtime/invocation/next", "a loopback address"),
+        ("https://localhost/hook", "goes to this machine"),
+        ("https://10.0.0.8/hook", "a private address (RFC 1918)"),
+        ("https://user:pw@hooks.acme.example/x", "carries credentials"),
+        ("https://hooks.acme.example/x\r\nX-Injected: 1", "control character"),
+        ("http://127.0.0.1:9000/hook", "BEACON_ALLOW_LOCAL_WEBHOOKS=1"),
+    ]:
+        refused = cli("alert", "notify", "--tenant", "acme", "--webhook", url)
+        assert refused.returncode == 1, (url, refused.stderr)
+        assert says in refused.stderr, (url, refused.stderr)
+    assert "notices to: no email\n" in cli("alert", "list", "--tenant", "acme").stdout, "nothing was stored"
+    local = {"BEACON_ALLOW_LOCAL_WEBHOOKS": "1"}
+    metadata = cli("alert", "notify", "--tenant", "acme", "--webhook", "http://169.254.169.254/", extra_env=local)
+    assert metadata.returncode == 1 and "must use https" in metadata.stderr, "the switch allows loopback only"
+    ok = cli("alert", "notify", "--tenant", "acme", "--webhook", "http://LOCALHOST:9000/a/../hook", extra_env=local)
+    assert ok.returncode == 0, ok.stderr
+    assert "notices to: no email, webhook http://localhost:9000/hook" in cli("alert", "list", "--tenant", "acme").stdout
 
 
 def test_rules_budget_and_destinations_are_managed(cli):

@@ -8,6 +8,7 @@ use beacon_shared::alert_run::{Alerter, Settings, TenantOutcome};
 use beacon_shared::alert_store::{AlertStore, DynamoAlerts, HttpWebhooks, WebhookSender};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::metrics;
+use beacon_shared::outbound::{Policy, LOCAL_SWITCH};
 use beacon_shared::report::store::{Mailer, SesMailer};
 use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
 use chrono::{DateTime, Utc};
@@ -25,16 +26,23 @@ pub struct AlertsApp<R, S, M, W> {
 }
 
 impl AlertsApp<DynamoRollupReader, DynamoAlerts, SesMailer, HttpWebhooks> {
-    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_ALERTS_TABLE`, `BEACON_ALERTS_FROM` and
-    /// `BEACON_WEBHOOK_TIMEOUT_SECONDS` (default 5).
+    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_ALERTS_TABLE`, `BEACON_ALERTS_FROM`,
+    /// `BEACON_WEBHOOK_TIMEOUT_SECONDS` (default 5) and `BEACON_ALLOW_LOCAL_WEBHOOKS`
+    /// (unset: webhooks go to public https addresses only).
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let timeout = env.parse_or("BEACON_WEBHOOK_TIMEOUT_SECONDS", 5u64)?;
+        let policy = Policy::from_env(env)?;
+        if policy.allow_loopback {
+            tracing::warn!(
+                "{LOCAL_SWITCH} is on: webhooks may go to this machine (local development only)"
+            );
+        }
         Ok(AlertsApp {
             reader: DynamoRollupReader::new(dynamo.clone(), env.required("BEACON_ROLLUPS_TABLE")?),
             store: DynamoAlerts::new(dynamo, env.required("BEACON_ALERTS_TABLE")?),
             mailer: SesMailer::new(aws_sdk_sesv2::Client::new(aws)),
-            webhooks: HttpWebhooks::new(std::time::Duration::from_secs(timeout)),
+            webhooks: HttpWebhooks::new(std::time::Duration::from_secs(timeout), policy),
             settings: Settings {
                 from: env.required("BEACON_ALERTS_FROM")?,
             },
