@@ -29,6 +29,7 @@ pub mod networks;
 pub mod report;
 pub mod rollup;
 pub mod rollup_store;
+pub mod segment_snapshot;
 pub mod sink;
 pub mod stats;
 pub mod stats_store;

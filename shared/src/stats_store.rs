@@ -15,6 +15,7 @@ use crate::audience_store::{
     AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
 };
 use crate::month_pack::{self, Pack};
+use crate::segment_snapshot::{SegmentSnapshots, SnapshotState};
 use crate::rollup::{Aggregate, Counters, Scope};
 use crate::suppression::Entry;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -63,9 +64,68 @@ pub struct DirectoryItem {
 pub enum Fields {
     /// Everything: scalar counters, the latency histogram, per-link counts and URLs.
     All,
+    /// The scalar counters and the latency histogram: everything but the links.
+    Counts,
     /// The sort key and [`Counters::SCALAR_FIELDS`].
     Scalars,
 }
+
+impl Fields {
+    /// Whether a stored attribute is among the fields.
+    fn holds(self, name: &str) -> bool {
+        match self {
+            Fields::All => true,
+            Fields::Counts => {
+                Counters::SCALAR_FIELDS.contains(&name) || name.starts_with(LATENCY_PREFIX)
+            }
+            Fields::Scalars => Counters::SCALAR_FIELDS.contains(&name),
+        }
+    }
+}
+
+/// Attribute-name prefix of the latency histogram's buckets (`lat_{bucket}`).
+const LATENCY_PREFIX: &str = "lat_";
+
+/// The most DynamoDB requests each kind of read makes, so that a route's maximum is
+/// the sum of its reads' (see `x-beacon-max-dynamodb-calls` in the stats OpenAPI
+/// file). Retries of throttled requests by the SDK, and of unprocessed BatchGetItem
+/// keys, come on top.
+pub mod cost {
+    /// GetItem: a directory entry, a recipient's marks, a segment snapshot.
+    pub const GET_ITEM: u32 = 1;
+    /// A page of the directory: one Query with `Limit` (at most 1,000 items of at most
+    /// 1.1 KB, under the 1 MB a Query page holds).
+    pub const DIRECTORY_PAGE: u32 = 1;
+    /// Counters of at most 401 days or 744 hours of one partition, read by Query: two
+    /// 1 MB pages while an item holds counters and the latency histogram (at most 97
+    /// numbers, under 2.6 KB). Items that also hold per-link counters (a campaign's)
+    /// take a page per MB of them.
+    pub const RANGE: u32 = 2;
+    /// Whether a partition has an item in a key range: one Query with `Limit` 1.
+    pub const PROBE: u32 = 1;
+    /// A campaign's unique set: 16 bucket items, and every Query page holds at least one.
+    pub const UNIQUE_SET: u32 = crate::rollup::Aggregate::UNIQUE_BUCKETS;
+    /// A daily series through month packs ([`crate::month_pack`]): BatchGetItem of at
+    /// most 15 packs and 401 open days in chunks of 100, then for each month whose pack
+    /// is missing or stale one Query of its days and one UpdateItem.
+    pub const DAILY_SERIES: u32 = 5 + 2 * crate::month_pack::MAX_MONTHS as u32;
+    /// A page of engagement marks or of the suppression list
+    /// ([`crate::audience_store::MAX_QUERIES_PER_PAGE`] Queries).
+    pub const AUDIENCE_PAGE: u32 = crate::audience_store::MAX_QUERIES_PER_PAGE as u32;
+    /// Storing a segment snapshot: one UpdateItem.
+    pub const UPDATE_ITEM: u32 = 1;
+}
+
+/// A page of the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryPage {
+    pub items: Vec<DirectoryItem>,
+    /// More items may follow the last one.
+    pub more: bool,
+}
+
+/// The largest page [`RollupReader::directory_page`] reads.
+pub const MAX_DIRECTORY_PAGE: usize = 1000;
 
 #[derive(Debug, Error)]
 #[error("rollups table unavailable: {0}")]
@@ -83,6 +143,18 @@ pub trait RollupReader: Send + Sync {
         fields: Fields,
     ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
 
+    /// At most `limit` rollup items of `pk` with `from_sk <= sk <= to_sk`, the latest
+    /// (greatest sort key) first: the last days of a campaign, or, with `limit` 1,
+    /// whether any item lies in the range.
+    fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
+
     /// The members of every item of a unique-set partition (count them with
     /// [`crate::rollup::count_unique`]).
     fn unique_members(
@@ -96,6 +168,18 @@ pub trait RollupReader: Send + Sync {
         pk: &str,
         sk_prefix: &str,
     ) -> impl Future<Output = Result<Vec<DirectoryItem>, ReadError>> + Send;
+
+    /// Up to `limit` (at most [`MAX_DIRECTORY_PAGE`]) directory items of `pk` whose sort
+    /// key starts with `sk_prefix`, after the sort key `after`, in sort-key order; and
+    /// whether more may follow. One Query: a page can come back short (never empty)
+    /// when DynamoDB's 1 MB page ends first.
+    fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<DirectoryPage, ReadError>> + Send;
 
     /// The one directory item `pk`/`sk`, if it exists (a key lookup, not a Query).
     fn directory_entry(
@@ -192,15 +276,41 @@ impl DynamoRollupReader {
         projection: &[&str],
         consistent: bool,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
+        let read = QueryShape {
+            consistent,
+            ..QueryShape::default()
+        };
+        let (items, _) = self
+            .query(what, condition, values, projection, read)
+            .await?;
+        Ok(items)
+    }
+
+    /// The items of a Query in the order `read` asks for, following `LastEvaluatedKey`
+    /// until `read.limit` items (or for one page only, with `read.one_page`); and
+    /// whether the partition may hold more.
+    async fn query(
+        &self,
+        what: &str,
+        condition: &str,
+        values: &[(&str, &str)],
+        projection: &[&str],
+        read: QueryShape,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, bool), ReadError> {
         let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start = read.start;
         loop {
             let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
-                .consistent_read(consistent)
+                .consistent_read(read.consistent)
+                .scan_index_forward(!read.newest_first)
+                .set_limit(
+                    read.limit
+                        .map(|l| i32::try_from(l - items.len()).unwrap_or(i32::MAX)),
+                )
                 .expression_attribute_names("#pk", "pk")
                 .set_exclusive_start_key(start.take());
             if condition.contains("#sk") {
@@ -219,12 +329,26 @@ impl DynamoRollupReader {
             }
             let page = query.send().await.map_err(read_error(what))?;
             items.extend(page.items.unwrap_or_default());
+            let full = read.limit.is_some_and(|l| items.len() >= l);
             match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                Some(key) if !key.is_empty() && !full && !read.one_page => start = Some(key),
+                Some(key) if !key.is_empty() => return Ok((items, true)),
+                _ => return Ok((items, false)),
             }
         }
     }
+}
+
+/// How [`DynamoRollupReader::query`] reads: by default every item, oldest (smallest
+/// sort key) first, eventually consistent.
+#[derive(Debug, Clone, Default)]
+struct QueryShape {
+    consistent: bool,
+    newest_first: bool,
+    limit: Option<usize>,
+    one_page: bool,
+    /// The key to start after.
+    start: Option<HashMap<String, AttributeValue>>,
 }
 
 /// A projection expression of `names` through placeholders (`sk` and the counter names
@@ -246,6 +370,33 @@ fn scalar_projection() -> Vec<&'static str> {
         .collect()
 }
 
+/// The attributes a read of `fields` asks for (none: every attribute).
+fn projection_of(fields: Fields) -> Vec<String> {
+    match fields {
+        Fields::All => Vec::new(),
+        Fields::Scalars => scalar_projection().into_iter().map(String::from).collect(),
+        Fields::Counts => scalar_projection()
+            .into_iter()
+            .map(String::from)
+            .chain(
+                (0..crate::rollup::LATENCY_BOUNDS_MS.len()).map(|b| format!("{LATENCY_PREFIX}{b}")),
+            )
+            .collect(),
+    }
+}
+
+fn rollup_items(items: &[HashMap<String, AttributeValue>]) -> Vec<RollupItem> {
+    items
+        .iter()
+        .filter_map(|item| {
+            Some(RollupItem {
+                sk: string_attribute(item, "sk")?,
+                counters: item_counters(item),
+            })
+        })
+        .collect()
+}
+
 fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> ReadError + '_ {
     move |e| {
         ReadError(format!(
@@ -253,6 +404,16 @@ fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> R
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
         ))
     }
+}
+
+/// The days of a read that goes through month packs: scalar counters of a daily range
+/// no longer than a stats range.
+fn packed_days(from_sk: &str, to_sk: &str, fields: Fields) -> Option<(NaiveDate, NaiveDate)> {
+    let (from, to) = (month_pack::day_of(from_sk)?, month_pack::day_of(to_sk)?);
+    (fields == Fields::Scalars
+        && from <= to
+        && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS)
+        .then_some((from, to))
 }
 
 /// A month pack from its item (a missing item is a pack never written at generation 0).
@@ -371,6 +532,12 @@ impl DynamoRollupReader {
             .iter()
             .filter_map(|item| Some((string_attribute(item, "sk")?, item_counters(item))))
             .collect();
+        // A month without data is not packed: a read of a campaign that does not exist,
+        // or of years before the tenant's first event, must not create items. (Reading
+        // such a month again costs one Query of nothing.)
+        if days.is_empty() {
+            return Ok(days);
+        }
         let update = self
             .client
             .update_item()
@@ -415,36 +582,51 @@ impl RollupReader for DynamoRollupReader {
     ) -> Result<Vec<RollupItem>, ReadError> {
         // A daily series of a stats-sized range reads packs; anything wider (every day
         // there can be) is one Query.
-        if fields == Fields::Scalars {
-            if let (Some(from), Some(to)) = (month_pack::day_of(from_sk), month_pack::day_of(to_sk))
-            {
-                if from <= to && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS {
-                    return self.daily_scalars(pk, from, to).await;
-                }
-            }
+        if let Some((from, to)) = packed_days(from_sk, to_sk, fields) {
+            return self.daily_scalars(pk, from, to).await;
         }
-        let scalars = scalar_projection();
-        let projection: &[&str] = match fields {
-            Fields::All => &[],
-            Fields::Scalars => &scalars,
-        };
+        let projection = projection_of(fields);
+        let projection: Vec<&str> = projection.iter().map(String::as_str).collect();
         let items = self
             .query_all(
                 "reading rollups",
                 "#pk = :pk AND #sk BETWEEN :from AND :to",
                 &[(":pk", pk), (":from", from_sk), (":to", to_sk)],
-                projection,
+                &projection,
             )
             .await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                Some(RollupItem {
-                    sk: string_attribute(item, "sk")?,
-                    counters: item_counters(item),
-                })
-            })
-            .collect())
+        Ok(rollup_items(&items))
+    }
+
+    async fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        // DynamoDB refuses a BETWEEN whose bounds are the wrong way round.
+        if from_sk > to_sk || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let projection = projection_of(fields);
+        let projection: Vec<&str> = projection.iter().map(String::as_str).collect();
+        let read = QueryShape {
+            newest_first: true,
+            limit: Some(limit),
+            ..QueryShape::default()
+        };
+        let (items, _) = self
+            .query(
+                "reading the latest rollups",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &[(":pk", pk), (":from", from_sk), (":to", to_sk)],
+                &projection,
+                read,
+            )
+            .await?;
+        Ok(rollup_items(&items))
     }
 
     async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
@@ -485,6 +667,51 @@ impl RollupReader for DynamoRollupReader {
             .collect())
     }
 
+    async fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DirectoryPage, ReadError> {
+        let limit = limit.clamp(1, MAX_DIRECTORY_PAGE);
+        // One more than asked for tells whether more follow (a page the 1 MB limit cut
+        // short says so by its LastEvaluatedKey).
+        let read = QueryShape {
+            limit: Some(limit + 1),
+            one_page: true,
+            ..QueryShape::default()
+        };
+        // DynamoDB starts after any key given, whether or not an item has it.
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.to_string())),
+                ("sk".to_string(), AttributeValue::S(sk.to_string())),
+            ])
+        });
+        let (items, more) = self
+            .query(
+                "reading the directory",
+                "#pk = :pk AND begins_with(#sk, :prefix)",
+                &[(":pk", pk), (":prefix", sk_prefix)],
+                &[],
+                QueryShape { start, ..read },
+            )
+            .await?;
+        let mut items: Vec<DirectoryItem> = items
+            .iter()
+            .filter_map(|item| {
+                Some(DirectoryItem {
+                    sk: string_attribute(item, "sk")?,
+                    last_seen: string_attribute(item, "last_seen"),
+                })
+            })
+            .collect();
+        let more = more || items.len() > limit;
+        items.truncate(limit);
+        Ok(DirectoryPage { items, more })
+    }
+
     async fn directory_entry(
         &self,
         pk: &str,
@@ -506,6 +733,9 @@ impl RollupReader for DynamoRollupReader {
     }
 }
 
+/// What the memory store charges a read without a fixed bound.
+const UNBOUNDED: u32 = 1_000_000;
+
 /// A stored rollup item: its Numbers and Strings by attribute name.
 type StoredItem = (BTreeMap<String, i64>, BTreeMap<String, String>);
 
@@ -518,6 +748,7 @@ pub struct MemoryRollupReader {
     uniques: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
     directory: Mutex<BTreeMap<(String, String), String>>,
     read: Mutex<Vec<String>>,
+    calls: Mutex<Vec<(&'static str, u32)>>,
     /// When set, every read fails (the store is down).
     pub failing: AtomicBool,
     /// The suppression list and engagement marks.
@@ -584,12 +815,56 @@ impl MemoryRollupReader {
         self.read.lock().unwrap().clone()
     }
 
+    /// Every read and write asked for so far: its kind and the most DynamoDB requests
+    /// the DynamoDB adapter makes for it ([`cost`]).
+    pub fn calls(&self) -> Vec<(&'static str, u32)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The most DynamoDB requests the reads and writes so far would have taken.
+    pub fn dynamodb_calls(&self) -> u32 {
+        self.calls.lock().unwrap().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Forgets the calls so far (to count one request's).
+    pub fn reset_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    fn charge(&self, kind: &'static str, dynamodb: u32) {
+        self.calls.lock().unwrap().push((kind, dynamodb));
+    }
+
     fn start_read(&self, pk: &str) -> Result<(), ReadError> {
         self.read.lock().unwrap().push(pk.to_string());
         if self.failing.load(Ordering::Relaxed) {
             return Err(ReadError("the memory store is failing on purpose".into()));
         }
         Ok(())
+    }
+}
+
+impl MemoryRollupReader {
+    /// The items of `pk` in a key range, holding what a projection of `fields` would:
+    /// so a reader that asks for too little fails here too.
+    fn range_items(&self, pk: &str, from_sk: &str, to_sk: &str, fields: Fields) -> Vec<RollupItem> {
+        let rollups = self.rollups.lock().unwrap();
+        rollups
+            .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
+            .map(|((_, sk), (numbers, strings))| RollupItem {
+                sk: sk.clone(),
+                counters: counters_from_attributes(
+                    numbers
+                        .iter()
+                        .filter(|(k, _)| fields.holds(k))
+                        .map(|(k, v)| (k.as_str(), *v)),
+                    strings
+                        .iter()
+                        .filter(|(k, _)| fields.holds(k))
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            })
+            .collect()
     }
 }
 
@@ -601,29 +876,38 @@ impl RollupReader for MemoryRollupReader {
         to_sk: &str,
         fields: Fields,
     ) -> Result<Vec<RollupItem>, ReadError> {
+        match packed_days(from_sk, to_sk, fields) {
+            Some(_) => self.charge("daily series", cost::DAILY_SERIES),
+            None => self.charge("range", cost::RANGE),
+        }
         self.start_read(pk)?;
-        // Drops what a projection would, so a reader that asks for too little fails here too.
-        let wanted = |name: &str| fields == Fields::All || Counters::SCALAR_FIELDS.contains(&name);
-        let rollups = self.rollups.lock().unwrap();
-        Ok(rollups
-            .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
-            .map(|((_, sk), (numbers, strings))| RollupItem {
-                sk: sk.clone(),
-                counters: counters_from_attributes(
-                    numbers
-                        .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| (k.as_str(), *v)),
-                    strings
-                        .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                ),
-            })
-            .collect())
+        Ok(self.range_items(pk, from_sk, to_sk, fields))
+    }
+
+    async fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        self.charge(
+            "latest",
+            if limit <= 1 { cost::PROBE } else { cost::RANGE },
+        );
+        self.start_read(pk)?;
+        if from_sk > to_sk {
+            return Ok(Vec::new());
+        }
+        let mut items = self.range_items(pk, from_sk, to_sk, fields);
+        items.reverse();
+        items.truncate(limit);
+        Ok(items)
     }
 
     async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
+        self.charge("unique set", cost::UNIQUE_SET);
         self.start_read(pk)?;
         let uniques = self.uniques.lock().unwrap();
         Ok(uniques
@@ -634,6 +918,9 @@ impl RollupReader for MemoryRollupReader {
     }
 
     async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {
+        // Every page of the partition: no fixed bound, so a route that reads it fails
+        // any bound a test sets.
+        self.charge("whole directory", UNBOUNDED);
         self.start_read(pk)?;
         let directory = self.directory.lock().unwrap();
         Ok(directory
@@ -646,11 +933,38 @@ impl RollupReader for MemoryRollupReader {
             .collect())
     }
 
+    async fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DirectoryPage, ReadError> {
+        self.charge("directory page", cost::DIRECTORY_PAGE);
+        self.start_read(pk)?;
+        let limit = limit.clamp(1, MAX_DIRECTORY_PAGE);
+        let directory = self.directory.lock().unwrap();
+        let mut items: Vec<DirectoryItem> = directory
+            .range((pk.to_string(), after.unwrap_or_default().to_string())..)
+            .take_while(|((p, _), _)| p == pk)
+            .filter(|((_, sk), _)| sk.starts_with(sk_prefix) && Some(sk.as_str()) != after)
+            .take(limit + 1)
+            .map(|((_, sk), last_seen)| DirectoryItem {
+                sk: sk.clone(),
+                last_seen: Some(last_seen.clone()),
+            })
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(DirectoryPage { items, more })
+    }
+
     async fn directory_entry(
         &self,
         pk: &str,
         sk: &str,
     ) -> Result<Option<DirectoryItem>, ReadError> {
+        self.charge("directory entry", cost::GET_ITEM);
         self.start_read(pk)?;
         let directory = self.directory.lock().unwrap();
         Ok(directory
@@ -801,8 +1115,9 @@ mod tests {
     }
 }
 
-/// The suppression list and engagement marks live in the rollups table: its readers
-/// read them too.
+/// The suppression list, engagement marks and segment snapshots live in the rollups
+/// table: its readers read them too. `$check` runs before each call with its kind and
+/// its most DynamoDB requests.
 macro_rules! audience_through {
     ($reader:ty, $field:ident, $check:expr) => {
         impl AudienceReader for $reader {
@@ -812,7 +1127,9 @@ macro_rules! audience_through {
                 channel: &str,
                 recipients: &[String],
             ) -> Result<HashMap<String, Entry>, AudienceError> {
-                $check(self)?;
+                // BatchGetItem, 100 keys a call.
+                let calls = recipients.len().div_ceil(100) as u32;
+                $check(self, "suppression check", calls)?;
                 self.$field.suppressed(tenant, channel, recipients).await
             }
 
@@ -823,14 +1140,14 @@ macro_rules! audience_through {
                 cursor: Option<&str>,
                 limit: usize,
             ) -> Result<Page<Entry>, AudienceError> {
-                $check(self)?;
+                $check(self, "suppression page", cost::AUDIENCE_PAGE)?;
                 self.$field
                     .suppression_page(tenant, channel, cursor, limit)
                     .await
             }
 
             async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
-                $check(self)?;
+                $check(self, "marks", cost::GET_ITEM)?;
                 self.$field.marks(tenant, recipient).await
             }
 
@@ -840,8 +1157,31 @@ macro_rules! audience_through {
                 cursor: Option<&str>,
                 limit: usize,
             ) -> Result<Page<(String, Marks)>, AudienceError> {
-                $check(self)?;
+                $check(self, "marks page", cost::AUDIENCE_PAGE)?;
                 self.$field.marks_page(tenant, cursor, limit).await
+            }
+        }
+
+        impl SegmentSnapshots for $reader {
+            async fn segment_snapshot(
+                &self,
+                tenant: &str,
+                consistent: bool,
+            ) -> Result<(SnapshotState, i64), AudienceError> {
+                $check(self, "segment snapshot", cost::GET_ITEM)?;
+                self.$field.segment_snapshot(tenant, consistent).await
+            }
+
+            async fn store_segment_snapshot(
+                &self,
+                tenant: &str,
+                state: &SnapshotState,
+                version: i64,
+            ) -> Result<bool, AudienceError> {
+                $check(self, "store segment snapshot", cost::UPDATE_ITEM)?;
+                self.$field
+                    .store_segment_snapshot(tenant, state, version)
+                    .await
             }
         }
     };
@@ -850,14 +1190,50 @@ macro_rules! audience_through {
 audience_through!(
     DynamoRollupReader,
     audience,
-    |_| Ok::<(), AudienceError>(())
+    |_, _, _| Ok::<(), AudienceError>(())
 );
-audience_through!(MemoryRollupReader, audience, |r: &MemoryRollupReader| {
-    if r.failing.load(Ordering::Relaxed) {
-        Err(AudienceError(
-            "the memory store is failing on purpose".into(),
-        ))
-    } else {
-        Ok(())
+audience_through!(
+    MemoryRollupReader,
+    audience,
+    |r: &MemoryRollupReader, kind, calls| {
+        r.charge(kind, calls);
+        if r.failing.load(Ordering::Relaxed) {
+            Err(AudienceError(
+                "the memory store is failing on purpose".into(),
+            ))
+        } else {
+            Ok(())
+        }
     }
-});
+);
+
+/// Snapshots in memory, versioned like the table's.
+impl SegmentSnapshots for Mutex<MemoryAudience> {
+    async fn segment_snapshot(
+        &self,
+        tenant: &str,
+        _consistent: bool,
+    ) -> Result<(SnapshotState, i64), AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(state
+            .segment_snapshots
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn store_segment_snapshot(
+        &self,
+        tenant: &str,
+        snapshot: &SnapshotState,
+        version: i64,
+    ) -> Result<bool, AudienceError> {
+        let mut state = self.lock().unwrap();
+        let stored = state.segment_snapshots.entry(tenant.to_string()).or_default();
+        if stored.1 != version {
+            return Ok(false);
+        }
+        *stored = (snapshot.clone(), version + 1);
+        Ok(true)
+    }
+}
