@@ -374,7 +374,10 @@ mod tests {
                 break;
             }
             let (state, _) = store.segment_snapshot("acme", true).await.unwrap();
-            assert!(state.published.is_none(), "nothing published before the end");
+            assert!(
+                state.published.is_none(),
+                "nothing published before the end"
+            );
         }
         assert_eq!(runs, 3);
         let (state, version) = store.segment_snapshot("acme", true).await.unwrap();

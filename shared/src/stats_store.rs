@@ -9,14 +9,19 @@
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
 //!   String `last_seen`;
 //! - month packs in day partitions: `sk` `P#YYYY-MM`, Numbers `gen` and `packed_gen`,
-//!   Strings `through` and `days` ([`crate::month_pack`]).
+//!   Strings `through` and `days` ([`crate::month_pack`]), written by readers only for
+//!   months that have day items;
+//! - segment snapshots: `pk` `G#{tenant}`, `sk` `segments` ([`crate::segment_snapshot`]).
+//!
+//! Every read but [`RollupReader::directory`] makes a bounded number of DynamoDB
+//! requests whatever the partition holds: [`cost`] says how many.
 
 use crate::audience_store::{
     AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
 };
 use crate::month_pack::{self, Pack};
-use crate::segment_snapshot::{SegmentSnapshots, SnapshotState};
 use crate::rollup::{Aggregate, Counters, Scope};
+use crate::segment_snapshot::{SegmentSnapshots, SnapshotState};
 use crate::suppression::Entry;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
@@ -162,7 +167,9 @@ pub trait RollupReader: Send + Sync {
         pk: &str,
     ) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
 
-    /// The directory items of `pk` whose sort key starts with `sk_prefix`.
+    /// Every directory item of `pk` whose sort key starts with `sk_prefix`, however
+    /// many (for scheduled jobs going through every tenant; requests page with
+    /// [`Self::directory_page`]).
     fn directory(
         &self,
         pk: &str,
@@ -741,7 +748,8 @@ type StoredItem = (BTreeMap<String, i64>, BTreeMap<String, String>);
 
 /// An in-memory rollups table, for in-process tests. It stores what the writer would
 /// (numeric fields added up, link URLs set once) and reads it back the way the
-/// DynamoDB adapter does. It records every partition read, and can be made to fail.
+/// DynamoDB adapter does. It records every partition read and every call with the most
+/// DynamoDB requests the adapter makes for it ([`cost`]), and can be made to fail.
 #[derive(Default)]
 pub struct MemoryRollupReader {
     rollups: Mutex<BTreeMap<(String, String), StoredItem>>,
@@ -892,10 +900,7 @@ impl RollupReader for MemoryRollupReader {
         fields: Fields,
         limit: usize,
     ) -> Result<Vec<RollupItem>, ReadError> {
-        self.charge(
-            "latest",
-            if limit <= 1 { cost::PROBE } else { cost::RANGE },
-        );
+        self.charge("latest", if limit <= 1 { cost::PROBE } else { cost::RANGE });
         self.start_read(pk)?;
         if from_sk > to_sk {
             return Ok(Vec::new());
@@ -1187,11 +1192,10 @@ macro_rules! audience_through {
     };
 }
 
-audience_through!(
-    DynamoRollupReader,
-    audience,
-    |_, _, _| Ok::<(), AudienceError>(())
-);
+audience_through!(DynamoRollupReader, audience, |_, _, _| Ok::<
+    (),
+    AudienceError,
+>(()));
 audience_through!(
     MemoryRollupReader,
     audience,
@@ -1229,7 +1233,10 @@ impl SegmentSnapshots for Mutex<MemoryAudience> {
         version: i64,
     ) -> Result<bool, AudienceError> {
         let mut state = self.lock().unwrap();
-        let stored = state.segment_snapshots.entry(tenant.to_string()).or_default();
+        let stored = state
+            .segment_snapshots
+            .entry(tenant.to_string())
+            .or_default();
         if stored.1 != version {
             return Ok(false);
         }

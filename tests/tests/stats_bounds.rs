@@ -177,7 +177,9 @@ fn n(v: u64) -> AttributeValue {
 #[tokio::test]
 async fn the_first_page_of_500_channel_pairs_makes_a_bounded_number_of_requests() {
     let f = fixture().await;
-    let yesterday = (Utc::now() - Duration::days(1)).format("D#%Y-%m-%d").to_string();
+    let yesterday = (Utc::now() - Duration::days(1))
+        .format("D#%Y-%m-%d")
+        .to_string();
     let mut items = Vec::new();
     for i in 0..500u64 {
         let provider = format!("p{i:03}");
@@ -186,7 +188,11 @@ async fn the_first_page_of_500_channel_pairs_makes_a_bounded_number_of_requests(
             ("sk", s(format!("ch:email:{provider}"))),
             ("last_seen", s("2026-11-29T10:00:00Z")),
         ]));
-        let pk = rollup_partition("acme", &Scope::Channel("email".into(), provider), Grain::Day);
+        let pk = rollup_partition(
+            "acme",
+            &Scope::Channel("email".into(), provider),
+            Grain::Day,
+        );
         items.push(item(&[
             ("pk", s(pk)),
             ("sk", s(&yesterday)),
@@ -227,7 +233,11 @@ async fn the_first_page_of_500_channel_pairs_makes_a_bounded_number_of_requests(
     let (_, first) = f.get("/v1/channels", "/v1/channels", "limit=50").await;
     let cursor = first["next_cursor"].as_str().unwrap();
     let (_, second) = f
-        .get("/v1/channels", "/v1/channels", &format!("limit=50&cursor={cursor}"))
+        .get(
+            "/v1/channels",
+            "/v1/channels",
+            &format!("limit=50&cursor={cursor}"),
+        )
         .await;
     let providers = |page: &Value| -> BTreeSet<String> {
         page["channels"]
@@ -266,7 +276,9 @@ async fn reading_what_does_not_exist_writes_nothing_and_a_month_with_data_is_pac
     let before = f.item_count().await;
 
     // A campaign that does not exist, over 14 months: 404 after one GetItem.
-    let from = (Utc::now() - Duration::days(399)).format("%Y-%m-%d").to_string();
+    let from = (Utc::now() - Duration::days(399))
+        .format("%Y-%m-%d")
+        .to_string();
     f.requests.take();
     let (status, body) = f
         .get(
@@ -275,27 +287,41 @@ async fn reading_what_does_not_exist_writes_nothing_and_a_month_with_data_is_pac
             &format!("from={from}"),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("campaign_not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("campaign_not_found"))
+    );
     assert_eq!(f.requests.take(), ["GetItem"]);
     assert_eq!(f.item_count().await, before, "no item written");
 
     // The year 0001, long before the tenant's first data: twelve empty months read,
     // none packed.
     let (status, body) = f
-        .get("/v1/timeseries", "/v1/timeseries", "from=0001-01-01&to=0001-12-31")
+        .get(
+            "/v1/timeseries",
+            "/v1/timeseries",
+            "from=0001-01-01&to=0001-12-31",
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["totals"]["sent"], 0);
     let requests = f.requests.take();
     assert!(!requests.iter().any(|r| r == "UpdateItem"), "{requests:?}");
-    assert!(requests.len() <= documented_max("/v1/timeseries"), "{requests:?}");
+    assert!(
+        requests.len() <= documented_max("/v1/timeseries"),
+        "{requests:?}"
+    );
     assert_eq!(f.item_count().await, before, "no item written");
 
     // A range over the month with data and empty ones: that month alone is packed.
     let from = (in_month - Duration::days(70)).format("%Y-%m-%d");
     let to = (in_month + Duration::days(40)).format("%Y-%m-%d");
     let (status, body) = f
-        .get("/v1/timeseries", "/v1/timeseries", &format!("from={from}&to={to}"))
+        .get(
+            "/v1/timeseries",
+            "/v1/timeseries",
+            &format!("from={from}&to={to}"),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["totals"]["sent"], 7);
@@ -320,7 +346,11 @@ async fn reading_what_does_not_exist_writes_nothing_and_a_month_with_data_is_pac
     assert!(pack.contains_key("packed_gen"));
     // Read again: the pack serves its month, and the empty months are read, not packed.
     let (_, again) = f
-        .get("/v1/timeseries", "/v1/timeseries", &format!("from={from}&to={to}"))
+        .get(
+            "/v1/timeseries",
+            "/v1/timeseries",
+            &format!("from={from}&to={to}"),
+        )
         .await;
     assert_eq!(again["totals"]["sent"], 7);
     assert!(!f.requests.take().iter().any(|r| r == "UpdateItem"));

@@ -7,10 +7,10 @@
 
 use beacon_shared::alert_run::{Alerter, Settings, TenantOutcome};
 use beacon_shared::alert_store::{AlertStore, DynamoAlerts, HttpWebhooks, WebhookSender};
+use beacon_shared::audience_store::AudienceReader;
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::metrics;
 use beacon_shared::report::store::{Mailer, SesMailer};
-use beacon_shared::audience_store::AudienceReader;
 use beacon_shared::segment_snapshot::{refresh_all, SegmentSnapshots};
 use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
 use chrono::{DateTime, Utc};

@@ -24,6 +24,7 @@ use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::engagement::{epoch_day, Score, Segment};
 use beacon_shared::http::{json_response, path_param, presented_api_key};
 use beacon_shared::metrics;
+use beacon_shared::month_pack;
 use beacon_shared::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
@@ -237,11 +238,8 @@ async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeySt
     let reader = &app.reader;
     match route {
         Route::Campaigns => {
-            let limit = parse_limit_within(
-                query.get("limit"),
-                DEFAULT_CAMPAIGN_PAGE,
-                MAX_CAMPAIGN_PAGE,
-            )?;
+            let limit =
+                parse_limit_within(query.get("limit"), DEFAULT_CAMPAIGN_PAGE, MAX_CAMPAIGN_PAGE)?;
             let after = directory_cursor(query.get("cursor"), CAMPAIGN_PREFIX)?;
             ok(&campaigns(reader, tenant, after.as_deref(), limit).await?)
         }
@@ -706,7 +704,7 @@ async fn campaign_days<R: RollupReader>(
         let latest = reader
             .latest_rollups(pk, ALL_DAYS.0, ALL_DAYS.1, fields, most + 1)
             .await?;
-        let last_day = latest.first().and_then(|i| day_of(&i.sk));
+        let last_day = latest.first().and_then(|i| month_pack::day_of(&i.sk));
         let (Some(last_day), true) = (last_day, latest.len() > most) else {
             return Ok(select_days(items(&latest), None));
         };
@@ -728,10 +726,6 @@ async fn campaign_days<R: RollupReader>(
     let mut sel = select_days(items(&days?), Some(range));
     sel.covers_campaign &= before?.is_empty() && after?.is_empty();
     Ok(sel)
-}
-
-fn day_of(sk: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(sk.strip_prefix("D#")?, "%Y-%m-%d").ok()
 }
 
 fn midnight(day: NaiveDate) -> DateTime<Utc> {
@@ -803,7 +797,11 @@ async fn channel_stats<R: RollupReader>(
     provider: String,
     last_seen: Option<String>,
 ) -> Result<ChannelStats, ReadError> {
-    let pk = rollup_partition(tenant, &Scope::Channel(channel.clone(), provider.clone()), grain);
+    let pk = rollup_partition(
+        tenant,
+        &Scope::Channel(channel.clone(), provider.clone()),
+        grain,
+    );
     let mut total = beacon_shared::rollup::Counters::default();
     for item in reader.rollups(&pk, first, last, Fields::Counts).await? {
         total.merge(&item.counters);
@@ -840,7 +838,15 @@ async fn channels<R: RollupReader>(
     let (first, last) = (first.as_str(), last.as_str());
     let out: Vec<ChannelStats> = futures_util::stream::iter(pairs)
         .map(|(channel, provider, last_seen)| {
-            channel_stats(reader, tenant, range.grain, (first, last), channel, provider, last_seen)
+            channel_stats(
+                reader,
+                tenant,
+                range.grain,
+                (first, last),
+                channel,
+                provider,
+                last_seen,
+            )
         })
         .buffered(CHANNEL_READS_AT_ONCE)
         .try_collect()

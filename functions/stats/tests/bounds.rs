@@ -345,7 +345,12 @@ async fn segments_of_a_big_tenant_come_from_the_snapshot_a_small_one_is_counted_
     let (app, acme, globex) = big_tenant();
     // Before the scheduled job has counted acme: not ready, and said so.
     let auth = format!("Bearer {acme}");
-    let req = stats_request("/v1/segments", "/v1/segments", "", &[("authorization", &auth)]);
+    let req = stats_request(
+        "/v1/segments",
+        "/v1/segments",
+        "",
+        &[("authorization", &auth)],
+    );
     let resp = stats::handle(&app, req).await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "300");
@@ -365,7 +370,10 @@ async fn segments_of_a_big_tenant_come_from_the_snapshot_a_small_one_is_counted_
     let (_, counts, calls) = call(&app, &acme, "/v1/segments", "").await;
     assert_eq!(calls, 1, "the snapshot only");
     assert_eq!(counts["recipients"], RECIPIENTS as u64, "{counts}");
-    assert_eq!(counts["segments"]["medium"]["recipients"], RECIPIENTS as u64 / 5);
+    assert_eq!(
+        counts["segments"]["medium"]["recipients"],
+        RECIPIENTS as u64 / 5
+    );
     assert_eq!(counts["segments"]["low"]["recipients"], 0);
     assert_eq!(
         counts["segments"]["inactive"]["recipients"],
