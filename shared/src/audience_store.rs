@@ -88,6 +88,8 @@ pub struct MemoryAudience {
     pub suppressions: BTreeMap<(String, String, String), Entry>,
     /// (tenant, recipient) → marks.
     pub engagement: BTreeMap<(String, String), Marks>,
+    /// tenant → segment snapshot and its version.
+    pub segment_snapshots: BTreeMap<String, (crate::segment_snapshot::SnapshotState, i64)>,
 }
 
 impl MemoryAudience {
@@ -193,8 +195,8 @@ impl AudienceReader for std::sync::Mutex<MemoryAudience> {
 /// The DynamoDB adapter.
 #[derive(Debug, Clone)]
 pub struct DynamoAudience {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -211,6 +213,9 @@ fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E)
 
 /// Marks one update sets or removes at most (its expression stays well under 4 KB).
 const MARKS_PER_UPDATE: usize = 100;
+
+/// Queries one page of the suppression list or of engagement marks makes at most.
+pub const MAX_QUERIES_PER_PAGE: usize = 4;
 
 /// Requests in flight at once when writing a run's recipients.
 const WRITE_CONCURRENCY: usize = 16;
@@ -359,8 +364,9 @@ impl DynamoAudience {
         let mut items = Vec::new();
         let mut start = start;
         // DynamoDB's Limit counts items read, and a page stops at 1 MB: ask again until
-        // the page is full or the partition ends.
-        loop {
+        // the page is full or the partition ends, but at most MAX_QUERIES_PER_PAGE
+        // times (a page of big items comes back short, with its cursor).
+        for _ in 0..MAX_QUERIES_PER_PAGE {
             let out = self
                 .client
                 .query()
@@ -375,14 +381,18 @@ impl DynamoAudience {
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && items.len() < limit => start = Some(k),
-                Some(k) if !k.is_empty() => {
-                    let last = k.get("sk").and_then(|v| v.as_s().ok()).cloned();
-                    return Ok((items, last.map(|l| encode_cursor(&l))));
-                }
+                Some(k) if !k.is_empty() => return Ok((items, cursor_of(&k))),
                 _ => return Ok((items, None)),
             }
         }
+        Ok((items, start.as_ref().and_then(cursor_of)))
     }
+}
+
+/// The cursor of a `LastEvaluatedKey`.
+fn cursor_of(key: &HashMap<String, AttributeValue>) -> Option<String> {
+    let last = key.get("sk").and_then(|v| v.as_s().ok())?;
+    Some(encode_cursor(last))
 }
 
 fn entry_of(item: &HashMap<String, AttributeValue>, channel: &str) -> Option<Entry> {

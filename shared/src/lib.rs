@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod report;
 pub mod rollup;
 pub mod rollup_store;
+pub mod segment_snapshot;
 pub mod sink;
 pub mod stats;
 pub mod stats_store;

@@ -13,7 +13,8 @@
 //! 3. A reader that finds no usable pack reads `gen`, then the month's closed days
 //!    (strongly consistent), and writes the pack with `packed_gen` = that `gen`,
 //!    conditional on `gen` still being it. A pack is used only while
-//!    `packed_gen == gen`.
+//!    `packed_gen == gen`. A month without any day item is never packed, so reading
+//!    what does not exist writes nothing.
 //!
 //! A run that saw a day as today (and so did not bump) commits within Lambda's 15-minute
 //! limit, well inside the hour in point 1, so every update a pack can miss is one that
@@ -23,6 +24,10 @@ use crate::rollup::{Counters, Grain, RollupKey};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The most months a daily series reads packs of: a stats range spans at most
+/// [`crate::stats::MAX_DAY_RANGE_DAYS`] + 1 days, which touch at most 15 months.
+pub const MAX_MONTHS: usize = 15;
 
 /// How long after its end a day may be packed.
 pub const CLOSED_AFTER: Duration = Duration::hours(1);
@@ -201,6 +206,19 @@ mod tests {
         let future = plan(d("2026-11-25"), d("2026-11-26"), now);
         assert!(future.months.is_empty());
         assert_eq!(future.open, vec![d("2026-11-25"), d("2026-11-26")]);
+    }
+
+    #[test]
+    fn the_longest_daily_range_touches_at_most_max_months() {
+        let now = "2030-01-01T12:00:00Z".parse().unwrap();
+        let span = Duration::days(crate::stats::MAX_DAY_RANGE_DAYS);
+        let most = (0..366)
+            .map(|i| {
+                let from = d("2026-01-01") + Duration::days(i);
+                plan(from, from + span, now).months.len()
+            })
+            .max();
+        assert_eq!(most, Some(MAX_MONTHS));
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub const MAX_HOUR_RANGE_DAYS: i64 = 31;
 pub const MAX_DAY_RANGE_DAYS: i64 = 400;
 pub const DEFAULT_LINK_LIMIT: usize = 20;
 pub const MAX_LINK_LIMIT: usize = 500;
+/// Campaigns per page of `GET /v1/campaigns` by default, and at most.
+pub const DEFAULT_CAMPAIGN_PAGE: usize = 100;
+pub const MAX_CAMPAIGN_PAGE: usize = 1000;
+/// Channel/provider pairs per page of `GET /v1/channels` by default, and at most: each
+/// is a read of its own.
+pub const DEFAULT_CHANNEL_PAGE: usize = 20;
+pub const MAX_CHANNEL_PAGE: usize = 50;
 
 /// `numerator / denominator`, or `None` when the denominator is 0.
 pub fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
@@ -603,35 +610,24 @@ impl ChannelStats {
     }
 }
 
-/// `GET /v1/channels`.
+/// `GET /v1/channels`: a page of the tenant's channel/provider pairs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Channels {
     pub from: String,
     pub to: String,
-    /// Most sent first.
+    /// By channel, then provider (as the directory keeps them).
     pub channels: Vec<ChannelStats>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 impl Channels {
-    pub fn new(range: &Range, mut channels: Vec<ChannelStats>) -> Self {
-        channels.sort_by(|a, b| {
-            (
-                Reverse(a.counts.sent),
-                Reverse(a.counts.delivered),
-                &a.channel,
-                &a.provider,
-            )
-                .cmp(&(
-                    Reverse(b.counts.sent),
-                    Reverse(b.counts.delivered),
-                    &b.channel,
-                    &b.provider,
-                ))
-        });
+    pub fn new(range: &Range, channels: Vec<ChannelStats>, next_cursor: Option<String>) -> Self {
         Channels {
             from: rfc3339(range.from),
             to: rfc3339(range.to),
             channels,
+            next_cursor,
         }
     }
 }
@@ -644,20 +640,13 @@ pub struct CampaignEntry {
     pub last_seen: Option<String>,
 }
 
-/// `GET /v1/campaigns`.
+/// `GET /v1/campaigns`: a page of the tenant's campaigns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Campaigns {
-    /// Most recently seen first.
+    /// By campaign id (as the directory keeps them).
     pub campaigns: Vec<CampaignEntry>,
-}
-
-impl Campaigns {
-    pub fn new(mut campaigns: Vec<CampaignEntry>) -> Self {
-        campaigns.sort_by(|a, b| {
-            (Reverse(&a.last_seen), &a.campaign_id).cmp(&(Reverse(&b.last_seen), &b.campaign_id))
-        });
-        Campaigns { campaigns }
-    }
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,13 +12,19 @@
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
 //!   String `last_seen`;
 //! - month packs in day partitions: `sk` `P#YYYY-MM`, Numbers `gen` and `packed_gen`,
-//!   Strings `through` and `days` ([`crate::month_pack`]).
+//!   Strings `through` and `days` ([`crate::month_pack`]), written by readers only for
+//!   months that have day items;
+//! - segment snapshots: `pk` `G#{tenant}`, `sk` `segments` ([`crate::segment_snapshot`]).
+//!
+//! Every read but [`RollupReader::directory`] makes a bounded number of DynamoDB
+//! requests whatever the partition holds: [`cost`] says how many.
 
 use crate::audience_store::{
     AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
 };
 use crate::month_pack::{self, Pack};
 use crate::rollup::{Aggregate, Counters, Scope};
+use crate::segment_snapshot::{SegmentSnapshots, SnapshotState};
 use crate::suppression::Entry;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
@@ -66,9 +72,75 @@ pub struct DirectoryItem {
 pub enum Fields {
     /// Everything: scalar counters, the latency histogram, per-link counts and URLs.
     All,
+    /// The scalar counters and the latency histogram: everything but the links.
+    Counts,
     /// The sort key and [`Counters::SCALAR_FIELDS`].
     Scalars,
 }
+
+impl Fields {
+    /// Whether a stored attribute is among the fields.
+    fn holds(self, name: &str) -> bool {
+        match self {
+            Fields::All => true,
+            Fields::Counts => {
+                Counters::SCALAR_FIELDS.contains(&name) || name.starts_with(LATENCY_PREFIX)
+            }
+            Fields::Scalars => Counters::SCALAR_FIELDS.contains(&name),
+        }
+    }
+}
+
+/// Attribute-name prefix of the latency histogram's buckets (`lat_{bucket}`).
+const LATENCY_PREFIX: &str = "lat_";
+
+/// The most DynamoDB requests each kind of read makes, so that a route's maximum is
+/// the sum of its reads' (see `x-beacon-max-dynamodb-calls` in the stats OpenAPI
+/// file). Retries of throttled requests by the SDK, and of unprocessed BatchGetItem
+/// keys, come on top.
+pub mod cost {
+    /// GetItem: a directory entry, a recipient's marks, a segment snapshot.
+    pub const GET_ITEM: u32 = 1;
+    /// A page of the directory: one Query with `Limit` (at most 1,000 items of at most
+    /// 1.1 KB, under the 1 MB a Query page holds).
+    pub const DIRECTORY_PAGE: u32 = 1;
+    /// Counters of at most 401 days or 744 hours of one partition, read by Query: two
+    /// 1 MB pages while an item holds counters and the latency histogram (at most 97
+    /// numbers, under 2.6 KB). Links live in items of their own ([`LINKS`]).
+    pub const RANGE: u32 = 2;
+    /// Whether a partition has an item in a key range: one Query with `Limit` 1.
+    pub const PROBE: u32 = 1;
+    /// A campaign's unique set: 16 bucket items, and every Query page holds at least one.
+    pub const UNIQUE_SET: u32 = crate::rollup::Aggregate::UNIQUE_BUCKETS;
+    /// A daily series through month packs ([`crate::month_pack`]): BatchGetItem of at
+    /// most 15 packs and 401 open days in chunks of 100, then for each month whose pack
+    /// is missing or stale one Query of its days and one UpdateItem.
+    pub const DAILY_SERIES: u32 = 5 + 2 * crate::month_pack::MAX_MONTHS as u32;
+    /// A page of engagement marks or of the suppression list
+    /// ([`crate::audience_store::MAX_QUERIES_PER_PAGE`] Queries).
+    pub const AUDIENCE_PAGE: u32 = crate::audience_store::MAX_QUERIES_PER_PAGE as u32;
+    /// Storing a segment snapshot: one UpdateItem.
+    pub const UPDATE_ITEM: u32 = 1;
+    /// A campaign's link items beside its counters (a read with [`super::Fields::All`]):
+    /// at most [`super::MAX_LINK_ITEMS`] in Query pages of 1 MB.
+    pub const LINKS: u32 = 10;
+}
+
+/// Link items one read of a campaign's periods takes at most (each under 2.3 KB: 1 MB
+/// Query pages hold at least 430, so [`cost::LINKS`] pages). A campaign whose periods
+/// hold more link items is answered from the first ones (the earliest periods' links).
+pub const MAX_LINK_ITEMS: usize = 4_000;
+
+/// A page of the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryPage {
+    pub items: Vec<DirectoryItem>,
+    /// More items may follow the last one.
+    pub more: bool,
+}
+
+/// The largest page [`RollupReader::directory_page`] reads.
+pub const MAX_DIRECTORY_PAGE: usize = 1000;
 
 #[derive(Debug, Error)]
 #[error("rollups table unavailable: {0}")]
@@ -87,6 +159,18 @@ pub trait RollupReader: Send + Sync {
         fields: Fields,
     ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
 
+    /// At most `limit` rollup items of `pk` with `from_sk <= sk <= to_sk`, the latest
+    /// (greatest sort key) first: the last days of a campaign, or, with `limit` 1,
+    /// whether any item lies in the range.
+    fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RollupItem>, ReadError>> + Send;
+
     /// The members of every item of a unique-set partition (count them with
     /// [`crate::rollup::count_unique`]).
     fn unique_members(
@@ -94,12 +178,26 @@ pub trait RollupReader: Send + Sync {
         pk: &str,
     ) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
 
-    /// The directory items of `pk` whose sort key starts with `sk_prefix`.
+    /// Every directory item of `pk` whose sort key starts with `sk_prefix`, however
+    /// many (for scheduled jobs going through every tenant; requests page with
+    /// [`Self::directory_page`]).
     fn directory(
         &self,
         pk: &str,
         sk_prefix: &str,
     ) -> impl Future<Output = Result<Vec<DirectoryItem>, ReadError>> + Send;
+
+    /// Up to `limit` (at most [`MAX_DIRECTORY_PAGE`]) directory items of `pk` whose sort
+    /// key starts with `sk_prefix`, after the sort key `after`, in sort-key order; and
+    /// whether more may follow. One Query: a page can come back short (never empty)
+    /// when DynamoDB's 1 MB page ends first.
+    fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<DirectoryPage, ReadError>> + Send;
 
     /// The one directory item `pk`/`sk`, if it exists (a key lookup, not a Query).
     fn directory_entry(
@@ -246,15 +344,41 @@ impl DynamoRollupReader {
         projection: &[&str],
         consistent: bool,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
+        let read = QueryShape {
+            consistent,
+            ..QueryShape::default()
+        };
+        let (items, _) = self
+            .query(what, condition, values, projection, read)
+            .await?;
+        Ok(items)
+    }
+
+    /// The items of a Query in the order `read` asks for, following `LastEvaluatedKey`
+    /// until `read.limit` items (or for one page only, with `read.one_page`); and
+    /// whether the partition may hold more.
+    async fn query(
+        &self,
+        what: &str,
+        condition: &str,
+        values: &[(&str, &str)],
+        projection: &[&str],
+        read: QueryShape,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, bool), ReadError> {
         let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start = read.start;
         loop {
             let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
-                .consistent_read(consistent)
+                .consistent_read(read.consistent)
+                .scan_index_forward(!read.newest_first)
+                .set_limit(
+                    read.limit
+                        .map(|l| i32::try_from(l - items.len()).unwrap_or(i32::MAX)),
+                )
                 .expression_attribute_names("#pk", "pk")
                 .set_exclusive_start_key(start.take());
             if condition.contains("#sk") {
@@ -273,12 +397,77 @@ impl DynamoRollupReader {
             }
             let page = query.send().await.map_err(read_error(what))?;
             items.extend(page.items.unwrap_or_default());
+            let full = read.limit.is_some_and(|l| items.len() >= l);
             match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                Some(key) if !key.is_empty() && !full && !read.one_page => start = Some(key),
+                Some(key) if !key.is_empty() => return Ok((items, true)),
+                _ => return Ok((items, false)),
             }
         }
     }
+}
+
+impl DynamoRollupReader {
+    /// The link items of a campaign partition's periods `from_sk..=to_sk` (at most
+    /// [`MAX_LINK_ITEMS`]); nothing for other partitions or narrower fields.
+    async fn link_items(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ReadError> {
+        let (Fields::All, Some(link_pk)) = (fields, crate::rollup::link_partition_of(pk)) else {
+            return Ok(Vec::new());
+        };
+        let (from, to) = link_sort_key_range(from_sk, to_sk);
+        let read = QueryShape {
+            limit: Some(MAX_LINK_ITEMS),
+            ..QueryShape::default()
+        };
+        let values = [(":pk", link_pk.as_str()), (":from", &from), (":to", &to)];
+        let (items, _) = self
+            .query(
+                "reading link items",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &values,
+                &[],
+                read,
+            )
+            .await?;
+        Ok(items)
+    }
+}
+
+/// A stored link item as [`merge_link_items`] takes it.
+fn link_item(item: &HashMap<String, AttributeValue>) -> Option<LinkItem<'_>> {
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| number(n))
+            .unwrap_or(0)
+    };
+    Some(LinkItem {
+        sk: item.get("sk")?.as_s().ok()?,
+        human: number("human"),
+        bot: number("bot"),
+        url: item
+            .get("url")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+    })
+}
+
+/// How [`DynamoRollupReader::query`] reads: by default every item, oldest (smallest
+/// sort key) first, eventually consistent.
+#[derive(Debug, Clone, Default)]
+struct QueryShape {
+    consistent: bool,
+    newest_first: bool,
+    limit: Option<usize>,
+    one_page: bool,
+    /// The key to start after.
+    start: Option<HashMap<String, AttributeValue>>,
 }
 
 /// A projection expression of `names` through placeholders (`sk` and the counter names
@@ -300,6 +489,33 @@ fn scalar_projection() -> Vec<&'static str> {
         .collect()
 }
 
+/// The attributes a read of `fields` asks for (none: every attribute).
+fn projection_of(fields: Fields) -> Vec<String> {
+    match fields {
+        Fields::All => Vec::new(),
+        Fields::Scalars => scalar_projection().into_iter().map(String::from).collect(),
+        Fields::Counts => scalar_projection()
+            .into_iter()
+            .map(String::from)
+            .chain(
+                (0..crate::rollup::LATENCY_BOUNDS_MS.len()).map(|b| format!("{LATENCY_PREFIX}{b}")),
+            )
+            .collect(),
+    }
+}
+
+fn rollup_items(items: &[HashMap<String, AttributeValue>]) -> Vec<RollupItem> {
+    items
+        .iter()
+        .filter_map(|item| {
+            Some(RollupItem {
+                sk: string_attribute(item, "sk")?,
+                counters: item_counters(item),
+            })
+        })
+        .collect()
+}
+
 fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> ReadError + '_ {
     move |e| {
         ReadError(format!(
@@ -307,6 +523,16 @@ fn read_error<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> R
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
         ))
     }
+}
+
+/// The days of a read that goes through month packs: scalar counters of a daily range
+/// no longer than a stats range.
+fn packed_days(from_sk: &str, to_sk: &str, fields: Fields) -> Option<(NaiveDate, NaiveDate)> {
+    let (from, to) = (month_pack::day_of(from_sk)?, month_pack::day_of(to_sk)?);
+    (fields == Fields::Scalars
+        && from <= to
+        && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS)
+        .then_some((from, to))
 }
 
 /// A month pack from its item (a missing item is a pack never written at generation 0).
@@ -425,6 +651,12 @@ impl DynamoRollupReader {
             .iter()
             .filter_map(|item| Some((string_attribute(item, "sk")?, item_counters(item))))
             .collect();
+        // A month without data is not packed: a read of a campaign that does not exist,
+        // or of years before the tenant's first event, must not create items. (Reading
+        // such a month again costs one Query of nothing.)
+        if days.is_empty() {
+            return Ok(days);
+        }
         let update = self
             .client
             .update_item()
@@ -469,73 +701,68 @@ impl RollupReader for DynamoRollupReader {
     ) -> Result<Vec<RollupItem>, ReadError> {
         // A daily series of a stats-sized range reads packs; anything wider (every day
         // there can be) is one Query.
-        if fields == Fields::Scalars {
-            if let (Some(from), Some(to)) = (month_pack::day_of(from_sk), month_pack::day_of(to_sk))
-            {
-                if from <= to && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS {
-                    return self.daily_scalars(pk, from, to).await;
-                }
-            }
+        if let Some((from, to)) = packed_days(from_sk, to_sk, fields) {
+            return self.daily_scalars(pk, from, to).await;
         }
-        let scalars = scalar_projection();
-        let projection: &[&str] = match fields {
-            Fields::All => &[],
-            Fields::Scalars => &scalars,
-        };
-        let range = "#pk = :pk AND #sk BETWEEN :from AND :to";
-        let link_pk = match fields {
-            Fields::All => crate::rollup::link_partition_of(pk),
-            Fields::Scalars => None,
-        };
-        let (link_from, link_to) = link_sort_key_range(from_sk, to_sk);
-        let item_values = [(":pk", pk), (":from", from_sk), (":to", to_sk)];
+        let projection = projection_of(fields);
+        let projection: Vec<&str> = projection.iter().map(String::as_str).collect();
+        let values = [(":pk", pk), (":from", from_sk), (":to", to_sk)];
         let (items, links) = tokio::join!(
-            self.query_all("reading rollups", range, &item_values, projection),
-            async {
-                match &link_pk {
-                    Some(link_pk) => {
-                        let values = [
-                            (":pk", link_pk.as_str()),
-                            (":from", link_from.as_str()),
-                            (":to", link_to.as_str()),
-                        ];
-                        self.query_all("reading link items", range, &values, &[])
-                            .await
-                    }
-                    None => Ok(Vec::new()),
-                }
-            }
+            self.query_all(
+                "reading rollups",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &values,
+                &projection,
+            ),
+            self.link_items(pk, from_sk, to_sk, fields),
         );
-        let mut out: Vec<RollupItem> = items?
-            .iter()
-            .filter_map(|item| {
-                Some(RollupItem {
-                    sk: string_attribute(item, "sk")?,
-                    counters: item_counters(item),
-                })
-            })
-            .collect();
-        let links = links?;
-        let number = |item: &HashMap<String, AttributeValue>, name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| number(n))
-                .unwrap_or(0)
+        let mut out = rollup_items(&items?);
+        merge_link_items(&mut out, links?.iter().filter_map(link_item));
+        Ok(out)
+    }
+
+    async fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        // DynamoDB refuses a BETWEEN whose bounds are the wrong way round.
+        if from_sk > to_sk || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let projection = projection_of(fields);
+        let projection: Vec<&str> = projection.iter().map(String::as_str).collect();
+        let read = QueryShape {
+            newest_first: true,
+            limit: Some(limit),
+            ..QueryShape::default()
         };
-        merge_link_items(
-            &mut out,
-            links.iter().filter_map(|item| {
-                Some(LinkItem {
-                    sk: item.get("sk")?.as_s().ok()?,
-                    human: number(item, "human"),
-                    bot: number(item, "bot"),
-                    url: item
-                        .get("url")
-                        .and_then(|v| v.as_s().ok())
-                        .map(String::as_str),
-                })
-            }),
-        );
+        let (items, _) = self
+            .query(
+                "reading the latest rollups",
+                "#pk = :pk AND #sk BETWEEN :from AND :to",
+                &[(":pk", pk), (":from", from_sk), (":to", to_sk)],
+                &projection,
+                read,
+            )
+            .await?;
+        let mut out = rollup_items(&items);
+        // The links of the periods read (newest first: the last is the oldest).
+        if let Some(oldest) = out.last().map(|i| i.sk.clone()) {
+            let links = self.link_items(pk, &oldest, to_sk, fields).await?;
+            let periods: BTreeSet<String> = out.iter().map(|i| i.sk.clone()).collect();
+            merge_link_items(
+                &mut out,
+                links.iter().filter_map(link_item).filter(|l| {
+                    crate::rollup::split_link_sort_key(l.sk)
+                        .is_some_and(|(period, _)| periods.contains(period))
+                }),
+            );
+            out.reverse();
+        }
         Ok(out)
     }
 
@@ -577,6 +804,51 @@ impl RollupReader for DynamoRollupReader {
             .collect())
     }
 
+    async fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DirectoryPage, ReadError> {
+        let limit = limit.clamp(1, MAX_DIRECTORY_PAGE);
+        // One more than asked for tells whether more follow (a page the 1 MB limit cut
+        // short says so by its LastEvaluatedKey).
+        let read = QueryShape {
+            limit: Some(limit + 1),
+            one_page: true,
+            ..QueryShape::default()
+        };
+        // DynamoDB starts after any key given, whether or not an item has it.
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.to_string())),
+                ("sk".to_string(), AttributeValue::S(sk.to_string())),
+            ])
+        });
+        let (items, more) = self
+            .query(
+                "reading the directory",
+                "#pk = :pk AND begins_with(#sk, :prefix)",
+                &[(":pk", pk), (":prefix", sk_prefix)],
+                &[],
+                QueryShape { start, ..read },
+            )
+            .await?;
+        let mut items: Vec<DirectoryItem> = items
+            .iter()
+            .filter_map(|item| {
+                Some(DirectoryItem {
+                    sk: string_attribute(item, "sk")?,
+                    last_seen: string_attribute(item, "last_seen"),
+                })
+            })
+            .collect();
+        let more = more || items.len() > limit;
+        items.truncate(limit);
+        Ok(DirectoryPage { items, more })
+    }
+
     async fn directory_entry(
         &self,
         pk: &str,
@@ -598,18 +870,23 @@ impl RollupReader for DynamoRollupReader {
     }
 }
 
+/// What the memory store charges a read without a fixed bound.
+const UNBOUNDED: u32 = 1_000_000;
+
 /// A stored rollup item: its Numbers and Strings by attribute name.
 type StoredItem = (BTreeMap<String, i64>, BTreeMap<String, String>);
 
 /// An in-memory rollups table, for in-process tests. It stores what the writer would
 /// (numeric fields added up, link URLs set once) and reads it back the way the
-/// DynamoDB adapter does. It records every partition read, and can be made to fail.
+/// DynamoDB adapter does. It records every partition read and every call with the most
+/// DynamoDB requests the adapter makes for it ([`cost`]), and can be made to fail.
 #[derive(Default)]
 pub struct MemoryRollupReader {
     rollups: Mutex<BTreeMap<(String, String), StoredItem>>,
     uniques: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
     directory: Mutex<BTreeMap<(String, String), String>>,
     read: Mutex<Vec<String>>,
+    calls: Mutex<Vec<(&'static str, u32)>>,
     /// When set, every read fails (the store is down).
     pub failing: AtomicBool,
     /// The suppression list and engagement marks.
@@ -683,12 +960,86 @@ impl MemoryRollupReader {
         self.read.lock().unwrap().clone()
     }
 
+    /// Every read and write asked for so far: its kind and the most DynamoDB requests
+    /// the DynamoDB adapter makes for it ([`cost`]).
+    pub fn calls(&self) -> Vec<(&'static str, u32)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The most DynamoDB requests the reads and writes so far would have taken.
+    pub fn dynamodb_calls(&self) -> u32 {
+        self.calls.lock().unwrap().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Forgets the calls so far (to count one request's).
+    pub fn reset_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    fn charge(&self, kind: &'static str, dynamodb: u32) {
+        self.calls.lock().unwrap().push((kind, dynamodb));
+    }
+
     fn start_read(&self, pk: &str) -> Result<(), ReadError> {
         self.read.lock().unwrap().push(pk.to_string());
         if self.failing.load(Ordering::Relaxed) {
             return Err(ReadError("the memory store is failing on purpose".into()));
         }
         Ok(())
+    }
+}
+
+impl MemoryRollupReader {
+    /// The items of `pk` in a key range, holding what a projection of `fields` would:
+    /// so a reader that asks for too little fails here too.
+    fn range_items(&self, pk: &str, from_sk: &str, to_sk: &str, fields: Fields) -> Vec<RollupItem> {
+        let mut items = self.range_rollups(pk, from_sk, to_sk, fields);
+        if let (Fields::All, Some(link_pk)) = (fields, crate::rollup::link_partition_of(pk)) {
+            let rollups = self.rollups.lock().unwrap();
+            let (from, to) = link_sort_key_range(from_sk, to_sk);
+            let number = |numbers: &BTreeMap<String, i64>, name: &str| {
+                numbers.get(name).copied().unwrap_or(0)
+            };
+            merge_link_items(
+                &mut items,
+                rollups
+                    .range((link_pk.clone(), from)..=(link_pk, to))
+                    .take(MAX_LINK_ITEMS)
+                    .map(|((_, sk), (numbers, strings))| LinkItem {
+                        sk,
+                        human: number(numbers, "human"),
+                        bot: number(numbers, "bot"),
+                        url: strings.get("url").map(String::as_str),
+                    }),
+            );
+        }
+        items
+    }
+
+    fn range_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+    ) -> Vec<RollupItem> {
+        let rollups = self.rollups.lock().unwrap();
+        rollups
+            .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
+            .map(|((_, sk), (numbers, strings))| RollupItem {
+                sk: sk.clone(),
+                counters: counters_from_attributes(
+                    numbers
+                        .iter()
+                        .filter(|(k, _)| fields.holds(k))
+                        .map(|(k, v)| (k.as_str(), *v)),
+                    strings
+                        .iter()
+                        .filter(|(k, _)| fields.holds(k))
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            })
+            .collect()
     }
 }
 
@@ -700,47 +1051,41 @@ impl RollupReader for MemoryRollupReader {
         to_sk: &str,
         fields: Fields,
     ) -> Result<Vec<RollupItem>, ReadError> {
-        self.start_read(pk)?;
-        // Drops what a projection would, so a reader that asks for too little fails here too.
-        let wanted = |name: &str| fields == Fields::All || Counters::SCALAR_FIELDS.contains(&name);
-        let rollups = self.rollups.lock().unwrap();
-        let mut items: Vec<RollupItem> = rollups
-            .range((pk.to_string(), from_sk.to_string())..=(pk.to_string(), to_sk.to_string()))
-            .map(|((_, sk), (numbers, strings))| RollupItem {
-                sk: sk.clone(),
-                counters: counters_from_attributes(
-                    numbers
-                        .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| (k.as_str(), *v)),
-                    strings
-                        .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                ),
-            })
-            .collect();
-        if let (Fields::All, Some(link_pk)) = (fields, crate::rollup::link_partition_of(pk)) {
-            let (from, to) = link_sort_key_range(from_sk, to_sk);
-            let number = |numbers: &BTreeMap<String, i64>, name: &str| {
-                numbers.get(name).copied().unwrap_or(0)
-            };
-            merge_link_items(
-                &mut items,
-                rollups.range((link_pk.clone(), from)..=(link_pk, to)).map(
-                    |((_, sk), (numbers, strings))| LinkItem {
-                        sk,
-                        human: number(numbers, "human"),
-                        bot: number(numbers, "bot"),
-                        url: strings.get("url").map(String::as_str),
-                    },
-                ),
-            );
+        match packed_days(from_sk, to_sk, fields) {
+            Some(_) => self.charge("daily series", cost::DAILY_SERIES),
+            None => self.charge("range", cost::RANGE),
         }
+        if fields == Fields::All && crate::rollup::link_partition_of(pk).is_some() {
+            self.charge("links", cost::LINKS);
+        }
+        self.start_read(pk)?;
+        Ok(self.range_items(pk, from_sk, to_sk, fields))
+    }
+
+    async fn latest_rollups(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        fields: Fields,
+        limit: usize,
+    ) -> Result<Vec<RollupItem>, ReadError> {
+        self.charge("latest", if limit <= 1 { cost::PROBE } else { cost::RANGE });
+        if fields == Fields::All && crate::rollup::link_partition_of(pk).is_some() {
+            self.charge("links", cost::LINKS);
+        }
+        self.start_read(pk)?;
+        if from_sk > to_sk {
+            return Ok(Vec::new());
+        }
+        let mut items = self.range_items(pk, from_sk, to_sk, fields);
+        items.reverse();
+        items.truncate(limit);
         Ok(items)
     }
 
     async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
+        self.charge("unique set", cost::UNIQUE_SET);
         self.start_read(pk)?;
         let uniques = self.uniques.lock().unwrap();
         Ok(uniques
@@ -751,6 +1096,9 @@ impl RollupReader for MemoryRollupReader {
     }
 
     async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {
+        // Every page of the partition: no fixed bound, so a route that reads it fails
+        // any bound a test sets.
+        self.charge("whole directory", UNBOUNDED);
         self.start_read(pk)?;
         let directory = self.directory.lock().unwrap();
         Ok(directory
@@ -763,11 +1111,38 @@ impl RollupReader for MemoryRollupReader {
             .collect())
     }
 
+    async fn directory_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DirectoryPage, ReadError> {
+        self.charge("directory page", cost::DIRECTORY_PAGE);
+        self.start_read(pk)?;
+        let limit = limit.clamp(1, MAX_DIRECTORY_PAGE);
+        let directory = self.directory.lock().unwrap();
+        let mut items: Vec<DirectoryItem> = directory
+            .range((pk.to_string(), after.unwrap_or_default().to_string())..)
+            .take_while(|((p, _), _)| p == pk)
+            .filter(|((_, sk), _)| sk.starts_with(sk_prefix) && Some(sk.as_str()) != after)
+            .take(limit + 1)
+            .map(|((_, sk), last_seen)| DirectoryItem {
+                sk: sk.clone(),
+                last_seen: Some(last_seen.clone()),
+            })
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(DirectoryPage { items, more })
+    }
+
     async fn directory_entry(
         &self,
         pk: &str,
         sk: &str,
     ) -> Result<Option<DirectoryItem>, ReadError> {
+        self.charge("directory entry", cost::GET_ITEM);
         self.start_read(pk)?;
         let directory = self.directory.lock().unwrap();
         Ok(directory
@@ -930,8 +1305,9 @@ mod tests {
     }
 }
 
-/// The suppression list and engagement marks live in the rollups table: its readers
-/// read them too.
+/// The suppression list, engagement marks and segment snapshots live in the rollups
+/// table: its readers read them too. `$check` runs before each call with its kind and
+/// its most DynamoDB requests.
 macro_rules! audience_through {
     ($reader:ty, $field:ident, $check:expr) => {
         impl AudienceReader for $reader {
@@ -941,7 +1317,9 @@ macro_rules! audience_through {
                 channel: &str,
                 recipients: &[String],
             ) -> Result<HashMap<String, Entry>, AudienceError> {
-                $check(self)?;
+                // BatchGetItem, 100 keys a call.
+                let calls = recipients.len().div_ceil(100) as u32;
+                $check(self, "suppression check", calls)?;
                 self.$field.suppressed(tenant, channel, recipients).await
             }
 
@@ -952,14 +1330,14 @@ macro_rules! audience_through {
                 cursor: Option<&str>,
                 limit: usize,
             ) -> Result<Page<Entry>, AudienceError> {
-                $check(self)?;
+                $check(self, "suppression page", cost::AUDIENCE_PAGE)?;
                 self.$field
                     .suppression_page(tenant, channel, cursor, limit)
                     .await
             }
 
             async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
-                $check(self)?;
+                $check(self, "marks", cost::GET_ITEM)?;
                 self.$field.marks(tenant, recipient).await
             }
 
@@ -969,24 +1347,85 @@ macro_rules! audience_through {
                 cursor: Option<&str>,
                 limit: usize,
             ) -> Result<Page<(String, Marks)>, AudienceError> {
-                $check(self)?;
+                $check(self, "marks page", cost::AUDIENCE_PAGE)?;
                 self.$field.marks_page(tenant, cursor, limit).await
+            }
+        }
+
+        impl SegmentSnapshots for $reader {
+            async fn segment_snapshot(
+                &self,
+                tenant: &str,
+                consistent: bool,
+            ) -> Result<(SnapshotState, i64), AudienceError> {
+                $check(self, "segment snapshot", cost::GET_ITEM)?;
+                self.$field.segment_snapshot(tenant, consistent).await
+            }
+
+            async fn store_segment_snapshot(
+                &self,
+                tenant: &str,
+                state: &SnapshotState,
+                version: i64,
+            ) -> Result<bool, AudienceError> {
+                $check(self, "store segment snapshot", cost::UPDATE_ITEM)?;
+                self.$field
+                    .store_segment_snapshot(tenant, state, version)
+                    .await
             }
         }
     };
 }
 
+audience_through!(DynamoRollupReader, audience, |_, _, _| Ok::<
+    (),
+    AudienceError,
+>(()));
 audience_through!(
-    DynamoRollupReader,
+    MemoryRollupReader,
     audience,
-    |_| Ok::<(), AudienceError>(())
-);
-audience_through!(MemoryRollupReader, audience, |r: &MemoryRollupReader| {
-    if r.failing.load(Ordering::Relaxed) {
-        Err(AudienceError(
-            "the memory store is failing on purpose".into(),
-        ))
-    } else {
-        Ok(())
+    |r: &MemoryRollupReader, kind, calls| {
+        r.charge(kind, calls);
+        if r.failing.load(Ordering::Relaxed) {
+            Err(AudienceError(
+                "the memory store is failing on purpose".into(),
+            ))
+        } else {
+            Ok(())
+        }
     }
-});
+);
+
+/// Snapshots in memory, versioned like the table's.
+impl SegmentSnapshots for Mutex<MemoryAudience> {
+    async fn segment_snapshot(
+        &self,
+        tenant: &str,
+        _consistent: bool,
+    ) -> Result<(SnapshotState, i64), AudienceError> {
+        let state = self.lock().unwrap();
+        Ok(state
+            .segment_snapshots
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn store_segment_snapshot(
+        &self,
+        tenant: &str,
+        snapshot: &SnapshotState,
+        version: i64,
+    ) -> Result<bool, AudienceError> {
+        let mut state = self.lock().unwrap();
+        let stored = state
+            .segment_snapshots
+            .entry(tenant.to_string())
+            .or_default();
+        if stored.1 != version {
+            return Ok(false);
+        }
+        *stored = (snapshot.clone(), version + 1);
+        Ok(true)
+    }
+}

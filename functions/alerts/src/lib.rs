@@ -1,15 +1,18 @@
 //! The alerts function. Two kinds of invocation:
 //! - the EventBridge schedule (`detail-type: Scheduled Event`, every five minutes):
 //!   every tenant's rules and budget are judged as of the schedule's time
-//!   (`beacon_shared::alert_run`);
+//!   (`beacon_shared::alert_run`), and every tenant's segment count is taken a step
+//!   further (`beacon_shared::segment_snapshot`);
 //! - on demand, `{"tenant": "acme"}`: that tenant now (`beacon alert evaluate`).
 
 use beacon_shared::alert_run::{Alerter, Settings, TenantOutcome};
 use beacon_shared::alert_store::{AlertStore, DynamoAlerts, HttpWebhooks, WebhookSender};
+use beacon_shared::audience_store::AudienceReader;
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::metrics;
 use beacon_shared::outbound::{Policy, LOCAL_SWITCH};
 use beacon_shared::report::store::{Mailer, SesMailer};
+use beacon_shared::segment_snapshot::{refresh_all, SegmentSnapshots};
 use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
@@ -62,7 +65,7 @@ pub async fn handle<R, S, M, W>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error>
 where
-    R: RollupReader,
+    R: RollupReader + AudienceReader + SegmentSnapshots,
     S: AlertStore,
     M: Mailer,
     W: WebhookSender,
@@ -77,7 +80,9 @@ where
     let payload = event.payload;
     if let Some(now) = beacon_shared::config::schedule_time(&payload) {
         let outcomes = alerter.run_all(now).await.map_err(Error::from)?;
-        return Ok(summarize(now, &outcomes));
+        let mut summary = summarize(now, &outcomes);
+        summary["segments"] = segments(&app.reader, now).await;
+        return Ok(summary);
     }
     let request: OnDemand = serde_json::from_value(payload).map_err(|e| {
         Error::from(format!(
@@ -87,6 +92,33 @@ where
     let now = Utc::now();
     let outcome = alerter.evaluate(&request.tenant, now).await;
     Ok(summarize(now, std::slice::from_ref(&outcome)))
+}
+
+/// Takes every tenant's segment count a step further; a failure is logged and counted,
+/// and the next run goes on (it never holds up the alerts).
+async fn segments<R: RollupReader + AudienceReader + SegmentSnapshots>(
+    reader: &R,
+    now: DateTime<Utc>,
+) -> Value {
+    match refresh_all(reader, now).await {
+        Ok(done) => {
+            let errors = done.iter().filter(|d| d.error.is_some()).count();
+            for d in done.iter().filter(|d| d.error.is_some()) {
+                tracing::error!(tenant = %d.tenant, error = ?d.error, "segment count not taken further");
+            }
+            metrics::count("SegmentSnapshotErrors", errors as u64, &[]);
+            json!({
+                "tenants": done.len(),
+                "published": done.iter().filter(|d| d.published).count(),
+                "errors": errors,
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "segment counts not taken further");
+            metrics::count("SegmentSnapshotErrors", 1, &[]);
+            json!({"error": e})
+        }
+    }
 }
 
 fn summarize(now: DateTime<Utc>, outcomes: &[TenantOutcome]) -> Value {

@@ -7,27 +7,42 @@
 //! directory, by Query) and never from events. The tenant always comes from the API
 //! key: every partition read starts with it, so a key can only ever see its own
 //! tenant's numbers. The numbers and rates are defined in `beacon_shared::stats`.
+//!
+//! Every request does bounded work: a fixed most of DynamoDB requests, whatever the
+//! tenant holds (the OpenAPI file's `x-beacon-max-dynamodb-calls`, per route; each
+//! read's share is `beacon_shared::stats_store::cost`). Listings page with cursors,
+//! ranges are capped, a campaign's whole life is read as its latest 401 days at most,
+//! and segment counts of large tenants come from a snapshot kept by a scheduled job.
+//! A request writes nothing for what does not exist: the campaign is looked up before
+//! any read that may store a month pack, and empty months are never packed.
 
 use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
-use beacon_shared::audience_store::{encode_cursor, AudienceError, AudienceReader, NOT_A_CURSOR};
+use beacon_shared::audience_store::{
+    decode_cursor, encode_cursor, AudienceError, AudienceReader, NOT_A_CURSOR,
+};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::engagement::{epoch_day, Score, Segment};
 use beacon_shared::http::{json_response, path_param, presented_api_key};
 use beacon_shared::metrics;
+use beacon_shared::month_pack;
 use beacon_shared::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
+use beacon_shared::segment_snapshot::{Count, SegmentSnapshots, LIVE_RECIPIENTS};
 use beacon_shared::stats::{
     parse_grain, parse_limit, parse_limit_within, select_days, CampaignEntry, Campaigns,
-    ChannelStats, Channels, Overview, ParamError, Range, Series, TopLinks, Uniques, ALL_DAYS,
+    ChannelStats, Channels, Overview, ParamError, Range, Selection, Series, TopLinks, Uniques,
+    ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE, MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE,
+    MAX_DAY_RANGE_DAYS,
 };
 use beacon_shared::stats_store::{
-    directory_partition, parse_channel, DynamoRollupReader, Fields, ReadError, RollupItem,
-    RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
+    directory_partition, parse_channel, DirectoryPage, DynamoRollupReader, Fields, ReadError,
+    RollupItem, RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
 };
 use beacon_shared::suppression::{validate_check, Entry};
 use beacon_shared::validate::{check_channel, DEFAULT_CHANNEL};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
@@ -98,12 +113,13 @@ impl Route {
     /// The query parameters the route takes; any other is refused.
     fn params(&self) -> &'static [&'static str] {
         match self {
-            Route::Campaigns
-            | Route::SuppressionCheck
+            Route::SuppressionCheck
             | Route::Suppression(..)
             | Route::Engagement(_)
             | Route::Segments => &[],
-            Route::Overview(_) | Route::Channels => &["from", "to"],
+            Route::Campaigns => &["cursor", "limit"],
+            Route::Overview(_) => &["from", "to"],
+            Route::Channels => &["from", "to", "cursor", "limit"],
             Route::CampaignSeries(_) | Route::TenantSeries => &["grain", "from", "to"],
             Route::Links(_) => &["from", "to", "limit"],
             Route::Suppressions => &["channel", "cursor", "limit"],
@@ -126,6 +142,8 @@ struct ApiError {
     code: &'static str,
     message: String,
     parameter: Option<String>,
+    /// Seconds a 503 asks the client to wait.
+    retry_after: &'static str,
 }
 
 impl ApiError {
@@ -135,6 +153,7 @@ impl ApiError {
             code,
             message: message.into(),
             parameter: None,
+            retry_after: "1",
         }
     }
 
@@ -145,9 +164,10 @@ impl ApiError {
         }
         let mut response = json_response(self.status, &json!({ "error": error }));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(self.retry_after),
+            );
         }
         response
     }
@@ -160,6 +180,7 @@ impl From<ParamError> for ApiError {
             code: "invalid_parameter",
             message: e.message,
             parameter: Some(e.param),
+            retry_after: "1",
         }
     }
 }
@@ -175,14 +196,14 @@ impl From<ReadError> for ApiError {
     }
 }
 
-pub async fn handle<R: RollupReader + AudienceReader, K: ApiKeyStore>(
+pub async fn handle<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
     app: &Stats<R, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(answer(app, &req).await.unwrap_or_else(ApiError::response))
 }
 
-async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
+async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
     app: &Stats<R, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -216,22 +237,25 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
     let now = (app.now)();
     let reader = &app.reader;
     match route {
-        Route::Campaigns => ok(&campaigns(reader, tenant).await?),
+        Route::Campaigns => {
+            let limit =
+                parse_limit_within(query.get("limit"), DEFAULT_CAMPAIGN_PAGE, MAX_CAMPAIGN_PAGE)?;
+            let after = directory_cursor(query.get("cursor"), CAMPAIGN_PREFIX)?;
+            ok(&campaigns(reader, tenant, after.as_deref(), limit).await?)
+        }
         Route::Overview(campaign) => {
             let range = query.optional_range(now)?;
+            require_campaign(reader, tenant, &campaign).await?;
             let pk = rollup_partition(tenant, &Scope::Campaign(campaign.clone()), Grain::Day);
             let opens_pk = unique_partition(tenant, &campaign, UniqueKind::Opens);
             let clicks_pk = unique_partition(tenant, &campaign, UniqueKind::Clicks);
-            // All reads at once: a request costs the slowest read, not their sum.
-            let (known, days, opens, clicks) = tokio::join!(
-                require_campaign(reader, tenant, &campaign),
-                reader.rollups(&pk, ALL_DAYS.0, ALL_DAYS.1, Fields::All),
+            // The reads at once: a request costs the slowest read, not their sum.
+            let (sel, opens, clicks) = tokio::join!(
+                campaign_days(reader, &pk, range.as_ref(), Fields::Counts),
                 reader.unique_members(&opens_pk),
                 reader.unique_members(&clicks_pk),
             );
-            known?;
-            let (days, opens, clicks) = (days?, opens?, clicks?);
-            let sel = select_days(items(&days), range.as_ref());
+            let (sel, opens, clicks) = (sel?, opens?, clicks?);
             let uniques = Uniques::new(
                 &count_unique(opens.iter().map(String::as_str)),
                 &count_unique(clicks.iter().map(String::as_str)),
@@ -241,28 +265,24 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
         Route::Links(campaign) => {
             let range = query.optional_range(now)?;
             let limit = parse_limit(query.get("limit"))?;
+            require_campaign(reader, tenant, &campaign).await?;
             let pk = rollup_partition(tenant, &Scope::Campaign(campaign.clone()), Grain::Day);
             let clicks_pk = unique_partition(tenant, &campaign, UniqueKind::Clicks);
-            let (known, days, clicks) = tokio::join!(
-                require_campaign(reader, tenant, &campaign),
-                reader.rollups(&pk, ALL_DAYS.0, ALL_DAYS.1, Fields::All),
+            let (sel, clicks) = tokio::join!(
+                campaign_days(reader, &pk, range.as_ref(), Fields::All),
                 reader.unique_members(&clicks_pk),
             );
-            known?;
-            let (days, clicks) = (days?, clicks?);
-            let sel = select_days(items(&days), range.as_ref());
+            let (sel, clicks) = (sel?, clicks?);
             let clicks = count_unique(clicks.iter().map(String::as_str));
             ok(&TopLinks::new(&campaign, &sel, &clicks, limit))
         }
         Route::CampaignSeries(campaign) => {
             let range = query.range(query.grain()?, now)?;
+            // First: a daily series may store month packs, and nothing may be stored
+            // for a campaign that does not exist.
+            require_campaign(reader, tenant, &campaign).await?;
             let scope = Scope::Campaign(campaign.clone());
-            let (known, series) = tokio::join!(
-                require_campaign(reader, tenant, &campaign),
-                series(reader, tenant, &scope, &range),
-            );
-            known?;
-            ok(&series?)
+            ok(&series(reader, tenant, &scope, &range).await?)
         }
         Route::TenantSeries => {
             let range = query.range(query.grain()?, now)?;
@@ -270,7 +290,10 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
         }
         Route::Channels => {
             let range = query.range(Grain::Day, now)?;
-            ok(&channels(reader, tenant, &range).await?)
+            let limit =
+                parse_limit_within(query.get("limit"), DEFAULT_CHANNEL_PAGE, MAX_CHANNEL_PAGE)?;
+            let after = directory_cursor(query.get("cursor"), CHANNEL_PREFIX)?;
+            ok(&channels(reader, tenant, &range, after.as_deref(), limit).await?)
         }
         Route::Suppression(channel, recipient) => {
             let found = reader
@@ -323,33 +346,20 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
             ok(&json!({"as_of": now.format("%Y-%m-%d").to_string(), "engagement": score}))
         }
         Route::Segments => {
-            let today = epoch_day(now.timestamp_millis());
-            let mut counts: std::collections::BTreeMap<Segment, u64> =
-                Segment::ALL.iter().map(|s| (*s, 0)).collect();
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = reader.marks_page(tenant, cursor.as_deref(), 1000).await?;
-                for (recipient, marks) in &page.items {
-                    let s = Score::of_marks(recipient, marks, today);
-                    *counts.entry(s.segment).or_default() += 1;
-                }
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-            let segments: serde_json::Map<String, Value> = counts
+            let count = segment_counts(reader, tenant, now).await?;
+            let segments: serde_json::Map<String, Value> = Segment::ALL
                 .iter()
-                .map(|(s, n)| {
+                .map(|s| {
                     (
                         s.as_str().to_string(),
-                        json!({"recipients": n, "min_score": s.floor()}),
+                        json!({"recipients": count.of(*s), "min_score": s.floor()}),
                     )
                 })
                 .collect();
             ok(&json!({
-                "as_of": now.format("%Y-%m-%d").to_string(),
-                "recipients": counts.values().sum::<u64>(),
+                "as_of": count.as_of().format("%Y-%m-%d").to_string(),
+                "computed_at": count.finished_at,
+                "recipients": count.recipients(),
                 "segments": segments,
             }))
         }
@@ -368,9 +378,10 @@ async fn answer<R: RollupReader + AudienceReader, K: ApiKeyStore>(
     }
 }
 
-/// Recipients read per segment listing request at most; a page may come back short
-/// (even empty) with a `next_cursor` to go on from.
+/// Recipients read per segment listing request at most, in pages of 1,000; a page may
+/// come back short (even empty) with a `next_cursor` to go on from.
 pub const SEGMENT_SCAN: usize = 5000;
+const SEGMENT_PAGES: usize = SEGMENT_SCAN / 1000;
 
 /// Up to `limit` recipients of a segment after `cursor`, reading at most
 /// [`SEGMENT_SCAN`] recipients; the cursor to go on from.
@@ -385,7 +396,8 @@ async fn segment_members<R: AudienceReader>(
     let mut out = Vec::new();
     let mut cursor = cursor.map(str::to_string);
     let mut scanned = 0;
-    loop {
+    // Pages, not recipients, bound the reads: a page of big items comes back short.
+    for _ in 0..SEGMENT_PAGES {
         let want = (SEGMENT_SCAN - scanned).min(1000);
         let page = reader.marks_page(tenant, cursor.as_deref(), want).await?;
         scanned += page.items.len();
@@ -409,6 +421,7 @@ async fn segment_members<R: AudienceReader>(
             next => return Ok((out, next)),
         }
     }
+    Ok((out, cursor))
 }
 
 /// The body of a batch suppression check.
@@ -626,19 +639,135 @@ async fn require_campaign<R: RollupReader>(
     }
 }
 
-async fn campaigns<R: RollupReader>(reader: &R, tenant: &str) -> Result<Campaigns, ReadError> {
-    let entries = reader
-        .directory(&directory_partition(tenant), CAMPAIGN_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|d| {
-            Some(CampaignEntry {
-                campaign_id: d.sk.strip_prefix(CAMPAIGN_PREFIX)?.to_string(),
-                last_seen: d.last_seen,
-            })
+/// The directory key a `cursor` stands for (a `next_cursor` of the route's listing).
+fn directory_cursor(cursor: Option<&str>, prefix: &str) -> Result<Option<String>, ApiError> {
+    cursor
+        .map(|c| {
+            decode_cursor(c)
+                .filter(|sk| sk.starts_with(prefix))
+                .ok_or_else(|| {
+                    ParamError::new("cursor", "`cursor` must be a next_cursor this API returned")
+                        .into()
+                })
         })
-        .collect();
-    Ok(Campaigns::new(entries))
+        .transpose()
+}
+
+/// The cursor after the last item of a page, if more may follow.
+fn next_cursor(page: &DirectoryPage) -> Option<String> {
+    page.items
+        .last()
+        .filter(|_| page.more)
+        .map(|last| encode_cursor(&last.sk))
+}
+
+/// A page of the tenant's campaigns: one Query.
+async fn campaigns<R: RollupReader>(
+    reader: &R,
+    tenant: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Campaigns, ReadError> {
+    let page = reader
+        .directory_page(&directory_partition(tenant), CAMPAIGN_PREFIX, after, limit)
+        .await?;
+    Ok(Campaigns {
+        next_cursor: next_cursor(&page),
+        campaigns: page
+            .items
+            .into_iter()
+            .filter_map(|d| {
+                Some(CampaignEntry {
+                    campaign_id: d.sk.strip_prefix(CAMPAIGN_PREFIX)?.to_string(),
+                    last_seen: d.last_seen,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// A campaign's day items added up over `range`, or without one over its whole life,
+/// reading at most [`MAX_DAY_RANGE_DAYS`] + 1 day items (a range is no longer).
+///
+/// With a range, two one-item reads tell whether the campaign has data before or after
+/// it (then the whole-life unique counts do not belong to the range). Without one, a
+/// campaign with data on more days than that answers for its last
+/// [`MAX_DAY_RANGE_DAYS`] days, as a range that does not cover it.
+async fn campaign_days<R: RollupReader>(
+    reader: &R,
+    pk: &str,
+    range: Option<&Range>,
+    fields: Fields,
+) -> Result<Selection, ReadError> {
+    let most = MAX_DAY_RANGE_DAYS as usize;
+    let Some(range) = range else {
+        let latest = reader
+            .latest_rollups(pk, ALL_DAYS.0, ALL_DAYS.1, fields, most + 1)
+            .await?;
+        let last_day = latest.first().and_then(|i| month_pack::day_of(&i.sk));
+        let (Some(last_day), true) = (last_day, latest.len() > most) else {
+            return Ok(select_days(items(&latest), None));
+        };
+        let window = Range {
+            from: midnight(last_day - Days::days(most as i64 - 1)),
+            to: midnight(last_day + Days::days(1)),
+            grain: Grain::Day,
+        };
+        return Ok(select_days(items(&latest), Some(&window)));
+    };
+    let (first, last) = range.sort_keys();
+    let day_before = Grain::Day.sort_key(range.from - Days::days(1));
+    let day_after = Grain::Day.sort_key(range.to);
+    let (days, before, after) = tokio::join!(
+        reader.rollups(pk, &first, &last, fields),
+        reader.latest_rollups(pk, ALL_DAYS.0, &day_before, Fields::Scalars, 1),
+        reader.latest_rollups(pk, &day_after, ALL_DAYS.1, Fields::Scalars, 1),
+    );
+    let mut sel = select_days(items(&days?), Some(range));
+    sel.covers_campaign &= before?.is_empty() && after?.is_empty();
+    Ok(sel)
+}
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+/// Segment counts: counted now for a tenant of at most [`LIVE_RECIPIENTS`], otherwise
+/// the latest count the alerts function published
+/// ([`beacon_shared::segment_snapshot`]).
+async fn segment_counts<R: AudienceReader + SegmentSnapshots>(
+    reader: &R,
+    tenant: &str,
+    now: DateTime<Utc>,
+) -> Result<Count, ApiError> {
+    let (state, _) = reader.segment_snapshot(tenant, false).await?;
+    let published = state.published;
+    if let Some(count) = published
+        .as_ref()
+        .filter(|c| c.recipients() > LIVE_RECIPIENTS as u64)
+    {
+        return Ok(count.clone());
+    }
+    let page = reader.marks_page(tenant, None, LIVE_RECIPIENTS).await?;
+    if page.next.is_none() {
+        let mut count = Count::start(now);
+        count.add(&page.items);
+        return Ok(count.finish(now));
+    }
+    published.ok_or_else(|| {
+        let counted = state.scan.map_or(0, |s| s.count.recipients());
+        ApiError {
+            retry_after: "300",
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                format!(
+                    "this tenant has more than {LIVE_RECIPIENTS} recipients; their first segment \
+                     count is under way ({counted} counted so far) and is published within minutes"
+                ),
+            )
+        }
+    })
 }
 
 /// A scope's series over `range`: one Query of the grain's partition, scalar counters only.
@@ -658,35 +787,69 @@ async fn series<R: RollupReader>(
     Ok(Series::new(campaign, range, items(&rollups)))
 }
 
+/// One channel/provider pair added up over the sort keys `first..=last`.
+async fn channel_stats<R: RollupReader>(
+    reader: &R,
+    tenant: &str,
+    grain: Grain,
+    (first, last): (&str, &str),
+    channel: String,
+    provider: String,
+    last_seen: Option<String>,
+) -> Result<ChannelStats, ReadError> {
+    let pk = rollup_partition(
+        tenant,
+        &Scope::Channel(channel.clone(), provider.clone()),
+        grain,
+    );
+    let mut total = beacon_shared::rollup::Counters::default();
+    for item in reader.rollups(&pk, first, last, Fields::Counts).await? {
+        total.merge(&item.counters);
+    }
+    Ok(ChannelStats::new(&channel, &provider, last_seen, &total))
+}
+
+/// Channel/provider pairs read at once.
+const CHANNEL_READS_AT_ONCE: usize = 16;
+
+/// A page of the tenant's channel/provider pairs, each added up over `range`: one
+/// directory Query and one Query per pair, a few at a time.
 async fn channels<R: RollupReader>(
     reader: &R,
     tenant: &str,
     range: &Range,
+    after: Option<&str>,
+    limit: usize,
 ) -> Result<Channels, ReadError> {
     let (first, last) = range.sort_keys();
-    let mut out = Vec::new();
-    for entry in reader
-        .directory(&directory_partition(tenant), CHANNEL_PREFIX)
-        .await?
-    {
-        let Some((channel, provider)) = parse_channel(&entry.sk) else {
-            continue;
-        };
-        let pk = rollup_partition(
-            tenant,
-            &Scope::Channel(channel.to_string(), provider.to_string()),
-            range.grain,
-        );
-        let mut total = beacon_shared::rollup::Counters::default();
-        for item in reader.rollups(&pk, &first, &last, Fields::All).await? {
-            total.merge(&item.counters);
-        }
-        out.push(ChannelStats::new(
-            channel,
-            provider,
-            entry.last_seen.clone(),
-            &total,
-        ));
-    }
-    Ok(Channels::new(range, out))
+    let page = reader
+        .directory_page(&directory_partition(tenant), CHANNEL_PREFIX, after, limit)
+        .await?;
+    // Owned pairs: a stream of futures borrowing from its items is not `Send` enough
+    // for the Lambda runtime (rustc's higher-ranked lifetimes).
+    let pairs: Vec<(String, String, Option<String>)> = page
+        .items
+        .iter()
+        .filter_map(|entry| {
+            let (channel, provider) = parse_channel(&entry.sk)?;
+            Some((channel.into(), provider.into(), entry.last_seen.clone()))
+        })
+        .collect();
+    let (first, last) = (first.as_str(), last.as_str());
+    let out: Vec<ChannelStats> = futures_util::stream::iter(pairs)
+        .map(|(channel, provider, last_seen)| {
+            channel_stats(
+                reader,
+                tenant,
+                range.grain,
+                (first, last),
+                channel,
+                provider,
+                last_seen,
+            )
+        })
+        .buffered(CHANNEL_READS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(Channels::new(range, out, next_cursor(&page)))
 }
