@@ -145,6 +145,7 @@ class Counters:
         self.failed: dict[str, int] = {"collect": 0, "pixel": 0, "click": 0}
         self.first_failures: list[str] = []
         self.recipients = 0
+        self.events_posted = 0
 
     def record(self, kind: str, ok: bool, detail: str = "") -> None:
         with self.lock:
@@ -233,6 +234,7 @@ class Traffic:
                 later.append({"event_id": f"{message}-conversion", "type": "conversion", "currency": "USD",
                               "value": self.rng.randrange(1000, 20000) / 100, **ids})
         self.counters.recipients += n
+        self.counters.events_posted += len(sends) + len(outcomes) + len(later)
         self.submit(self.collect, "application/json", json.dumps(sends))
         self.submit(self.collect, "application/x-ndjson", "".join(json.dumps(o) + "\n" for o in outcomes))
         for pixel, links, opens, agent, ip in engaged:
@@ -313,6 +315,17 @@ def moto_counters(endpoint: str) -> dict:
             return json.load(r)
     except OSError:
         return {}
+
+
+def dynamodb_items() -> int | str:
+    import boto3
+
+    try:
+        d = boto3.client("dynamodb")
+        names = [n for page in d.get_paginator("list_tables").paginate() for n in page["TableNames"]]
+        return sum(d.describe_table(TableName=n)["Table"]["ItemCount"] for n in names)
+    except Exception as err:  # noqa: BLE001 - a figure for the report, not the verdict
+        return f"unknown ({err})"
 
 
 def stop_process(proc: subprocess.Popen, name: str) -> None:
@@ -420,6 +433,11 @@ def soak(args, endpoint: str, moto_pid: int, gateway: str, api_key: str, keyring
         print(format_row(row))
     c = traffic.counters
     print(f"requests answered as expected: {c.ok}; wrongly: {c.failed}")
+    # What the emulator holds at the end: every event stays on its Kinesis stream (moto
+    # never trims one), and the tables keep growing with the data, as they would in AWS.
+    print(f"events produced: {c.events_posted + c.ok['pixel'] + c.ok['click']} "
+          f"({c.events_posted} posted to collect, one per pixel and click); "
+          f"DynamoDB items held: {dynamodb_items()}")
     for failure in c.first_failures:
         print(f"  e.g. {failure}")
     print(f"moto RSS peak: {peak[1]:.0f} MB at {peak[0] / 60:.1f} min (kernel high-water mark VmHWM "
