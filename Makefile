@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv tools build lint fmt clippy cfn-lint test-rust test-py serve bench bench-lake clean
+.PHONY: demo test venv tools build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -55,6 +55,20 @@ test-py: venv tools build
 serve: venv
 	cargo build -p beacon-local
 	scripts/moto.sh run -- $(BIN)/beacon-local serve --trust-forwarded-for
+
+## soak: `make serve`'s stack under the demo's traffic mix for SOAK_MINUTES (default 30),
+## sampling the emulator's memory every 30 s; fails if it peaks above 1 GB
+SOAK_MINUTES ?= 30
+soak: venv
+	cargo build -p beacon-local
+	$(VENV)/bin/python benches/moto_soak.py --no-build --minutes $(SOAK_MINUTES)
+
+## fuzz: each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60) on nightly, seeded
+## from events/; prints runs and crashes per target (installs cargo-fuzz if missing).
+## Not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	python3 scripts/fuzz.py --seconds $(FUZZ_SECONDS)
 
 ## bench: criterion benchmarks (figures in target/criterion), then bench-lake
 bench: venv

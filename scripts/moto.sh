@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The local AWS emulator (moto_server from the project venv) on a free loopback port.
+# The local AWS emulator (moto from the project venv, started through
+# scripts/moto_server.py: moto_server with DynamoDB transactions that back up only the
+# items they touch; BEACON_MOTO_UNPATCHED=1 runs it unpatched) on a free loopback port.
 #
 #   scripts/moto.sh run -- CMD ARGS...   start moto, run CMD with the AWS_* variables
 #                                        pointing at it, stop moto, exit with CMD's status
@@ -10,13 +12,15 @@
 #   scripts/moto.sh env                  print `export ...` lines for a running one
 #
 # Every variable CMD sees: AWS_ENDPOINT_URL=http://127.0.0.1:PORT, AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY=testing, AWS_REGION and AWS_DEFAULT_REGION=us-east-1. Nothing
-# reaches AWS. MOTO_START_TIMEOUT (seconds, default 30) bounds the wait for moto to answer.
+# AWS_SECRET_ACCESS_KEY=testing, AWS_REGION and AWS_DEFAULT_REGION=us-east-1 (and, with
+# `run`, BEACON_MOTO_PID: the emulator's pid). Nothing reaches AWS. MOTO_START_TIMEOUT
+# (seconds, default 30) bounds the wait for moto to answer.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${BEACON_VENV:-$ROOT/.venv}"
-MOTO="$VENV/bin/moto_server"
+PYTHON="$VENV/bin/python"
+MOTO="$ROOT/scripts/moto_server.py"
 STATE="$ROOT/.beacon"
 TIMEOUT="${MOTO_START_TIMEOUT:-30}"
 
@@ -24,12 +28,13 @@ say() { printf 'moto.sh: %s\n' "$*" >&2; }
 die() { printf 'moto.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
 need_moto() {
-    [[ -x "$MOTO" ]] || die "$MOTO is missing: run scripts/venv.sh (make venv) first"
+    [[ -x "$PYTHON" && -x "$VENV/bin/moto_server" ]] ||
+        die "moto is not installed in $VENV: run scripts/venv.sh (make venv) first"
 }
 
 free_port() {
@@ -69,7 +74,7 @@ launch() {
     for attempt in 1 2 3; do
         port="$(free_port)"
         ENDPOINT="http://127.0.0.1:$port"
-        setsid "$MOTO" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 &
+        setsid "$PYTHON" "$MOTO" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 &
         MOTO_PID=$!
         deadline=$((SECONDS + TIMEOUT))
         while ! answers "$ENDPOINT"; do
@@ -122,6 +127,7 @@ cmd_run() {
     launch "$log"
     say "moto_server (pid $MOTO_PID) at $ENDPOINT; running: $*"
     export_env "$ENDPOINT"
+    export BEACON_MOTO_PID="$MOTO_PID"
     local status=0
     "$@" || status=$?
     if ((status != 0)); then

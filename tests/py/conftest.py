@@ -2,7 +2,8 @@
 
 - `repo_root`, `venv_bin`: where the project and its virtualenv's tools are.
 - `moto_endpoint`: a moto server for this test session (started here on a free loopback
-  port and stopped afterwards; `AWS_ENDPOINT_URL`, when set, names one to reuse).
+  port through scripts/moto_server.py, as scripts/moto.sh starts it, and stopped
+  afterwards; `AWS_ENDPOINT_URL`, when set, names one to reuse).
 - `aws`: `aws("kinesis")` is a boto3 client for the emulator.
 - `stack_name`: a fresh stack name per test, so tests never share resources.
 - `provision`: runs scripts/provision.py and returns its JSON.
@@ -84,16 +85,16 @@ def moto_endpoint(venv_bin: Path, tmp_path_factory: pytest.TempPathFactory):
     if existing:
         yield existing
         return
-    moto = venv_bin / "moto_server"
-    if not moto.exists():
-        pytest.fail(f"{moto} is missing: run scripts/venv.sh first")
+    if not (venv_bin / "moto_server").exists():
+        pytest.fail(f"{venv_bin / 'moto_server'} is missing: run scripts/venv.sh first")
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     endpoint = proc = None
     for _ in range(3):  # the free port can be taken before moto binds it
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         with open(log, "w") as out:
-            proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+            proc = subprocess.Popen([str(venv_bin / "python"), str(ROOT / "scripts" / "moto_server.py"),
+                                     "-H", "127.0.0.1", "-p", str(port)],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_until_answering(endpoint, proc, log)
