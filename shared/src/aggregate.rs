@@ -157,11 +157,7 @@ impl DedupeKey {
     /// One page of the bucket: `B#07`, then `B#07#1`, ... A page is started when the one
     /// before it is full, which is then marked `more` so readers go on to it.
     pub fn page_sort_key(&self, page: u32) -> String {
-        if page == 0 {
-            format!("B#{:02}", self.bucket)
-        } else {
-            format!("B#{:02}#{page}", self.bucket)
-        }
+        crate::rollup::bucket_page_sort_key(self.bucket, page)
     }
 }
 

@@ -493,11 +493,18 @@ impl UniqueKey {
     /// of the partition, so a member written to two pages (a retry after a page filled)
     /// still counts once.
     pub fn page_sort_key(&self, page: u32) -> String {
-        if page == 0 {
-            format!("B#{:02}", self.bucket)
-        } else {
-            format!("B#{:02}#{page}", self.bucket)
-        }
+        bucket_page_sort_key(self.bucket, page)
+    }
+}
+
+/// The sort key of one page of a bucketed set (unique sets, dedupe sets): `B#07` for the
+/// first page, then `B#07#1`, `B#07#2`, ... so every page of every bucket sits in the
+/// set's partition, where one Query reads them all.
+pub fn bucket_page_sort_key(bucket: u32, page: u32) -> String {
+    if page == 0 {
+        format!("B#{bucket:02}")
+    } else {
+        format!("B#{bucket:02}#{page}")
     }
 }
 
