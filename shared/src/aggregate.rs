@@ -1983,6 +1983,37 @@ mod tests {
         }
     }
 
+    /// Records the two decoders once read differently: `properties` skipped by the view
+    /// without the checks the full parse makes of it (numbers in range, strings valid
+    /// Unicode, nesting within serde_json's limit), and the array form of a record,
+    /// read in each struct's own field order. The first four are poison to both now, and
+    /// the array form reads the same in both.
+    #[test]
+    fn both_decoders_agree_on_what_only_a_full_parse_checks() {
+        let head = r#"{"event_id":"e","tenant_id":"t","type":"conversion","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z","properties":"#;
+        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+        let refused: Vec<Vec<u8>> = vec![
+            format!(r#"{head}{{"n":1e400}}}}"#).into_bytes(),
+            format!(r#"{head}{{"s":"\ud800"}}}}"#).into_bytes(),
+            format!(r#"{head}{{"d":{deep}}}}}"#).into_bytes(),
+            // Found by the event_decoders fuzz target (minimized): not UTF-8.
+            [head.as_bytes(), b"{\"\":\"\x8d\"}}"].concat(),
+        ];
+        for data in &refused {
+            let text = String::from_utf8_lossy(data);
+            assert!(decode(data).is_err(), "decode {text}");
+            assert!(decode_view(data).is_err(), "decode_view {text}");
+        }
+        let array = br#"["e","t","conversion","2026-11-23T10:00:00.000Z","2026-11-23T10:00:00.000Z",null,"m"]"#;
+        match (decode(array), decode_view(array)) {
+            (Ok(event), Ok(view)) => {
+                assert_eq!(event.message_id.as_deref(), Some("m"));
+                assert_eq!(EventView::from(&event), view);
+            }
+            (event, view) => panic!("decode {event:?}, decode_view {view:?}"),
+        }
+    }
+
     #[test]
     fn shard_names_come_from_the_record() {
         let s = shard_of(

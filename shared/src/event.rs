@@ -252,6 +252,11 @@ impl Event {
 /// An event's fields as the aggregate reads them, borrowed: from a stream record
 /// without copying its strings ([`EventView::parse`]), or from an [`Event`]. The fold
 /// and the classifier read this one shape, so both sources count the same way.
+///
+/// Invariant: a record parses as an `EventView` exactly when it parses as an [`Event`],
+/// with the same fields, so a record is poison to the aggregate exactly when it is
+/// poison to the lake. Hence every field of `Event` is here, checked as `Event` checks
+/// it, in `Event`'s order (serde also reads a struct from a JSON array, by position).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EventView<'a> {
     #[serde(borrow)]
@@ -266,6 +271,9 @@ pub struct EventView<'a> {
     pub received_at: DateTime<Utc>,
     #[serde(default, borrow)]
     pub campaign_id: Option<Cow<'a, str>>,
+    // Private fields are not used by the fold, only checked.
+    #[serde(default, borrow)]
+    message_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub recipient_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -276,27 +284,26 @@ pub struct EventView<'a> {
     pub link_url: Option<Cow<'a, str>>,
     #[serde(default)]
     pub bounce_type: Option<BounceType>,
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub cost: Option<f64>,
     #[serde(default)]
     pub value: Option<f64>,
-    #[serde(default)]
-    pub duration_ms: Option<i64>,
-    #[serde(default, borrow)]
-    pub context: ContextView<'a>,
-    // Not used by the fold, but checked, so a record is poison to the aggregate
-    // exactly when it is poison to the lake (which reads the whole [`Event`]).
-    #[serde(default, borrow)]
-    message_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reason: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     currency: Option<Cow<'a, str>>,
     #[serde(default)]
+    pub duration_ms: Option<i64>,
+    #[serde(default)]
     properties: AnyObject,
+    #[serde(default, borrow)]
+    pub context: ContextView<'a>,
 }
 
-/// A JSON object of any content, walked and dropped without allocating.
+/// A JSON object of any content, walked and dropped without allocating, but checked as
+/// [`Event`]'s `Map<String, Value>` is: numbers within f64's range, strings valid
+/// Unicode, nesting within serde_json's depth limit. (`IgnoredAny` skips a value without
+/// those checks, so the fold would take records the lake refuses.)
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct AnyObject;
 
@@ -308,18 +315,55 @@ impl<'de> Deserialize<'de> for AnyObject {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<AnyObject, A::Error> {
-                while m
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(AnyObject)
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<AnyObject, A::Error> {
+                AnyValue.visit_map(m).map(|_| AnyObject)
             }
         }
         d.deserialize_map(Walk)
+    }
+}
+
+/// Any JSON value, read the way `serde_json::Value` reads one (through
+/// `deserialize_any`, which parses numbers and strings in full and counts depth), and
+/// dropped.
+struct AnyValue;
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AnyValue)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AnyValue {
+    type Value = AnyValue;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_unit<E>(self) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<AnyValue, A::Error> {
+        while s.next_element::<AnyValue>()?.is_some() {}
+        Ok(AnyValue)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<AnyValue, A::Error> {
+        while m.next_entry::<AnyValue, AnyValue>()?.is_some() {}
+        Ok(AnyValue)
     }
 }
 
@@ -348,7 +392,8 @@ impl<'a> EventView<'a> {
         // each string it borrows from a byte slice.
         match std::str::from_utf8(data) {
             Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(data), // fails, with serde_json's message
+            // Not UTF-8: read as `decode` reads it, so both refuse the same records.
+            Err(_) => serde_json::from_slice(data),
         }
     }
 }
