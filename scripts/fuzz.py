@@ -90,6 +90,8 @@ def token_seeds() -> dict[str, bytes]:
         signed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[:-16]
         seeds[f"{name}-token"] = b"\x00" + token.encode()
         seeds[f"{name}-signed"] = b"\x01" + signed
+        # The same claim as a format 1 token (the target tags it with the master key).
+        seeds[f"{name}-legacy"] = b"\x01\x01" + signed[1:]
     return seeds
 
 
@@ -134,8 +136,8 @@ def fuzz(target: str, seconds: int, target_dir: Path) -> tuple[int, int, list[st
     # Fork mode's status lines: "#123456: cov: ... oom/timeout/crash: 0/0/2 time: 60s ..."
     stats = re.findall(r"^#(\d+): cov: .*?oom/timeout/crash: (\d+)/(\d+)/(\d+)", text, re.MULTILINE)
     if not stats:
-        say(f"{target}: libFuzzer printed no status; the end of its log:\n{text[-3000:]}")
-        return 0, 0, []
+        sys.exit(f"fuzz: {target}: libFuzzer printed no status line, so it did not run; "
+                 f"the end of {log.relative_to(ROOT)}:\n{text[-3000:]}")
     runs, crashes = int(stats[-1][0]), int(stats[-1][3])
     found = sorted(str(p.relative_to(ROOT)) for p in set(artifacts.iterdir()) - before)
     return runs, crashes, found
