@@ -211,6 +211,14 @@ fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E)
     move |e| AudienceError(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
+/// One UpdateItem: key, expression, attribute names and values.
+type Update = (
+    HashMap<String, AttributeValue>,
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+);
+
 /// Marks one update sets or removes at most (its expression stays well under 4 KB).
 const MARKS_PER_UPDATE: usize = 100;
 
@@ -236,7 +244,7 @@ impl DynamoAudience {
         suppressions: &[Suppression],
         changes: &Changes,
     ) -> Result<(), AudienceError> {
-        let mut updates = Vec::new();
+        let mut updates: Vec<Update> = Vec::new();
         for sup in suppressions {
             let at =
                 rfc3339(chrono::DateTime::from_timestamp_millis(sup.at_ms).unwrap_or_default());
@@ -268,7 +276,14 @@ impl DynamoAudience {
             ));
         }
         for ((tenant, recipient), whole) in &changes.0 {
-            for change in whole.pieces(MARKS_PER_UPDATE) {
+            let pieces = whole.by_page().into_iter().flat_map(|(page, change)| {
+                let sort_key = engagement::marks_sort_key(recipient, page);
+                change
+                    .pieces(MARKS_PER_UPDATE)
+                    .into_iter()
+                    .map(move |piece| (sort_key.clone(), piece))
+            });
+            for (sort_key, change) in pieces {
                 let mut names = HashMap::new();
                 let mut values = HashMap::new();
                 let mut sets = Vec::new();
@@ -290,48 +305,69 @@ impl DynamoAudience {
                     expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
                 }
                 updates.push((
-                    key(engagement::partition(tenant), recipient),
+                    key(engagement::partition(tenant), &sort_key),
                     expression.trim().to_string(),
                     names,
                     values,
                 ));
             }
         }
-        let mut pending = updates.into_iter();
+        // One item's updates go one after another, different items' side by side: an
+        // item's pieces never race each other (the emulator loses one of two concurrent
+        // updates of an item; DynamoDB would only make them contend).
+        let mut by_item: Vec<Vec<Update>> = Vec::new();
+        for update in updates {
+            match by_item.last_mut() {
+                Some(item) if item[0].0 == update.0 => item.push(update),
+                _ => by_item.push(vec![update]),
+            }
+        }
+        let mut pending = by_item.into_iter();
         let mut running = tokio::task::JoinSet::new();
         loop {
             while running.len() < WRITE_CONCURRENCY {
-                let Some((key, expression, names, values)) = pending.next() else {
+                let Some(item) = pending.next() else {
                     break;
                 };
-                let request = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression(expression)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values((!values.is_empty()).then_some(values));
-                running.spawn(request.send());
+                let (client, table) = (self.client.clone(), self.table.clone());
+                running.spawn(async move {
+                    for (key, expression, names, values) in item {
+                        let sent = client
+                            .update_item()
+                            .table_name(&table)
+                            .set_key(Some(key))
+                            .update_expression(expression)
+                            .set_expression_attribute_names(Some(names))
+                            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(_) => {}
+                            // One page of a recipient's marks holds about 17,000 marks
+                            // before DynamoDB refuses it as too large (see
+                            // crate::engagement). Past that, its new marks are dropped
+                            // (and counted) rather than failing the run: the events
+                            // themselves still count everywhere else, for this tenant
+                            // and every other.
+                            Err(e) if crate::dynamo::is_permanent(&e) => {
+                                tracing::warn!(
+                                    error = %DisplayErrorContext(&e),
+                                    "an engagement or suppression update was refused as sent: dropped"
+                                );
+                                crate::metrics::count("AudienceWritesRefused", 1, &[]);
+                            }
+                            Err(e) => {
+                                return Err(unavailable("writing a suppression or engagement mark")(e))
+                            }
+                        }
+                    }
+                    Ok(())
+                });
             }
             let Some(done) = running.join_next().await else {
                 return Ok(());
             };
-            match done.map_err(|e| AudienceError(format!("writing the audience: {e}")))? {
-                Ok(_) => {}
-                // A recipient's engagement item holds about 17,000 marks before DynamoDB
-                // refuses it as too large. Past that, their new marks are dropped (and
-                // counted) rather than failing the run: the events themselves still
-                // count everywhere else, for this tenant and every other.
-                Err(e) if crate::dynamo::is_permanent(&e) => {
-                    tracing::warn!(
-                        error = %DisplayErrorContext(&e),
-                        "an engagement or suppression update was refused as sent: dropped"
-                    );
-                    crate::metrics::count("AudienceWritesRefused", 1, &[]);
-                }
-                Err(e) => return Err(unavailable("writing a suppression or engagement mark")(e)),
-            }
+            done.map_err(|e| AudienceError(format!("writing the audience: {e}")))??;
         }
     }
 
@@ -459,15 +495,26 @@ impl AudienceReader for DynamoAudience {
     }
 
     async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(engagement::partition(tenant), recipient)))
-            .send()
+        // Every page in one BatchGetItem (16 items of at most 400 KB, under its 16 MB).
+        let pk = engagement::partition(tenant);
+        let keys = (0..engagement::MARK_PAGES)
+            .map(|page| key(pk.clone(), &engagement::marks_sort_key(recipient, page)))
+            .collect();
+        let items = crate::dynamo::batch_get(&self.client, &self.table, keys, false)
             .await
             .map_err(unavailable("reading engagement"))?;
-        Ok(out.item.as_ref().map(marks_of).unwrap_or_default())
+        let mut marks = Marks::new();
+        for item in &items {
+            let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            engagement::merge_page(
+                &mut marks,
+                engagement::split_marks_sort_key(sk).1,
+                marks_of(item),
+            );
+        }
+        Ok(marks)
     }
 
     async fn marks_page(
@@ -476,14 +523,86 @@ impl AudienceReader for DynamoAudience {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<(String, Marks)>, AudienceError> {
-        let (items, next) = self
-            .query_page(engagement::partition(tenant), cursor, limit)
-            .await?;
+        let pk = engagement::partition(tenant);
+        let mut after = cursor
+            .map(parse_cursor)
+            .transpose()?
+            .map(|last| engagement::past_recipient(&last));
+        let mut recipients: Vec<(String, Marks)> = Vec::new();
+        // The pages read of the last recipient.
+        let mut pages_read: Vec<u32> = Vec::new();
+        let mut more = false;
+        // As `query_page`: at most MAX_QUERIES_PER_PAGE Queries, each asking for as many
+        // items as recipients are still wanted (a recipient has one item or more).
+        for _ in 0..MAX_QUERIES_PER_PAGE {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(&pk))
+                .limit((limit + 1 - recipients.len()).max(1) as i32);
+            query = match &after {
+                Some(after) => query
+                    .key_condition_expression("pk = :pk AND sk > :after")
+                    .expression_attribute_values(":after", s(after)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query
+                .send()
+                .await
+                .map_err(unavailable("reading the audience"))?;
+            for item in out.items() {
+                let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                let (recipient, page) = engagement::split_marks_sort_key(sk);
+                if recipients.last().is_none_or(|(r, _)| r != recipient) {
+                    recipients.push((recipient.to_string(), Marks::new()));
+                    pages_read.clear();
+                }
+                let (_, marks) = recipients.last_mut().expect("just pushed");
+                engagement::merge_page(marks, page, marks_of(item));
+                pages_read.push(page);
+                after = Some(sk.clone());
+            }
+            more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+            if !more || recipients.len() > limit {
+                break;
+            }
+        }
+        if recipients.len() > limit {
+            // One recipient more than asked, read to learn the page was full: the next
+            // page starts with it.
+            recipients.truncate(limit);
+            more = true;
+        } else if more {
+            // The last recipient's pages may go on past what was read: read the rest of
+            // them at once, so no recipient is ever split between two pages.
+            if let Some((recipient, marks)) = recipients.last_mut() {
+                // Pages come in order (page 0, then `\u{1}1` to `\u{1}f`).
+                let last_read = pages_read.iter().copied().max().unwrap_or(0);
+                let keys: Vec<_> = (last_read + 1..engagement::MARK_PAGES)
+                    .map(|p| key(pk.clone(), &engagement::marks_sort_key(recipient, p)))
+                    .collect();
+                if !keys.is_empty() {
+                    for item in crate::dynamo::batch_get(&self.client, &self.table, keys, false)
+                        .await
+                        .map_err(unavailable("reading the audience"))?
+                    {
+                        if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                            let page = engagement::split_marks_sort_key(sk).1;
+                            engagement::merge_page(marks, page, marks_of(&item));
+                        }
+                    }
+                }
+            }
+        }
+        let next = recipients
+            .last()
+            .filter(|_| more)
+            .map(|(r, _)| encode_cursor(r));
         Ok(Page {
-            items: items
-                .iter()
-                .filter_map(|i| Some((i.get("sk")?.as_s().ok()?.clone(), marks_of(i))))
-                .collect(),
+            items: recipients,
             next,
         })
     }

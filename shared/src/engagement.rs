@@ -13,11 +13,19 @@
 //! an open or click only while its trail judges a person did it (machine opens and
 //! scanner clicks score nothing, and a late verdict takes the points back).
 //!
-//! The stream keeps one item per recipient holding *marks*: attribute `o:{message}`
-//! (opened), `k:{message}` (clicked), `d:{message}` (delivered), `v:{event}` (a
-//! conversion), each set to the UTC day it happened. Setting and removing a mark is
-//! idempotent, so a redelivered batch changes nothing. The score is worked out when
-//! read, from the marks and today's date: decay needs no writes.
+//! The stream keeps *marks* per recipient: attribute `o:{message}` (opened),
+//! `k:{message}` (clicked), `d:{message}` (delivered), `v:{event}` (a conversion), each
+//! set to the UTC day it happened. Setting and removing a mark is idempotent, so a
+//! redelivered batch changes nothing. The score is worked out when read, from the marks
+//! and today's date: decay needs no writes.
+//!
+//! A recipient's marks are spread over [`MARK_PAGES`] items by the mark's name
+//! ([`page_of`]), so a mark is set and removed on the same item without reading it,
+//! and no item holds more than its share: one item takes about 17,000 marks before
+//! DynamoDB's 400 KB, so a recipient's marks reach that only past about 270,000 (some
+//! 90,000 messages delivered, opened and clicked). Page 0's sort key is the recipient id
+//! itself, where marks written before pages were kept; readers take such a mark unless
+//! its own page holds it, and removing a mark removes it there too.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,9 +221,64 @@ impl Score {
     }
 }
 
-/// The partition of a tenant's recipients; the sort key is the recipient id.
+/// The partition of a tenant's recipients; the sort keys are [`marks_sort_key`]s.
 pub fn partition(tenant: &str) -> String {
     format!("E#{tenant}")
+}
+
+/// Items one recipient's marks are spread over.
+pub const MARK_PAGES: u32 = 16;
+
+/// Between a recipient id and a page number in a sort key: below every character a
+/// recipient id may hold (ids are printable), so one recipient's items sort together,
+/// before any other id that begins with this one.
+const PAGE_SEPARATOR: char = '\u{1}';
+
+/// The page that holds `mark`: from the first character of its fingerprint (base64url,
+/// so the 16 pages are equally likely). A name that is not a fingerprint goes to page 0.
+pub fn page_of(mark: &str) -> u32 {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let fingerprint = mark.split_once(':').map_or(mark, |(_, f)| f);
+    fingerprint
+        .bytes()
+        .next()
+        .and_then(|b| ALPHABET.iter().position(|&a| a == b))
+        .map_or(0, |i| i as u32 % MARK_PAGES)
+}
+
+/// The sort key of one page of a recipient's marks: the id itself for page 0, then
+/// `{recipient}\u{1}{page:x}`.
+pub fn marks_sort_key(recipient: &str, page: u32) -> String {
+    if page == 0 {
+        recipient.to_string()
+    } else {
+        format!("{recipient}{PAGE_SEPARATOR}{page:x}")
+    }
+}
+
+/// The recipient and page of a marks item's sort key.
+pub fn split_marks_sort_key(sort_key: &str) -> (&str, u32) {
+    match sort_key.split_once(PAGE_SEPARATOR) {
+        Some((recipient, page)) => (recipient, u32::from_str_radix(page, 16).unwrap_or(0)),
+        None => (sort_key, 0),
+    }
+}
+
+/// A sort key past every page of `recipient` and before the next recipient's.
+pub fn past_recipient(recipient: &str) -> String {
+    format!("{recipient}\u{2}")
+}
+
+/// Adds the marks stored on one page to a recipient's: a mark on its own page wins over
+/// a copy on page 0 (kept there before pages), whatever order the pages come in.
+pub fn merge_page(marks: &mut BTreeMap<String, i64>, page: u32, stored: BTreeMap<String, i64>) {
+    for (name, day) in stored {
+        if page_of(&name) == page {
+            marks.insert(name, day);
+        } else {
+            marks.entry(name).or_insert(day);
+        }
+    }
 }
 
 /// One recipient's marks to set (name → day) and to remove.
@@ -226,6 +289,25 @@ pub struct Change {
 }
 
 impl Change {
+    /// The change per page of the recipient's marks ([`page_of`]); a removed mark is
+    /// removed from page 0 too, where it may have been kept before pages.
+    pub fn by_page(&self) -> BTreeMap<u32, Change> {
+        let mut pages: BTreeMap<u32, Change> = BTreeMap::new();
+        for (mark, day) in &self.set {
+            pages
+                .entry(page_of(mark))
+                .or_default()
+                .set
+                .insert(mark.clone(), *day);
+        }
+        for mark in &self.remove {
+            for page in BTreeSet::from([page_of(mark), 0]) {
+                pages.entry(page).or_default().remove.insert(mark.clone());
+            }
+        }
+        pages
+    }
+
     /// The change in pieces of at most `max` marks each (set and removed together), so
     /// that one update's expression stays within DynamoDB's 4 KB: a recipient sent
     /// hundreds of messages in one batch would otherwise make an update DynamoDB refuses
@@ -405,6 +487,60 @@ mod tests {
         };
         assert_eq!(small.pieces(100), vec![small.clone()]);
         assert_eq!(Change::default().pieces(100), vec![], "nothing to write");
+    }
+
+    #[test]
+    fn a_recipients_marks_spread_evenly_over_pages_that_sort_together() {
+        let mut per_page = [0usize; MARK_PAGES as usize];
+        for i in 0..16_000 {
+            per_page[page_of(&Action::Opened.mark("acme", &format!("m{i}"))) as usize] += 1;
+        }
+        // 1,000 expected per page; a skew past a quarter would be a bad spread.
+        assert!(
+            per_page.iter().all(|n| (750..1250).contains(n)),
+            "{per_page:?}"
+        );
+
+        let mut keys: Vec<String> = (0..MARK_PAGES).map(|p| marks_sort_key("r1", p)).collect();
+        // Ids that begin with "r1", and ids around it: each recipient's pages stay
+        // together, and the key past them comes before the next id.
+        keys.extend(["r1 x", "r1!", "r10", "r0", "r2"].map(String::from));
+        keys.sort();
+        let pages: Vec<&str> = keys.iter().map(|k| split_marks_sort_key(k).0).collect();
+        assert_eq!(&pages[1..17], &["r1"; 16]);
+        assert_eq!(keys[0], "r0");
+        assert!(keys[16] < past_recipient("r1") && past_recipient("r1") < keys[17]);
+        assert_eq!(split_marks_sort_key(&marks_sort_key("r1", 11)), ("r1", 11));
+    }
+
+    #[test]
+    fn a_mark_on_its_own_page_wins_over_a_copy_kept_before_pages() {
+        let mark = (0..)
+            .map(|i| Action::Clicked.mark("acme", &format!("m{i}")))
+            .find(|m| page_of(m) != 0)
+            .unwrap();
+        let own = page_of(&mark);
+        for order in [[0, own], [own, 0]] {
+            let mut marks = BTreeMap::new();
+            for page in order {
+                let day = if page == 0 { 100 } else { 120 };
+                merge_page(&mut marks, page, BTreeMap::from([(mark.clone(), day)]));
+            }
+            assert_eq!(marks[&mark], 120, "pages read in the order {order:?}");
+        }
+        // Removing it removes both copies; setting it writes only its own page.
+        let mut change = Change::default();
+        change.remove.insert(mark.clone());
+        assert_eq!(
+            change.by_page().keys().copied().collect::<Vec<_>>(),
+            vec![0, own]
+        );
+        let mut change = Change::default();
+        change.set.insert(mark.clone(), 120);
+        assert_eq!(
+            change.by_page().keys().copied().collect::<Vec<_>>(),
+            vec![own]
+        );
     }
 
     #[test]

@@ -99,8 +99,11 @@ const LATENCY_PREFIX: &str = "lat_";
 /// file). Retries of throttled requests by the SDK, and of unprocessed BatchGetItem
 /// keys, come on top.
 pub mod cost {
-    /// GetItem: a directory entry, a recipient's marks, a segment snapshot.
+    /// GetItem: a directory entry, a segment snapshot.
     pub const GET_ITEM: u32 = 1;
+    /// A recipient's marks: one BatchGetItem of its [`crate::engagement::MARK_PAGES`]
+    /// items (at most 6.4 MB, under the 16 MB one call returns).
+    pub const MARKS: u32 = 1;
     /// A page of the directory: one Query with `Limit` (at most 1,000 items of at most
     /// 1.1 KB, under the 1 MB a Query page holds).
     pub const DIRECTORY_PAGE: u32 = 1;
@@ -116,9 +119,12 @@ pub mod cost {
     /// most 15 packs and 401 open days in chunks of 100, then for each month whose pack
     /// is missing or stale one Query of its days and one UpdateItem.
     pub const DAILY_SERIES: u32 = 5 + 2 * crate::month_pack::MAX_MONTHS as u32;
-    /// A page of engagement marks or of the suppression list
+    /// A page of the suppression list
     /// ([`crate::audience_store::MAX_QUERIES_PER_PAGE`] Queries).
     pub const AUDIENCE_PAGE: u32 = crate::audience_store::MAX_QUERIES_PER_PAGE as u32;
+    /// A page of recipients with their marks: as many Queries, and one BatchGetItem of
+    /// the last recipient's pages when the Queries stop inside them.
+    pub const MARKS_PAGE: u32 = AUDIENCE_PAGE + 1;
     /// Storing a segment snapshot: one UpdateItem.
     pub const UPDATE_ITEM: u32 = 1;
     /// A campaign's link items beside its counters (a read with [`super::Fields::All`]):
@@ -1337,7 +1343,7 @@ macro_rules! audience_through {
             }
 
             async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
-                $check(self, "marks", cost::GET_ITEM)?;
+                $check(self, "marks", cost::MARKS)?;
                 self.$field.marks(tenant, recipient).await
             }
 
@@ -1347,7 +1353,7 @@ macro_rules! audience_through {
                 cursor: Option<&str>,
                 limit: usize,
             ) -> Result<Page<(String, Marks)>, AudienceError> {
-                $check(self, "marks page", cost::AUDIENCE_PAGE)?;
+                $check(self, "marks page", cost::MARKS_PAGE)?;
                 self.$field.marks_page(tenant, cursor, limit).await
             }
         }

@@ -8,9 +8,13 @@
 //! - Clickers per link: 30,000 recipients in one unique-set bucket (about 1 MB).
 //! - Campaigns and channels per tenant: each is a directory entry of its own, so their
 //!   number grows no item (120 of each, with the longest names, here).
+//! - Marks per recipient: 20,000 on one recipient (one item held about 17,000), beside
+//!   recipients whose ids begin with its own, read back one by one and page by page.
 
 use beacon_shared::aggregate::RollupStore;
 use beacon_shared::aggregate::{apply_batch, MemoryDeadLetters, Settings, StreamRecord};
+use beacon_shared::audience_store::AudienceReader;
+use beacon_shared::engagement::{self, Action, Changes};
 use beacon_shared::event::{Event, EventType};
 use beacon_shared::rollup::{
     count_unique, fingerprint, link_id, rollup_partition, unique_partition, Grain, Scope,
@@ -195,4 +199,83 @@ async fn hundreds_of_campaigns_and_channels_each_have_their_own_entry() {
         .await
         .unwrap();
     assert_eq!(tenant.iter().map(|i| i.counters.sent).sum::<u64>(), 120);
+}
+
+#[tokio::test]
+async fn one_recipients_marks_grow_past_an_item_and_read_back_exactly() {
+    let (t, store, reader) = stack().await;
+    let mark = |action: Action, message: &str| action.mark("acme", message);
+    let mut changes = Changes::default();
+    let mut heavy = std::collections::BTreeMap::new();
+    for i in 0..20_000 {
+        let (name, day) = (mark(Action::Delivered, &format!("m{i}")), 20_000 + i % 30);
+        heavy.insert(name.clone(), day);
+        changes.set("acme", "r1", name, day);
+    }
+    // Ids that sort right beside "r1" and its pages.
+    let others = ["r0", "r1 x", "r10", "r2"];
+    for r in others {
+        changes.set("acme", r, mark(Action::Opened, r), 20_400);
+    }
+    store.audience(&[], &changes).await.unwrap();
+
+    // A mark kept before pages, on the recipient's own item, off its own page.
+    let legacy = (0..)
+        .map(|i| mark(Action::Clicked, &format!("old{i}")))
+        .find(|m| engagement::page_of(m) != 0)
+        .unwrap();
+    let table = t.stack.function("aggregate").unwrap().1.env["BEACON_ROLLUPS_TABLE"].clone();
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    aws_sdk_dynamodb::Client::new(&t.aws)
+        .put_item()
+        .table_name(&table)
+        .item("pk", s(&engagement::partition("acme")))
+        .item("sk", s("r3"))
+        .item(
+            &legacy,
+            aws_sdk_dynamodb::types::AttributeValue::N("20100".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(reader.marks("acme", "r1").await.unwrap(), heavy);
+    assert_eq!(
+        reader.marks("acme", "r3").await.unwrap().get(&legacy),
+        Some(&20100)
+    );
+    for limit in [1, 2, 1000] {
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = reader
+                .marks_page("acme", cursor.as_deref(), limit)
+                .await
+                .unwrap();
+            assert!(page.items.len() <= limit);
+            for (recipient, marks) in page.items {
+                let want = match recipient.as_str() {
+                    "r1" => heavy.len(),
+                    _ => 1,
+                };
+                assert_eq!(marks.len(), want, "{recipient}'s marks, pages of {limit}");
+                seen.push(recipient);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            ["r0", "r1", "r1 x", "r10", "r2", "r3"],
+            "pages of {limit}"
+        );
+    }
+
+    // Removing the old mark removes it where it was kept.
+    let mut removal = Changes::default();
+    removal.remove("acme", "r3", legacy.clone());
+    store.audience(&[], &removal).await.unwrap();
+    assert!(reader.marks("acme", "r3").await.unwrap().is_empty());
 }
