@@ -19,7 +19,10 @@
 //! 3. **Client duplicates are filtered by event id.** Fingerprints of applied event ids
 //!    are kept in sets per tenant and day of receipt (TTL after the dedupe window);
 //!    before applying, the batch reads the sets of the current and past `window_days`
-//!    days and drops ids already there (and repeats within the batch). The sets are
+//!    days and drops ids already there (and repeats within the batch). A copy found
+//!    only on an earlier day is also remembered on its own day, so a client resending
+//!    day after day is caught while each copy comes within the window of the one
+//!    before, not only of the original. The sets are
 //!    written in the same transaction as the counts, so "applied" and "remembered"
 //!    can't diverge. Duplicates of one event share a partition key (tenant/message),
 //!    so they reach the same shard in order.
@@ -168,11 +171,13 @@ pub const DEDUPE_PAGE_IDS: usize = 20_000;
 /// them, so they always fit.
 pub const DEDUPE_ADD_MAX: usize = 1_000;
 
-/// What the dedupe sets of some buckets hold: every id of every page, and each bucket's
-/// last page with its size, where the next ids go.
+/// What the dedupe sets of some buckets hold: every id of every page, with the day of
+/// the set that holds it, and each bucket's last page with its size, where the next ids
+/// go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DedupeSets {
-    pub ids: HashSet<String>,
+    /// (day of receipt, fingerprint)
+    pub ids: HashSet<(String, String)>,
     pub last: HashMap<DedupeKey, (u32, usize)>,
 }
 
@@ -566,9 +571,10 @@ pub async fn apply_batch<S: RollupStore, D: DeadLetterSink>(
 }
 
 /// Applies one shard's records so that writes the store refuses as sent
-/// ([`StoreError::Permanent`]) cost only the records behind them: the refused slice is
-/// applied again in halves until the one record whose writes are refused is alone; it
-/// goes to the dead-letter destination with the store's reason, and the rest go on.
+/// ([`StoreError::Permanent`]) cost only the records behind them: the refused run's
+/// records are applied again in halves until the one record whose writes are refused is
+/// alone; it goes to the dead-letter destination with the store's reason, and the rest
+/// go on.
 /// Every run that commits is atomic with the checkpoint as always, so every other
 /// record (whatever its tenant) is applied exactly once, and nothing is retried as if
 /// it were temporary. A refused record's idempotent writes made before its run's
@@ -597,12 +603,31 @@ async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
                 rest = &rest[cut..];
                 cut = rest.len();
             }
-            Err(BatchError {
-                source: StoreError::Permanent(reason),
-                ..
+            Err(Stopped {
+                error:
+                    BatchError {
+                        first_unapplied,
+                        source: StoreError::Permanent(reason),
+                    },
+                records,
             }) => {
                 first = false;
-                if cut == 1 {
+                // The runs before the refused one committed: go on from it, and look
+                // for the refused record inside it alone.
+                let committed = rest
+                    .iter()
+                    .position(|r| r.sequence == first_unapplied)
+                    .unwrap_or(0);
+                rest = &rest[committed..];
+                let suspects = records.clamp(1, rest.len());
+                if suspects == 1 && refused.contains_key(&rest[0].sequence) {
+                    // Even its dead letter's run is refused: nothing more to take out.
+                    return Err(BatchError {
+                        first_unapplied,
+                        source: StoreError::Permanent(reason),
+                    });
+                }
+                if suspects == 1 {
                     tracing::warn!(
                         shard,
                         sequence = %rest[0].sequence,
@@ -610,19 +635,32 @@ async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
                         "the store refuses this record's writes: dead-lettering it"
                     );
                     refused.insert(rest[0].sequence.clone(), reason);
+                    cut = 1;
                 } else {
-                    cut = cut.div_ceil(2);
+                    cut = suspects.div_ceil(2);
                 }
             }
             // A moved checkpoint means a concurrent invocation: start over from where it is.
-            Err(BatchError {
-                source: StoreError::CheckpointMoved(_),
+            Err(Stopped {
+                error:
+                    BatchError {
+                        source: StoreError::CheckpointMoved(_),
+                        ..
+                    },
                 ..
             }) if moved < 3 => moved += 1,
-            Err(e) => return Err(e),
+            Err(Stopped { error, .. }) => return Err(error),
         }
     }
     Ok(())
+}
+
+/// Why an attempt at a shard's records stopped, and how many records from
+/// `first_unapplied` on the failure can lie in: the run whose writes failed, or all the
+/// attempt's records for a read before its runs. (Every run before it committed.)
+struct Stopped {
+    error: BatchError,
+    records: usize,
 }
 
 /// What an attempt at a shard's records knows from the attempts before it.
@@ -643,16 +681,22 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     records: &[&StreamRecord],
     attempt: Attempt<'_>,
     outcome: &mut Outcome,
-) -> Result<(), BatchError> {
+) -> Result<(), Stopped> {
     let first = records
         .first()
         .map(|r| r.sequence.clone())
         .unwrap_or_default();
-    let fail = |first_unapplied: &str, source| BatchError {
-        first_unapplied: first_unapplied.to_string(),
-        source,
+    let fail = |first_unapplied: &str, records: usize, source| Stopped {
+        error: BatchError {
+            first_unapplied: first_unapplied.to_string(),
+            source,
+        },
+        records,
     };
-    let checkpoint = store.checkpoint(shard).await.map_err(|e| fail(&first, e))?;
+    let checkpoint = store
+        .checkpoint(shard)
+        .await
+        .map_err(|e| fail(&first, records.len(), e))?;
     let pending: Vec<&StreamRecord> = records
         .iter()
         .copied()
@@ -697,7 +741,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     } = store
         .dedupe_members(&lookups)
         .await
-        .map_err(|e| fail(&pending[0].sequence, e))?;
+        .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?;
 
     // The trails the batch touches: delivery times are stored first (idempotent), so
     // every open and click of the batch is judged knowing them.
@@ -740,7 +784,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
         store
             .deliver(&deliveries, trail_expires)
             .await
-            .map_err(|e| fail(&pending[0].sequence, e))?
+            .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?
     };
     let wanted: Vec<TrailKey> = wanted
         .into_iter()
@@ -751,7 +795,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             store
                 .trails(&wanted)
                 .await
-                .map_err(|e| fail(&pending[0].sequence, e))?,
+                .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?,
         );
     }
 
@@ -797,7 +841,38 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                 }
                 Ok(e) => {
                     let fp = event_fingerprint(&e.tenant_id, &e.event_id);
-                    if seen.contains(&fp) {
+                    let key = DedupeKey {
+                        tenant: e.tenant_id.to_string(),
+                        day: day(e.received_at),
+                        bucket: bucket_of(&fp, settings.dedupe_buckets),
+                    };
+                    // A dedupe bucket's ids open a new page (one more action) when
+                    // they no longer fit its last one.
+                    let queued = dedupe.get(&key).map_or(0, Vec::len);
+                    let filled = dedupe_pages.get(&key).map_or(0, |(_, size)| *size);
+                    let opens_with = |n: usize| n > 0 && filled + n > DEDUPE_PAGE_IDS;
+                    let opens = usize::from(opens_with(queued + 1) && !opens_with(queued));
+                    let dedupe_items = dedupe.len()
+                        + usize::from(!dedupe.contains_key(&key))
+                        + opened_pages
+                        + opens;
+                    let known_on = |on: String| seen.contains(&(on, fp.clone()));
+                    if known_on(key.day.clone()) {
+                        counted.duplicates += 1;
+                    } else if (1..=settings.window_days)
+                        .any(|back| known_on(day(e.received_at - Duration::days(back))))
+                    {
+                        // A copy of an event applied on an earlier day: dropped, and
+                        // remembered on this copy's day too, so a client that resends
+                        // day after day is caught while each copy comes within the
+                        // window of the one before.
+                        let items = agg.item_count() + dirs + dedupe_items + bumped;
+                        if i > start && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX) {
+                            break; // this record starts the next run
+                        }
+                        opened_pages += opens;
+                        seen.insert((key.day.clone(), fp.clone()));
+                        dedupe.entry(key).or_default().push(fp);
                         counted.duplicates += 1;
                     } else {
                         let mut facts = agg.facts(e);
@@ -823,27 +898,13 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                             } else {
                                 0
                             };
-                        let key = DedupeKey {
-                            tenant: e.tenant_id.to_string(),
-                            day: day(e.received_at),
-                            bucket: bucket_of(&fp, settings.dedupe_buckets),
-                        };
-                        // A dedupe bucket's ids open a new page (one more action) when
-                        // they no longer fit its last one.
-                        let queued = dedupe.get(&key).map_or(0, Vec::len);
-                        let filled = dedupe_pages.get(&key).map_or(0, |(_, size)| *size);
-                        let opens_with = |n: usize| n > 0 && filled + n > DEDUPE_PAGE_IDS;
-                        let opens = usize::from(opens_with(queued + 1) && !opens_with(queued));
                         let items = agg.item_count()
                             + growth.items
                             + moved_items.len()
                             + moved_links
                             + dirs
                             + growth.directory
-                            + dedupe.len()
-                            + usize::from(!dedupe.contains_key(&key))
-                            + opened_pages
-                            + opens
+                            + dedupe_items
                             + bump_reserve;
                         if i > start && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX) {
                             break; // this record starts the next run
@@ -870,8 +931,8 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                         if late {
                             bumped = crate::month_pack::bumps(agg.item_keys(), today).len();
                         }
-                        dedupe.entry(key).or_default().push(fp.clone());
-                        seen.insert(fp);
+                        seen.insert((key.day.clone(), fp.clone()));
+                        dedupe.entry(key).or_default().push(fp);
                         counted.applied += 1;
                         latest_received = latest_received.max(Some(e.received_at));
                         latest_event = latest_event.max(Some(e.event_time));
@@ -885,6 +946,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             dead.send(&letters).await.map_err(|e| {
                 fail(
                     &pending[start].sequence,
+                    i - start,
                     StoreError::Failed(format!("dead-letter queue: {e}")),
                 )
             })?;
@@ -905,7 +967,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             store
                 .audience(&suppressions, &engagement)
                 .await
-                .map_err(|e| fail(&pending[start].sequence, e))?;
+                .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
             outcome.suppressed += suppressions.len();
             outcome.audience_writes += suppressions.len() + engagement.len();
         }
@@ -918,7 +980,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             } else {
                 store.remove_uniques(changes).await
             };
-            written.map_err(|e| fail(&pending[start].sequence, e))?;
+            written.map_err(|e| fail(&pending[start].sequence, i - start, e))?;
             outcome.write_actions += changes.len();
         }
         let expires =
@@ -960,12 +1022,12 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             store
                 .stage(&run)
                 .await
-                .map_err(|e| fail(&pending[start].sequence, e))?;
+                .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
         }
         store
             .apply(&run)
             .await
-            .map_err(|e| fail(&pending[start].sequence, e))?;
+            .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
         for w in &run.dedupe {
             let last = dedupe_pages.get(&w.key).copied();
             dedupe_pages.insert(w.key.clone(), w.after(last));
@@ -1168,7 +1230,11 @@ impl RollupStore for MemoryStore {
             let mut page = 0;
             loop {
                 let ids = state.dedupe.get(&(k.clone(), page));
-                out.ids.extend(ids.into_iter().flatten().cloned());
+                out.ids.extend(
+                    ids.into_iter()
+                        .flatten()
+                        .map(|id| (k.day.clone(), id.clone())),
+                );
                 if !state.dedupe_more.contains(&(k.clone(), page)) {
                     out.last
                         .insert(k.clone(), (page, ids.map_or(0, HashSet::len)));
@@ -1605,6 +1671,48 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(tenant_day(&store), 1);
+    }
+
+    /// A client that resends day after day: each copy comes within a day of the one
+    /// before, the last two days after the original, past the window of the original's
+    /// set. Each dropped copy is remembered on its own day, so the chain counts once.
+    #[tokio::test]
+    async fn a_resend_chain_counts_once_while_each_copy_is_within_the_window_of_the_last() {
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let e = delivered("resent");
+        let mut copy = e.clone();
+        for (seq, shard) in ["s/0", "s/1", "s/2"].iter().enumerate() {
+            let out = apply_batch(
+                &store,
+                &dead,
+                &Settings::default(),
+                &[record(shard, seq as u64 + 1, &copy)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (out.applied, out.duplicates),
+                if seq == 0 { (1, 0) } else { (0, 1) },
+                "copy {seq}"
+            );
+            if seq > 0 {
+                // Its id on its own day's set, and the checkpoint (besides the
+                // delivery time on its trail, written before any run).
+                assert_eq!(out.write_actions - out.trail_writes, 2, "copy {seq}");
+            }
+            copy.received_at += Duration::hours(23);
+        }
+        assert_eq!(tenant_day(&store), 1);
+        // A copy on a day whose set holds it already is dropped with no write but the
+        // checkpoint's.
+        let out = apply_batch(&store, &dead, &Settings::default(), &[record("s/3", 1, &e)])
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.duplicates, out.write_actions - out.trail_writes),
+            (1, 1)
+        );
     }
 
     #[tokio::test]

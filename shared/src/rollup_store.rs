@@ -305,7 +305,8 @@ impl RollupStore for DynamoRollupStore {
                         Some(AttributeValue::Ss(ids)) => ids.as_slice(),
                         _ => &[],
                     };
-                    out.ids.extend(ids.iter().cloned());
+                    out.ids
+                        .extend(ids.iter().map(|id| (k.day.clone(), id.clone())));
                     let more = item
                         .and_then(|i| i.get("more"))
                         .is_some_and(|v| v.as_bool().is_ok_and(|b| *b));
