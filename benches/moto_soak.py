@@ -124,15 +124,24 @@ def put_field(buf: bytearray, data: bytes) -> None:
     buf += data
 
 
+def tenant_key(master: bytes, tenant: str) -> bytes:
+    """HKDF-SHA256 (RFC 5869, no salt) of the master key for one tenant, 32 bytes."""
+    prk = hmac.new(b"\0" * 32, master, hashlib.sha256).digest()
+    info = b"beacon tracking v1\0" + tenant.encode()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
 def sign(keyring: dict, kind: bytes, fields: list[str], url: str | None, expires_at: int) -> str:
+    """A format 2 token: tagged with the key derived for its tenant (`fields[0]`)."""
     kid = keyring["active"]
-    buf = bytearray([1, kind[0], len(kid)]) + kid.encode()
+    buf = bytearray([2, kind[0], len(kid)]) + kid.encode()
     for field in fields:
         put_field(buf, field.encode())
     if url is not None:
         put_field(buf, url.encode())
     buf += struct.pack(">I", expires_at)
-    buf += hmac.new(keyring[kid].encode(), bytes(buf), hashlib.sha256).digest()[:16]
+    key = tenant_key(keyring[kid].encode(), fields[0])
+    buf += hmac.new(key, bytes(buf), hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(bytes(buf)).rstrip(b"=").decode()
 
 
