@@ -2,8 +2,8 @@
 //! each format alone, then all of them as one scheduled run renders them. Target: all
 //! formats under 1 s in total.
 
-use beacon_shared::report::render;
-use beacon_shared::testkit::report_data;
+use beacon_report::render;
+use beacon_report::testkit::report_data;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

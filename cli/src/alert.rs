@@ -12,8 +12,8 @@ use beacon_shared::alert_store::{
     rule_key, AlertStore, AlertStoreExt, DynamoAlerts, HttpWebhooks, BUDGET_KEY, NOTIFY_KEY,
 };
 use beacon_shared::config::{aws_config, Env};
+use beacon_shared::mail::SesMailer;
 use beacon_shared::outbound::{Policy, SystemLookup};
-use beacon_shared::report::store::SesMailer;
 use beacon_shared::stats_store::DynamoRollupReader;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

@@ -1,13 +1,13 @@
-//! `beacon lake`: the operator's side of the data lake (see `beacon_shared::lake`).
+//! `beacon lake`: the operator's side of the data lake (see `beacon_lake`).
 
 use anyhow::{bail, Context, Result};
-use beacon_shared::aggregate::decode;
-use beacon_shared::config::aws_config;
-use beacon_shared::lake::{
+use beacon_lake::store::S3Lake;
+use beacon_lake::{
     compact_closed, compact_partition, convert_ndjson, ConvertOptions, Converted, Partition,
     BAD_LINES_REPORTED,
 };
-use beacon_shared::lake_store::S3Lake;
+use beacon_shared::aggregate::decode;
+use beacon_shared::config::aws_config;
 use beacon_shared::Event;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;

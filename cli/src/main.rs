@@ -8,12 +8,13 @@
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use beacon_instrument::{instrument_html_with, LinkSigner, Options};
 use beacon_shared::apikey::{
     check_tenant_id, hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys,
 };
 use beacon_shared::config::{aws_config, Env};
-use beacon_shared::instrument::{instrument_html_with, trackable_url, LinkSigner, Options};
 use beacon_shared::token::{Recipient, TenantKey, TokenSigner};
+use beacon_shared::validate::trackable_url;
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;

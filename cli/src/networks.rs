@@ -2,8 +2,8 @@
 //! requests from (see `beacon_shared::networks`).
 
 use anyhow::{bail, Context, Result};
+use beacon_report::render::fmt::whole;
 use beacon_shared::networks::{ListSummary, Networks, APPLE_PROXY, LISTS, SCANNERS};
-use beacon_shared::report::render::fmt::whole;
 use clap::Subcommand;
 use std::io::Read;
 use std::net::IpAddr;

@@ -3,13 +3,14 @@
 //! tables, bucket and SES), and can also write the files to a local folder.
 
 use anyhow::{bail, Context, Result};
+use beacon_report::definition::DefinitionInput;
+use beacon_report::model::Format;
+use beacon_report::period::Period;
+use beacon_report::run::{Reporter, Settings};
+use beacon_report::store::{Definitions, DynamoReports, Runs, S3ReportFiles};
+use beacon_report::{data, render};
 use beacon_shared::config::aws_config;
-use beacon_shared::report::definition::DefinitionInput;
-use beacon_shared::report::model::Format;
-use beacon_shared::report::period::Period;
-use beacon_shared::report::run::{Reporter, Settings};
-use beacon_shared::report::store::{Definitions, DynamoReports, Runs, S3ReportFiles, SesMailer};
-use beacon_shared::report::{data, render};
+use beacon_shared::mail::SesMailer;
 use beacon_shared::stats_store::DynamoRollupReader;
 use chrono::Utc;
 use clap::{Args, Subcommand};
@@ -258,7 +259,7 @@ pub async fn run(command: ReportCommand) -> Result<()> {
                     ..Settings::default()
                 };
                 let files = S3ReportFiles::new(
-                    beacon_shared::lake_store::s3_client(&aws),
+                    beacon_shared::s3::client(&aws),
                     bucket.expect("required unless --no-send"),
                 );
                 let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws));
@@ -292,7 +293,7 @@ fn write_local(
     dir: &std::path::Path,
     id: &str,
     formats: &[Format],
-    data: &beacon_shared::report::model::ReportData,
+    data: &beacon_report::model::ReportData,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut formats = formats.to_vec();

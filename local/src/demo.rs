@@ -22,9 +22,9 @@ use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
 use crate::stream;
 use anyhow::{bail, ensure, Context as _, Result};
+use beacon_instrument::{instrument_html, LinkSigner};
 use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
 use beacon_shared::config::Env;
-use beacon_shared::instrument::{instrument_html, LinkSigner};
 use beacon_shared::token::Recipient;
 use futures::stream::{self as futures_stream, StreamExt};
 use rand::rngs::StdRng;
@@ -601,7 +601,7 @@ async fn build_and_query_lake(
     campaign: &str,
     out_dir: &std::path::Path,
 ) -> Result<(Value, BTreeMap<String, u64>)> {
-    use beacon_shared::lake::{LakeStore, Partition, CURATED_PREFIX, STAGING_PREFIX};
+    use beacon_lake::{LakeStore, Partition, CURATED_PREFIX, STAGING_PREFIX};
     let (_, compact_fn) = stack
         .function("compact")
         .context("compact function in the template")?;
@@ -701,8 +701,8 @@ async fn send_report(
     campaign: &str,
     out_dir: &std::path::Path,
 ) -> Result<Value> {
-    use beacon_shared::report::definition::DefinitionInput;
-    use beacon_shared::report::store::Definitions;
+    use beacon_report::definition::DefinitionInput;
+    use beacon_report::store::Definitions;
     let (_, report_fn) = stack
         .function("report")
         .context("report function in the template")?;
@@ -723,12 +723,8 @@ async fn send_report(
     // A rerun of the demo against the same stack replaces its definition.
     app.reports.delete(TENANT, &def.id).await?;
     app.reports.create(&def).await?;
-    let day_end = beacon_shared::report::period::Period::containing(
-        def.cadence,
-        def.tz(),
-        chrono::Utc::now(),
-    )
-    .end();
+    let day_end =
+        beacon_report::period::Period::containing(def.cadence, def.tz(), chrono::Utc::now()).end();
     let as_of = day_end + chrono::Duration::minutes(5);
     let trigger = || {
         lambda_runtime::LambdaEvent::new(
@@ -763,7 +759,7 @@ async fn send_report(
     );
     let local = out_dir.join("reports");
     std::fs::create_dir_all(&local)?;
-    let s3 = beacon_shared::lake_store::s3_client(aws);
+    let s3 = beacon_shared::s3::client(aws);
     let bucket = app.files.bucket().to_string();
     let mut copies = Vec::new();
     for key in ours["files"].as_array().into_iter().flatten() {

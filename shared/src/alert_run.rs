@@ -13,7 +13,7 @@ use crate::alert::{
     Hours, Notice, NoticeKind, Pending, SIGNATURE_HEADER,
 };
 use crate::alert_store::{state_key, AlertStore, AlertStoreExt, WebhookSender, BUDGET_STATE_KEY};
-use crate::report::store::Mailer;
+use crate::mail::Mailer;
 use crate::rollup::{rollup_partition, Grain, Scope};
 use crate::stats_store::{Fields, RollupReader};
 use chrono::{DateTime, Utc};
@@ -308,7 +308,7 @@ mod tests {
     use super::*;
     use crate::alert::{verify, Budget, RuleInput, Webhook};
     use crate::alert_store::{rule_key, MemoryAlerts, MemoryWebhooks, BUDGET_KEY, NOTIFY_KEY};
-    use crate::report::store::MemoryMailer;
+    use crate::mail::MemoryMailer;
     use crate::rollup::Counters;
     use crate::stats_store::MemoryRollupReader;
     use std::sync::atomic::Ordering;

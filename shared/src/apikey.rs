@@ -144,7 +144,7 @@ impl ApiKeyStore for DynamoApiKeys {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let text = |name: &str| crate::stats_store::string_attribute(&item, name);
+        let text = |name: &str| crate::dynamo::string_attribute(&item, name);
         Ok(Some(ApiKeyRecord {
             key_hash: key_hash.to_string(),
             tenant_id: text("tenant_id")

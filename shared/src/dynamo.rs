@@ -143,6 +143,14 @@ pub fn permanent_code(code: Option<&str>) -> bool {
     )
 }
 
+/// A String attribute of a DynamoDB item, if it is one.
+pub fn string_attribute(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    name: &str,
+) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

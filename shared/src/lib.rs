@@ -1,7 +1,10 @@
-//! Beacon's shared library: the domain (events, validation, tracking tokens, email
-//! instrumentation) as plain Rust, and the small adapters to AWS behind traits.
+//! Beacon's shared library: the domain (events, validation, tracking tokens, rollups,
+//! alerts, engagement) as plain Rust, and the small adapters to AWS behind traits. The
+//! features whose dependencies only some functions need have crates of their own beside
+//! it: the lake (`shared/lake`, arrow and parquet), reports (`shared/report`: charts,
+//! XLSX, PDF, MIME) and email instrumentation (`shared/instrument`, an HTML rewriter).
 //!
-//! Follow one open: [`instrument`] puts a signed pixel URL in the email; the open-pixel
+//! Follow one open: `beacon-instrument` puts a signed pixel URL in the email; the open-pixel
 //! function verifies it with [`token`], builds the event with [`tracking`] and hands it
 //! to an [`sink::EventSink`], which in AWS is the Kinesis stream.
 
@@ -19,17 +22,15 @@ pub mod dynamo;
 pub mod engagement;
 pub mod event;
 pub mod http;
-pub mod instrument;
 pub mod labeled;
-pub mod lake;
-pub mod lake_store;
+pub mod mail;
 pub mod metrics;
 pub mod month_pack;
 pub mod networks;
 pub mod outbound;
-pub mod report;
 pub mod rollup;
 pub mod rollup_store;
+pub mod s3;
 pub mod segment_snapshot;
 pub mod sink;
 pub mod stats;

@@ -302,14 +302,6 @@ fn item_counters(item: &HashMap<String, AttributeValue>) -> Counters {
     )
 }
 
-/// A String attribute of a DynamoDB item, if it is one.
-pub(crate) fn string_attribute(
-    item: &HashMap<String, AttributeValue>,
-    name: &str,
-) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
 /// The DynamoDB adapter: Query with pagination, eventually consistent reads.
 #[derive(Debug, Clone)]
 pub struct DynamoRollupReader {
@@ -515,7 +507,7 @@ fn rollup_items(items: &[HashMap<String, AttributeValue>]) -> Vec<RollupItem> {
         .iter()
         .filter_map(|item| {
             Some(RollupItem {
-                sk: string_attribute(item, "sk")?,
+                sk: crate::dynamo::string_attribute(item, "sk")?,
                 counters: item_counters(item),
             })
         })
@@ -554,7 +546,7 @@ fn pack_from_item(item: Option<&HashMap<String, AttributeValue>>) -> Result<Pack
     Ok(Pack {
         gen: int("gen").unwrap_or(0),
         packed_gen: int("packed_gen"),
-        through: string_attribute(item, "through").and_then(|t| t.parse().ok()),
+        through: crate::dynamo::string_attribute(item, "through").and_then(|t| t.parse().ok()),
         days: match item.get("days").and_then(|v| v.as_s().ok()) {
             Some(text) => Pack::decode_days(text).map_err(ReadError)?,
             None => Vec::new(),
@@ -600,7 +592,7 @@ impl DynamoRollupReader {
                 .await
                 .map_err(read_error("reading a daily series"))?;
             for item in items {
-                if let Some(sk) = string_attribute(&item, "sk") {
+                if let Some(sk) = crate::dynamo::string_attribute(&item, "sk") {
                     found.insert(sk, item);
                 }
             }
@@ -655,7 +647,12 @@ impl DynamoRollupReader {
             .await?;
         let days: Vec<(String, Counters)> = items
             .iter()
-            .filter_map(|item| Some((string_attribute(item, "sk")?, item_counters(item))))
+            .filter_map(|item| {
+                Some((
+                    crate::dynamo::string_attribute(item, "sk")?,
+                    item_counters(item),
+                ))
+            })
             .collect();
         // A month without data is not packed: a read of a campaign that does not exist,
         // or of years before the tenant's first event, must not create items. (Reading
@@ -803,8 +800,8 @@ impl RollupReader for DynamoRollupReader {
             .iter()
             .filter_map(|item| {
                 Some(DirectoryItem {
-                    sk: string_attribute(item, "sk")?,
-                    last_seen: string_attribute(item, "last_seen"),
+                    sk: crate::dynamo::string_attribute(item, "sk")?,
+                    last_seen: crate::dynamo::string_attribute(item, "last_seen"),
                 })
             })
             .collect())
@@ -845,8 +842,8 @@ impl RollupReader for DynamoRollupReader {
             .iter()
             .filter_map(|item| {
                 Some(DirectoryItem {
-                    sk: string_attribute(item, "sk")?,
-                    last_seen: string_attribute(item, "last_seen"),
+                    sk: crate::dynamo::string_attribute(item, "sk")?,
+                    last_seen: crate::dynamo::string_attribute(item, "last_seen"),
                 })
             })
             .collect();
@@ -871,7 +868,7 @@ impl RollupReader for DynamoRollupReader {
             .map_err(read_error("reading the directory"))?;
         Ok(out.item.map(|item| DirectoryItem {
             sk: sk.to_string(),
-            last_seen: string_attribute(&item, "last_seen"),
+            last_seen: crate::dynamo::string_attribute(&item, "last_seen"),
         }))
     }
 }

@@ -430,7 +430,7 @@ impl<'a> Fields<'a, '_> {
 
     fn url(&mut self, name: &str) -> Option<String> {
         let text = self.string(name, 1, 2048, Charset::Printable)?;
-        match crate::instrument::trackable_url(text) {
+        match trackable_url(text) {
             Some(url) => Some(url),
             None => {
                 self.errors.push(FieldError::new(
@@ -567,9 +567,42 @@ impl<'a> Fields<'a, '_> {
     }
 }
 
+/// Returns the URL if it is an absolute http(s) URL with a host, and nothing else:
+/// the only kind of destination a click token may carry.
+pub fn trackable_url(text: &str) -> Option<String> {
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    // Written out in full: no `https:/x`, `https:///x` or `https:\\x` that a lenient
+    // parser would repair into something else than what the sender wrote.
+    let lower = text.get(..8)?.to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &text[8..]
+    } else if lower.starts_with("http://") {
+        &text[7..]
+    } else {
+        return None;
+    };
+    if rest.starts_with(['/', '\\']) {
+        return None;
+    }
+    let url = url::Url::parse(text).ok()?;
+    let http = matches!(url.scheme(), "http" | "https");
+    (http && url.host_str().is_some_and(|h| !h.is_empty())).then(|| text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trackable_urls() {
+        assert!(trackable_url("https://a.example/x?y#z").is_some());
+        assert!(trackable_url("javascript:alert(1)").is_none());
+        assert!(trackable_url("https:///nohost").is_none());
+        assert!(trackable_url("https://a.example/\r\nSet-Cookie:x").is_none());
+        assert!(trackable_url("//a.example").is_none());
+    }
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {

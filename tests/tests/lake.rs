@@ -5,9 +5,9 @@
 //! compaction and a redelivery that arrives after compaction.
 
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
+use beacon_lake::store::S3Lake;
+use beacon_lake::{read_parquet, LakeStore, CURATED_PREFIX, STAGING_PREFIX};
 use beacon_local::poller::{kinesis_event, Mapping};
-use beacon_shared::lake::{read_parquet, LakeStore, CURATED_PREFIX, STAGING_PREFIX};
-use beacon_shared::lake_store::S3Lake;
 use beacon_shared::Event;
 use beacon_tests::{http, TestStack};
 use chrono::{Duration, DurationRound, Utc};

@@ -3,10 +3,10 @@
 //! 400 page, never a redirect: this endpoint can't be used as an open redirect.
 
 use beacon_shared::http::{client_context, path_param};
-use beacon_shared::instrument::trackable_url;
 use beacon_shared::sink::EventSink;
 use beacon_shared::token::{TokenError, TokenKind};
 use beacon_shared::tracking::Tracker;
+use beacon_shared::validate::trackable_url;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 

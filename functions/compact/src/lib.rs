@@ -1,11 +1,11 @@
 //! The lake's scheduled compaction: every closed hour with staging pieces becomes one
 //! curated Parquet object, duplicates dropped, pieces deleted after (the order that
-//! keeps Athena from seeing a row twice or missing one: `beacon_shared::lake`).
+//! keeps Athena from seeing a row twice or missing one: `beacon_lake`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use beacon_lake::store::S3Lake;
+use beacon_lake::{compact_closed, LakeStore};
 use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::lake::{compact_closed, LakeStore};
-use beacon_shared::lake_store::S3Lake;
 use beacon_shared::metrics;
 use chrono::{Duration, Utc};
 use lambda_runtime::{Error, LambdaEvent};
@@ -62,7 +62,7 @@ pub async fn handle<L: LakeStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beacon_shared::lake::{write_parquet, LakeStore, MemoryLake, PutIf, STAGING_PREFIX};
+    use beacon_lake::{write_parquet, LakeStore, MemoryLake, PutIf, STAGING_PREFIX};
     use beacon_shared::{Event, EventType};
 
     fn scheduled(time: &str) -> LambdaEvent<EventBridgeEvent<Value>> {

@@ -1,15 +1,15 @@
 //! The lake's Kinesis consumer: writes each batch's events to the lake's staging area
 //! as Parquet, one piece per event hour, under keys derived from the records, so a
-//! retried batch overwrites its own pieces (see `beacon_shared::lake`). Poison records
+//! retried batch overwrites its own pieces (see `beacon_lake`). Poison records
 //! go to the dead-letter queue with the reason and are skipped, never retried forever.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
+use beacon_lake::store::S3Lake;
+use beacon_lake::{stage_batch, LakeStore};
 use beacon_shared::aggregate::{resume_from, DeadLetterSink, StreamRecord};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::deadletter::SqsDeadLetters;
-use beacon_shared::lake::{stage_batch, LakeStore};
-use beacon_shared::lake_store::S3Lake;
 use beacon_shared::metrics;
 use lambda_runtime::{Error, LambdaEvent};
 
@@ -67,8 +67,8 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use beacon_lake::{LakeError, LakeObject, MemoryLake, PutIf};
     use beacon_shared::aggregate::MemoryDeadLetters;
-    use beacon_shared::lake::{LakeError, LakeObject, MemoryLake, PutIf};
     use beacon_shared::{Event, EventType};
 
     /// Refuses every write, as S3 would when throttling or down.

@@ -1,19 +1,18 @@
 //! The report function. Two kinds of invocation:
 //! - the hourly EventBridge schedule (`detail-type: Scheduled Event`): every definition
 //!   whose period has just closed is rendered and sent, at most once per period
-//!   (`beacon_shared::report::run`);
+//!   (`beacon_report::run`);
 //! - on demand, `{"tenant": "acme", "report": "weekly", "period": "2026-W47"}` (period
 //!   optional: the one just closed) or `{"tenant": "acme", "definition": {...}}` with a
 //!   whole definition: rendered and sent at once.
 
+use beacon_report::definition::{DefinitionInput, ReportDefinition};
+use beacon_report::period::Period;
+use beacon_report::run::{Outcome, Reporter, RunResult, Settings};
+use beacon_report::store::{Definitions, DynamoReports, ReportFiles, Runs, S3ReportFiles};
 use beacon_shared::config::{ConfigError, Env};
+use beacon_shared::mail::{Mailer, SesMailer};
 use beacon_shared::metrics;
-use beacon_shared::report::definition::{DefinitionInput, ReportDefinition};
-use beacon_shared::report::period::Period;
-use beacon_shared::report::run::{Outcome, Reporter, RunResult, Settings};
-use beacon_shared::report::store::{
-    Definitions, DynamoReports, Mailer, ReportFiles, Runs, S3ReportFiles, SesMailer,
-};
 use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
@@ -39,7 +38,7 @@ impl ReportApp<DynamoRollupReader, DynamoReports, S3ReportFiles, SesMailer> {
             reader: DynamoRollupReader::new(dynamo.clone(), env.required("BEACON_ROLLUPS_TABLE")?),
             reports: DynamoReports::new(dynamo, env.required("BEACON_REPORTS_TABLE")?),
             files: S3ReportFiles::new(
-                beacon_shared::lake_store::s3_client(aws),
+                beacon_shared::s3::client(aws),
                 env.required("BEACON_REPORTS_BUCKET")?,
             ),
             mailer: SesMailer::new(aws_sdk_sesv2::Client::new(aws)),

@@ -4,12 +4,12 @@
 //! alone, and on-demand requests render at once. The message is read back with a
 //! MIME parser.
 
-use beacon_shared::report::definition::DefinitionInput;
-use beacon_shared::report::run::Settings;
-use beacon_shared::report::store::{
-    Definitions, MemoryMailer, MemoryReportFiles, MemoryReports, ReportFiles, RunStatus, Runs,
-    StoreError,
+use beacon_report::definition::DefinitionInput;
+use beacon_report::run::Settings;
+use beacon_report::store::{
+    Definitions, MemoryReportFiles, MemoryReports, ReportFiles, RunStatus, Runs, StoreError,
 };
+use beacon_shared::mail::MemoryMailer;
 use beacon_shared::rollup::Aggregate;
 use beacon_shared::stats_store::MemoryRollupReader;
 use beacon_shared::{Event, EventType};

@@ -3,7 +3,7 @@
 
 use super::fmt;
 use super::html::EMAIL_LINKS;
-use crate::report::model::ReportData;
+use crate::model::ReportData;
 use std::fmt::Write;
 
 pub(super) fn render(data: &ReportData) -> String {

@@ -30,7 +30,7 @@
 //! pandas and Python's `utf-8-sig` skip it).
 
 use super::RenderError;
-use crate::report::model::{ReportData, SummaryRow};
+use crate::model::{ReportData, SummaryRow};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 const BOM: &[u8] = "\u{feff}".as_bytes();

@@ -16,8 +16,9 @@ use super::mail::{self, ReportFile, CHART_CID};
 use super::model::{Format, ReportData};
 use super::period::Period;
 use super::render;
-use super::store::{Claim, Definitions, Mailer, ReportFiles, RunDetail, RunStatus, Runs};
-use crate::stats_store::RollupReader;
+use super::store::{Claim, Definitions, ReportFiles, RunDetail, RunStatus, Runs};
+use beacon_shared::mail::Mailer;
+use beacon_shared::stats_store::RollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -67,13 +68,15 @@ pub struct Prepared {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading the rollups: {0}")]
-    Read(#[from] crate::stats_store::ReadError),
+    Read(#[from] beacon_shared::stats_store::ReadError),
     #[error("rendering: {0}")]
     Render(#[from] render::RenderError),
     #[error("{0}")]
     Store(#[from] super::store::StoreError),
     #[error("building the message: {0}")]
     Mail(#[from] std::io::Error),
+    #[error("{0}")]
+    Send(#[from] beacon_shared::mail::MailError),
 }
 
 /// The S3 key of a report file: under the tenant's prefix, one folder per report and

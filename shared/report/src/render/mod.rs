@@ -16,7 +16,7 @@ mod pdf;
 mod text;
 mod xlsx;
 
-use crate::report::model::{Format, ReportData};
+use crate::model::{Format, ReportData};
 
 pub use chart::{HEIGHT as CHART_HEIGHT, WIDTH as CHART_WIDTH};
 

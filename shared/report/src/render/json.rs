@@ -3,7 +3,7 @@
 //! each summary row's `delta` and `delta_ratio`, and the deliverability's `at_risk`.
 
 use super::RenderError;
-use crate::report::model::ReportData;
+use crate::model::ReportData;
 use serde_json::Value;
 
 pub(super) fn render(data: &ReportData) -> Result<Vec<u8>, RenderError> {

@@ -222,7 +222,7 @@ impl DefinitionInput {
     ) -> Result<ReportDefinition, InvalidDefinition> {
         let mut errors = Vec::new();
         let mut err = |field, message: String| errors.push(FieldError { field, message });
-        if let Err(e) = crate::apikey::check_tenant_id(tenant) {
+        if let Err(e) = beacon_shared::apikey::check_tenant_id(tenant) {
             err("tenant", e);
         }
         if !valid_id(&self.id) {

@@ -12,3 +12,4 @@ pub mod period;
 pub mod render;
 pub mod run;
 pub mod store;
+pub mod testkit;

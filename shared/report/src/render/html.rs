@@ -4,7 +4,7 @@
 //! from the data is escaped.
 
 use super::fmt::{self, Tone};
-use crate::report::model::ReportData;
+use crate::model::ReportData;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use std::fmt::Write;
 
@@ -347,7 +347,7 @@ fn deliverability(h: &mut String, data: &ReportData) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Deliverability, Metric};
+    use crate::model::{Deliverability, Metric};
     use crate::testkit::report_data;
 
     #[test]

@@ -9,9 +9,9 @@ use super::model::{
     SummaryRow,
 };
 use super::period::{hour_range, Period};
-use crate::rollup::{rollup_partition, Counters, Grain, Scope};
-use crate::stats::decimal;
-use crate::stats_store::{
+use beacon_shared::rollup::{rollup_partition, Counters, Grain, Scope};
+use beacon_shared::stats::decimal;
+use beacon_shared::stats_store::{
     directory_partition, parse_channel, Fields, ReadError, RollupItem, RollupReader,
     CAMPAIGN_PREFIX, CHANNEL_PREFIX,
 };
@@ -281,14 +281,20 @@ async fn top_links<R: RollupReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::definition::DefinitionInput;
-    use crate::report::period::{parse_tz, utc, Cadence};
-    use crate::rollup::Aggregate;
-    use crate::stats_store::MemoryRollupReader;
-    use crate::{Event, EventType};
+    use crate::definition::DefinitionInput;
+    use crate::period::{parse_tz, utc, Cadence};
+    use beacon_shared::rollup::Aggregate;
+    use beacon_shared::stats_store::MemoryRollupReader;
+    use beacon_shared::{Event, EventType};
 
     fn event(kind: EventType, at: DateTime<Utc>, campaign: &str, provider: &str) -> Event {
-        let mut e = Event::new(crate::event::new_event_id(), "acme".into(), kind, at, at);
+        let mut e = Event::new(
+            beacon_shared::event::new_event_id(),
+            "acme".into(),
+            kind,
+            at,
+            at,
+        );
         e.campaign_id = Some(campaign.into());
         e.recipient_id = Some("r1".into());
         e.message_id = Some("m1".into());
@@ -366,7 +372,7 @@ mod tests {
         let mut click_b = event(EventType::Clicked, at(11), "spring", "ses");
         click_b.link_url = Some("https://shop.example/b".into());
         let mut click_b2 = click_b.clone();
-        click_b2.event_id = crate::event::new_event_id();
+        click_b2.event_id = beacon_shared::event::new_event_id();
         let events = vec![
             event(EventType::Sent, at(9), "spring", "ses"),
             event(EventType::Sent, at(9), "fall", "postmark"),

@@ -8,9 +8,9 @@
 //!   `lease_until`, `attempts`, `error`, `files`, `message_id`, `updated_at`.
 
 use super::definition::ReportDefinition;
-use crate::stats_store::string_attribute;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
+use beacon_shared::dynamo::string_attribute;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -203,7 +203,7 @@ impl DynamoReports {
     }
 
     async fn query_pk(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        crate::dynamo::query_partition(&self.client, &self.table, pk, false)
+        beacon_shared::dynamo::query_partition(&self.client, &self.table, pk, false)
             .await
             .map_err(unavailable("reading reports"))
     }
@@ -258,7 +258,7 @@ impl Definitions for DynamoReports {
     }
 
     async fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        crate::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
+        beacon_shared::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
             .await
             .map_err(unavailable("deleting the report"))
     }
@@ -622,75 +622,5 @@ impl ReportFiles for MemoryReportFiles {
         _expires_in: std::time::Duration,
     ) -> Result<String, StoreError> {
         Ok(format!("memory://{key}"))
-    }
-}
-
-/// Sends a finished MIME message.
-pub trait Mailer: Send + Sync {
-    /// The provider's message id.
-    fn send(
-        &self,
-        from: &str,
-        to: &[String],
-        raw: Vec<u8>,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
-}
-
-/// The SES v2 adapter (raw content: the message is built by [`super::mail`]).
-#[derive(Debug, Clone)]
-pub struct SesMailer {
-    client: aws_sdk_sesv2::Client,
-}
-
-impl SesMailer {
-    pub fn new(client: aws_sdk_sesv2::Client) -> Self {
-        SesMailer { client }
-    }
-}
-
-impl Mailer for SesMailer {
-    async fn send(&self, from: &str, to: &[String], raw: Vec<u8>) -> Result<String, StoreError> {
-        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-        let raw = RawMessage::builder()
-            .data(aws_sdk_sesv2::primitives::Blob::new(raw))
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("building the message: {e}")))?;
-        let out = self
-            .client
-            .send_email()
-            .from_email_address(from)
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(Some(to.to_vec()))
-                    .build(),
-            )
-            .content(EmailContent::builder().raw(raw).build())
-            .send()
-            .await
-            .map_err(unavailable("sending the report through SES"))?;
-        Ok(out.message_id.unwrap_or_default())
-    }
-}
-
-/// One message kept by [`MemoryMailer`]: sender, recipients, raw MIME.
-pub type SentMail = (String, Vec<String>, Vec<u8>);
-
-/// Mail kept in memory; can be made to fail.
-#[derive(Default)]
-pub struct MemoryMailer {
-    pub sent: Mutex<Vec<SentMail>>,
-    pub failing: std::sync::atomic::AtomicBool,
-}
-
-impl Mailer for MemoryMailer {
-    async fn send(&self, from: &str, to: &[String], raw: Vec<u8>) -> Result<String, StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError::Unavailable(
-                "the mailer is failing on purpose".into(),
-            ));
-        }
-        let mut sent = self.sent.lock().unwrap();
-        sent.push((from.to_string(), to.to_vec(), raw));
-        Ok(format!("memory-{}", sent.len()))
     }
 }

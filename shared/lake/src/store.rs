@@ -1,7 +1,7 @@
 //! The S3 adapter of [`LakeStore`]: the lake bucket, with conditional writes for the
 //! curated objects (`If-Match` / `If-None-Match`).
 
-use crate::lake::{LakeError, LakeObject, LakeStore, PutIf};
+use crate::{LakeError, LakeObject, LakeStore, PutIf};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -10,24 +10,6 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 pub struct S3Lake {
     client: aws_sdk_s3::Client,
     bucket: String,
-}
-
-/// An S3 client for `aws`. Against an emulator (an endpoint override, as
-/// `AWS_ENDPOINT_URL` sets), path-style addressing, and checksums only where S3
-/// requires them, which the emulator handles.
-pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let mut conf = aws_sdk_s3::config::Builder::from(aws);
-    if aws.endpoint_url().is_some() {
-        conf = conf
-            .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .response_checksum_validation(
-                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-            );
-    }
-    aws_sdk_s3::Client::from_conf(conf.build())
 }
 
 impl S3Lake {
@@ -39,7 +21,7 @@ impl S3Lake {
     }
 
     pub fn from_config(aws: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
-        S3Lake::new(s3_client(aws), bucket)
+        S3Lake::new(beacon_shared::s3::client(aws), bucket)
     }
 
     pub fn bucket(&self) -> &str {

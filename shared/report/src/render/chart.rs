@@ -3,7 +3,7 @@
 //! system fonts. The buffer becomes a PNG for the email and a Flate image in the PDF.
 
 use super::{fmt, RenderError};
-use crate::report::model::{MetricKind, ReportData, ReportSeries};
+use crate::model::{MetricKind, ReportData, ReportSeries};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::sync::OnceLock;
@@ -226,7 +226,7 @@ fn short_label(label: &str, grain: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::Metric;
+    use crate::model::Metric;
     use crate::testkit::report_data;
 
     fn decode(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(plotted(series), [0, 1, 2, 3]);
         series.points[1].values[0] = None;
         assert!(png(&data).unwrap().is_some());
-        let rates = crate::report::model::ReportSeries {
+        let rates = crate::model::ReportSeries {
             grain: "hour",
             metrics: vec![Metric::BounceRate, Metric::Cost, Metric::ComplaintRate],
             points: Vec::new(),

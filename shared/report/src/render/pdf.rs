@@ -10,7 +10,7 @@
 use super::afm;
 use super::fmt::{self, Tone};
 use super::{chart, RenderError};
-use crate::report::model::ReportData;
+use crate::model::ReportData;
 use chrono::{Datelike, Timelike};
 use miniz_oxide::deflate::compress_to_vec_zlib;
 use pdf_writer::types::{ActionType, AnnotationType};

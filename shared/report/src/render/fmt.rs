@@ -2,7 +2,7 @@
 //! chart axes all write values through here, so a number reads the same in every
 //! format; CSV, JSON and XLSX carry raw numbers instead.
 
-use crate::report::model::{Deliverability, Metric, MetricKind, SummaryRow};
+use crate::model::{Deliverability, Metric, MetricKind, SummaryRow};
 use chrono::{DateTime, Utc};
 
 /// What stands for a missing value (a rate over nothing, no previous period).

@@ -7,7 +7,8 @@
 //! double-quoted attribute ([`attribute_value`]), whatever the base URL holds: the
 //! output has the sender's elements plus the pixel and the honeypot, nothing else.
 
-use crate::token::{Recipient, SignError, TokenSigner};
+use beacon_shared::token::{Recipient, SignError, TokenSigner};
+use beacon_shared::validate::trackable_url;
 use lol_html::html_content::ContentType;
 use lol_html::{element, end, rewrite_str, RewriteStrSettings};
 use std::cell::{Cell, RefCell};
@@ -100,34 +101,10 @@ pub struct Instrumented {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// An invisible link no person clicks, next to the pixel: a click on it marks the
-    /// message's clicks around it as a scanner's ([`crate::trail`]). It leads to the
+    /// message's clicks around it as a scanner's ([`beacon_shared::trail`]). It leads to the
     /// first tracked link's site with the fragment `#beacon-honeypot`, so a scanner
     /// that follows it lands somewhere harmless. Needs at least one tracked link.
     pub honeypot: bool,
-}
-
-/// Returns the URL if it is an absolute http(s) URL with a host, and nothing else:
-/// the only kind of destination a click token may carry.
-pub fn trackable_url(text: &str) -> Option<String> {
-    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return None;
-    }
-    // Written out in full: no `https:/x`, `https:///x` or `https:\\x` that a lenient
-    // parser would repair into something else than what the sender wrote.
-    let lower = text.get(..8)?.to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &text[8..]
-    } else if lower.starts_with("http://") {
-        &text[7..]
-    } else {
-        return None;
-    };
-    if rest.starts_with(['/', '\\']) {
-        return None;
-    }
-    let url = url::Url::parse(text).ok()?;
-    let http = matches!(url.scheme(), "http" | "https");
-    (http && url.host_str().is_some_and(|h| !h.is_empty())).then(|| text.to_string())
 }
 
 /// Rewrites `html` for `recipient`: links to signed click URLs, plus the open pixel.
@@ -155,7 +132,7 @@ pub fn instrument_html_with(
     let honeypot = match options.honeypot {
         true => match first_site(html, signer)? {
             Some(site) => {
-                let destination = format!("{site}/#{}", crate::trail::HONEYPOT_FRAGMENT);
+                let destination = format!("{site}/#{}", beacon_shared::trail::HONEYPOT_FRAGMENT);
                 Some(honeypot_tag(&signer.click_url(
                     recipient,
                     &destination,
@@ -309,7 +286,7 @@ const PIXEL_STYLE: &str = "display:block;width:1px;height:1px;border:0;margin:0;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::{Keyring, TokenKind};
+    use beacon_shared::token::{Keyring, TokenKind};
 
     fn keyring() -> Keyring {
         Keyring::new("k1", vec![("k1".into(), vec![42u8; 32])]).unwrap()
@@ -369,7 +346,7 @@ mod tests {
                 "https://shop.example/#beacon-honeypot"
             ]
         );
-        assert!(crate::trail::is_honeypot(&urls[2]));
+        assert!(beacon_shared::trail::is_honeypot(&urls[2]));
         let tag = out.html.split("<a ").last().unwrap();
         assert!(tag.contains(r#"aria-hidden="true""#) && tag.contains("display:none"));
         // Without links there is nothing to protect; without the option, no honeypot.
@@ -597,14 +574,5 @@ mod tests {
             matches!(err, InstrumentError::Sign(SignError::WrongTenant { .. })),
             "{err}"
         );
-    }
-
-    #[test]
-    fn trackable_urls() {
-        assert!(trackable_url("https://a.example/x?y#z").is_some());
-        assert!(trackable_url("javascript:alert(1)").is_none());
-        assert!(trackable_url("https:///nohost").is_none());
-        assert!(trackable_url("https://a.example/\r\nSet-Cookie:x").is_none());
-        assert!(trackable_url("//a.example").is_none());
     }
 }

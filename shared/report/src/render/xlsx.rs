@@ -5,7 +5,7 @@
 //! carries a native line chart of the same metrics as the PNG chart.
 
 use super::{chart, RenderError};
-use crate::report::model::{MetricKind, ReportData, ReportSeries};
+use crate::model::{MetricKind, ReportData, ReportSeries};
 use rust_xlsxwriter::{
     Chart, ChartFormat, ChartLegendPosition, ChartLine, ChartType, Color, DocProperties, Format,
     FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError,
