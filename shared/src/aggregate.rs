@@ -75,7 +75,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use thiserror::Error;
 
@@ -673,6 +673,8 @@ struct Attempt<'a> {
     count_already_applied: bool,
 }
 
+/// One attempt at a shard's records, phase by phase (the module docs argue why these
+/// phases apply every record exactly once).
 async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     store: &S,
     dead: &D,
@@ -682,46 +684,104 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     attempt: Attempt<'_>,
     outcome: &mut Outcome,
 ) -> Result<(), Stopped> {
-    let first = records
-        .first()
-        .map(|r| r.sequence.clone())
-        .unwrap_or_default();
-    let fail = |first_unapplied: &str, records: usize, source| Stopped {
+    let first = records.first().map_or("", |r| r.sequence.as_str());
+    let checkpoint = store
+        .checkpoint(shard)
+        .await
+        .map_err(|e| stopped(first, records.len(), e))?;
+    let pending = past_checkpoint(records, checkpoint.as_deref());
+    if attempt.count_already_applied {
+        outcome.already_applied += records.len() - pending.len();
+    }
+    let Some(head) = pending.first() else {
+        return Ok(());
+    };
+    let whole = |e| stopped(&head.sequence, pending.len(), e);
+
+    let decoded = decode_all(&pending, attempt.refused);
+    let DedupeSets {
+        ids: seen,
+        last: dedupe_pages,
+    } = store
+        .dedupe_members(&dedupe_lookups(&decoded, settings))
+        .await
+        .map_err(whole)?;
+    let trail_expires = trail_expiry(&decoded);
+    let refused_trails = refused_trails(&pending, attempt.refused);
+    let trails = read_trails(store, &decoded, &refused_trails, trail_expires, outcome)
+        .await
+        .map_err(whole)?;
+
+    let mut state = ShardState {
+        shard,
+        settings,
+        today: Utc::now().date_naive(),
+        after: checkpoint,
+        seen,
+        dedupe_pages,
+        trails,
+        refused_trails,
+        trail_expires,
+    };
+    let mut i = 0;
+    while i < pending.len() {
+        let start = i;
+        let mut draft = Draft::default();
+        while i < pending.len() && draft.take(&mut state, i, pending[i], &decoded[i]) {
+            i += 1;
+        }
+        let through = padded(&pending[i - 1].sequence);
+        let planned = draft.plan(&state, through);
+        write_run(store, dead, &planned, outcome)
+            .await
+            .map_err(|e| stopped(&pending[start].sequence, i - start, e))?;
+        state.committed(&planned.run);
+        outcome.add_run(&planned);
+    }
+    Ok(())
+}
+
+fn stopped(first_unapplied: &str, records: usize, source: StoreError) -> Stopped {
+    Stopped {
         error: BatchError {
             first_unapplied: first_unapplied.to_string(),
             source,
         },
         records,
-    };
-    let checkpoint = store
-        .checkpoint(shard)
-        .await
-        .map_err(|e| fail(&first, records.len(), e))?;
-    let pending: Vec<&StreamRecord> = records
+    }
+}
+
+/// The records the checkpoint has not passed (a prefix of the shard's records is
+/// behind it when the batch is redelivered).
+fn past_checkpoint<'r>(
+    records: &[&'r StreamRecord],
+    checkpoint: Option<&str>,
+) -> Vec<&'r StreamRecord> {
+    records
         .iter()
         .copied()
-        .filter(|r| {
-            checkpoint
-                .as_ref()
-                .is_none_or(|cp| padded(&r.sequence) > *cp)
-        })
-        .collect();
-    if attempt.count_already_applied {
-        outcome.already_applied += records.len() - pending.len();
-    }
-    if pending.is_empty() {
-        return Ok(());
-    }
+        .filter(|r| checkpoint.is_none_or(|cp| padded(&r.sequence).as_str() > cp))
+        .collect()
+}
 
-    // Decode, and find the dedupe items whose members we need.
-    // Each record: the event, or why it is poison.
-    let decoded: Vec<Result<EventView, String>> = pending
+/// Each record's event, or why it is poison; a record the store refused is poison with
+/// the store's reason.
+fn decode_all<'r>(
+    pending: &[&'r StreamRecord],
+    refused: &HashMap<String, String>,
+) -> Vec<Result<EventView<'r>, String>> {
+    pending
         .iter()
-        .map(|r| match attempt.refused.get(&r.sequence) {
+        .map(|r| match refused.get(&r.sequence) {
             Some(reason) => Err(format!("the rollup store refuses its writes: {reason}")),
             None => decode_view(&r.data),
         })
-        .collect();
+        .collect()
+}
+
+/// The dedupe buckets the events may already be in: of their day of receipt and the
+/// `window_days` before it.
+fn dedupe_lookups(decoded: &[Result<EventView, String>], settings: &Settings) -> Vec<DedupeKey> {
     let mut lookups: BTreeSet<DedupeKey> = BTreeSet::new();
     for e in decoded.iter().flatten() {
         let fp = event_fingerprint(&e.tenant_id, &e.event_id);
@@ -734,26 +794,47 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             });
         }
     }
-    let lookups: Vec<DedupeKey> = lookups.into_iter().collect();
-    let DedupeSets {
-        ids: mut seen,
-        last: mut dedupe_pages,
-    } = store
-        .dedupe_members(&lookups)
-        .await
-        .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?;
+    lookups.into_iter().collect()
+}
 
-    // The trails the batch touches: delivery times are stored first (idempotent), so
-    // every open and click of the batch is judged knowing them.
+/// When the trails the records touch may expire: `TRAIL_DAYS` after the latest receipt.
+fn trail_expiry(decoded: &[Result<EventView, String>]) -> i64 {
     let latest = decoded
         .iter()
         .flatten()
         .map(|e| e.received_at)
         .max()
         .unwrap_or_else(Utc::now);
-    let trail_expires = (latest + Duration::days(TRAIL_DAYS)).timestamp();
-    let mut deliveries: std::collections::BTreeMap<TrailKey, i64> = Default::default();
-    let mut wanted: BTreeSet<TrailKey> = BTreeSet::new();
+    (latest + Duration::days(TRAIL_DAYS)).timestamp()
+}
+
+/// The trails of records the store refused, by the record's place among the pending.
+/// Such a trail may hold the record's hit, staged by the run the store refused: the run
+/// that dead-letters the record stages it again as it was, or the stale hit would count
+/// once the checkpoint passes it.
+fn refused_trails(
+    pending: &[&StreamRecord],
+    refused: &HashMap<String, String>,
+) -> HashMap<usize, TrailKey> {
+    pending
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| refused.contains_key(&r.sequence))
+        .filter_map(|(i, r)| Some((i, trail_key(&decode_view(&r.data).ok()?)?)))
+        .collect()
+}
+
+/// Every trail the records touch. Delivery times are stored first (idempotent), so every
+/// open and click is judged knowing them.
+async fn read_trails<S: RollupStore>(
+    store: &S,
+    decoded: &[Result<EventView<'_>, String>],
+    refused_trails: &HashMap<usize, TrailKey>,
+    trail_expires: i64,
+    outcome: &mut Outcome,
+) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    let mut deliveries: BTreeMap<TrailKey, i64> = BTreeMap::new();
+    let mut wanted: BTreeSet<TrailKey> = refused_trails.values().cloned().collect();
     for e in decoded.iter().flatten() {
         if let Some(key) = trail_key(e) {
             if e.kind == EventType::Delivered {
@@ -765,240 +846,275 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             }
         }
     }
-    // A refused record's trail may hold its hit, staged by the run the store refused:
-    // the run that dead-letters it stages the trail again as it was, or the stale hit
-    // would count once the checkpoint passes it.
-    let refused_trails: HashMap<usize, TrailKey> = pending
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| attempt.refused.contains_key(&r.sequence))
-        .filter_map(|(i, r)| Some((i, trail_key(&decode_view(&r.data).ok()?)?)))
-        .collect();
-    wanted.extend(refused_trails.values().cloned());
     let deliveries: Vec<(TrailKey, i64)> = deliveries.into_iter().collect();
     let mut trails = if deliveries.is_empty() {
         HashMap::new()
     } else {
         outcome.write_actions += deliveries.len();
         outcome.trail_writes += deliveries.len();
-        store
-            .deliver(&deliveries, trail_expires)
-            .await
-            .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?
+        store.deliver(&deliveries, trail_expires).await?
     };
     let wanted: Vec<TrailKey> = wanted
         .into_iter()
         .filter(|k| !trails.contains_key(k))
         .collect();
     if !wanted.is_empty() {
-        trails.extend(
-            store
-                .trails(&wanted)
-                .await
-                .map_err(|e| fail(&pending[0].sequence, pending.len(), e))?,
-        );
+        trails.extend(store.trails(&wanted).await?);
+    }
+    Ok(trails)
+}
+
+/// What an attempt knows of its shard while it packs runs: read before the first run,
+/// and kept up to date as each run commits.
+struct ShardState<'a> {
+    shard: &'a str,
+    settings: &'a Settings,
+    today: chrono::NaiveDate,
+    /// The checkpoint the next run expects.
+    after: Option<String>,
+    /// (day of receipt, fingerprint) of every event id applied, from the dedupe sets
+    /// and the runs so far.
+    seen: HashSet<(String, String)>,
+    /// Each dedupe bucket's last page and its size.
+    dedupe_pages: HashMap<DedupeKey, (u32, usize)>,
+    /// The trails the records touch, as the runs so far left them.
+    trails: HashMap<TrailKey, Trail>,
+    refused_trails: HashMap<usize, TrailKey>,
+    trail_expires: i64,
+}
+
+impl ShardState<'_> {
+    /// A run committed: its dedupe pages grew, its trails are a version on, and the
+    /// checkpoint is where it left it.
+    fn committed(&mut self, run: &Run) {
+        for w in &run.dedupe {
+            let last = self.dedupe_pages.get(&w.key).copied();
+            self.dedupe_pages.insert(w.key.clone(), w.after(last));
+        }
+        for (k, _) in &run.trails {
+            if let Some(t) = self.trails.get_mut(k) {
+                t.version += 1;
+            }
+        }
+        self.after = Some(run.through.clone());
+    }
+}
+
+/// A run being packed: the records taken so far, folded.
+#[derive(Default)]
+struct Draft {
+    records: usize,
+    agg: Aggregate,
+    /// What the run's records come to: counted once the run commits.
+    counted: Outcome,
+    dedupe: HashMap<DedupeKey, Vec<String>>,
+    /// Dedupe buckets whose ids open a new page this run.
+    opened_pages: usize,
+    letters: Vec<DeadLetter>,
+    latest_received: Option<DateTime<Utc>>,
+    latest_event: Option<DateTime<Utc>>,
+    /// Directory entries the run writes.
+    dirs: usize,
+    run_trails: BTreeSet<TrailKey>,
+    /// Each changed trail as the run found it.
+    before: HashMap<TrailKey, Trail>,
+    suppressions: Vec<Suppression>,
+    engagement: engagement::Changes,
+    /// Month packs the run bumps so far (an update of a closed day bumps its month).
+    bumped: usize,
+}
+
+impl Draft {
+    /// Folds the record at `index` into the run; `false` when the run is full, and the
+    /// record starts the next one. A run takes its first record whatever its size.
+    fn take(
+        &mut self,
+        state: &mut ShardState,
+        index: usize,
+        record: &StreamRecord,
+        decoded: &Result<EventView, String>,
+    ) -> bool {
+        let taken = match decoded {
+            Err(reason) => {
+                self.dead_letter(state, index, record, reason);
+                true
+            }
+            Ok(e) => self.take_event(state, e),
+        };
+        self.records += usize::from(taken);
+        taken
     }
 
-    // Pack contiguous runs that fit in one transaction.
-    let today = Utc::now().date_naive();
-    let mut after = checkpoint;
-    let mut i = 0;
-    while i < pending.len() {
-        let start = i;
-        let mut agg = Aggregate::default();
-        // What the run's records come to: counted once the run commits.
-        let mut counted = Outcome::default();
-        let mut dedupe: HashMap<DedupeKey, Vec<String>> = HashMap::new();
-        // Dedupe buckets whose ids open a new page this run.
-        let mut opened_pages = 0;
-        let mut letters = Vec::new();
-        let mut latest_received = None;
-        let mut latest_event = None;
-        let mut dirs = 0;
-        let mut run_trails: BTreeSet<TrailKey> = BTreeSet::new();
-        // Each changed trail as the run found it.
-        let mut before: HashMap<TrailKey, Trail> = HashMap::new();
-        let mut suppressions: Vec<Suppression> = Vec::new();
-        let mut engagement = engagement::Changes::default();
-        // Month packs the run bumps so far (an update of a closed day bumps its month).
-        let mut bumped = 0;
-        while i < pending.len() {
-            match &decoded[i] {
-                Err(reason) => {
-                    letters.push(DeadLetter {
-                        shard: shard.to_string(),
-                        sequence: pending[i].sequence.clone(),
-                        reason: reason.clone(),
-                        data_base64: base64::engine::general_purpose::STANDARD
-                            .encode(&pending[i].data),
-                    });
-                    if let Some(key) = refused_trails.get(&i) {
-                        let trail = trails.get(key).cloned().unwrap_or_default();
-                        before.entry(key.clone()).or_insert_with(|| trail.clone());
-                        trails.insert(key.clone(), trail);
-                        run_trails.insert(key.clone());
-                    }
-                }
-                Ok(e) => {
-                    let fp = event_fingerprint(&e.tenant_id, &e.event_id);
-                    let key = DedupeKey {
-                        tenant: e.tenant_id.to_string(),
-                        day: day(e.received_at),
-                        bucket: bucket_of(&fp, settings.dedupe_buckets),
-                    };
-                    // A dedupe bucket's ids open a new page (one more action) when
-                    // they no longer fit its last one.
-                    let queued = dedupe.get(&key).map_or(0, Vec::len);
-                    let filled = dedupe_pages.get(&key).map_or(0, |(_, size)| *size);
-                    let opens_with = |n: usize| n > 0 && filled + n > DEDUPE_PAGE_IDS;
-                    let opens = usize::from(opens_with(queued + 1) && !opens_with(queued));
-                    let dedupe_items = dedupe.len()
-                        + usize::from(!dedupe.contains_key(&key))
-                        + opened_pages
-                        + opens;
-                    let known_on = |on: String| seen.contains(&(on, fp.clone()));
-                    if known_on(key.day.clone()) {
-                        counted.duplicates += 1;
-                    } else if (1..=settings.window_days)
-                        .any(|back| known_on(day(e.received_at - Duration::days(back))))
-                    {
-                        // A copy of an event applied on an earlier day: dropped, and
-                        // remembered on this copy's day too, so a client that resends
-                        // day after day is caught while each copy comes within the
-                        // window of the one before.
-                        let items = agg.item_count() + dirs + dedupe_items + bumped;
-                        if i > start && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX) {
-                            break; // this record starts the next run
-                        }
-                        opened_pages += opens;
-                        seen.insert((key.day.clone(), fp.clone()));
-                        dedupe.entry(key).or_default().push(fp);
-                        counted.duplicates += 1;
-                    } else {
-                        let mut facts = agg.facts(e);
-                        let judged = trail_key(e).and_then(|key| {
-                            let mut trail = trails.get(&key).cloned().unwrap_or_default();
-                            let moved = judge(&mut agg, &mut trail, e, &mut facts)?;
-                            Some((key, trail, moved))
-                        });
-                        let growth = agg.growth(e, &facts);
-                        let mut moved_items: BTreeSet<RollupKey> = BTreeSet::new();
-                        let mut moved_links = 0;
-                        if let Some((_, _, moved)) = &judged {
-                            for m in moved {
-                                moved_items.extend(agg.reclassify_growth(&e.tenant_id, &m.hit));
-                                moved_links += agg.reclassify_link_growth(&e.tenant_id, &m.hit);
-                            }
-                        }
-                        // Only an event of an earlier day, or a moved count, can bump.
-                        let late = e.event_time.date_naive() < today || !moved_items.is_empty();
-                        let bump_reserve = bumped
-                            + if late {
-                                growth.items + moved_items.len()
-                            } else {
-                                0
-                            };
-                        let items = agg.item_count()
-                            + growth.items
-                            + moved_items.len()
-                            + moved_links
-                            + dirs
-                            + growth.directory
-                            + dedupe_items
-                            + bump_reserve;
-                        if i > start && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX) {
-                            break; // this record starts the next run
-                        }
-                        opened_pages += opens;
-                        dirs += growth.directory;
-                        agg.add_with(e, &facts);
-                        suppressions.extend(Suppression::of(e));
-                        mark_engagement(&mut engagement, e, &facts, judged.is_some());
-                        if let Some((key, trail, moved)) = judged {
-                            for m in &moved {
-                                agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
-                            }
-                            counted.reclassified += moved.len();
-                            if !before.contains_key(&key) {
-                                before.insert(
-                                    key.clone(),
-                                    trails.get(&key).cloned().unwrap_or_default(),
-                                );
-                            }
-                            trails.insert(key.clone(), trail);
-                            run_trails.insert(key);
-                        }
-                        if late {
-                            bumped = crate::month_pack::bumps(agg.item_keys(), today).len();
-                        }
-                        seen.insert((key.day.clone(), fp.clone()));
-                        dedupe.entry(key).or_default().push(fp);
-                        counted.applied += 1;
-                        latest_received = latest_received.max(Some(e.received_at));
-                        latest_event = latest_event.max(Some(e.event_time));
-                    }
-                }
+    /// A poison or refused record goes to the dead letters with the run; a refused one's
+    /// trail is staged again as it was.
+    fn dead_letter(
+        &mut self,
+        state: &mut ShardState,
+        index: usize,
+        record: &StreamRecord,
+        reason: &str,
+    ) {
+        self.letters.push(DeadLetter {
+            shard: state.shard.to_string(),
+            sequence: record.sequence.clone(),
+            reason: reason.to_string(),
+            data_base64: base64::engine::general_purpose::STANDARD.encode(&record.data),
+        });
+        if let Some(key) = state.refused_trails.get(&index) {
+            let trail = state.trails.get(key).cloned().unwrap_or_default();
+            self.before
+                .entry(key.clone())
+                .or_insert_with(|| trail.clone());
+            state.trails.insert(key.clone(), trail);
+            self.run_trails.insert(key.clone());
+        }
+    }
+
+    fn take_event(&mut self, state: &mut ShardState, e: &EventView) -> bool {
+        let settings = state.settings;
+        let fp = event_fingerprint(&e.tenant_id, &e.event_id);
+        let key = DedupeKey {
+            tenant: e.tenant_id.to_string(),
+            day: day(e.received_at),
+            bucket: bucket_of(&fp, settings.dedupe_buckets),
+        };
+        // A dedupe bucket's ids open a new page (one more action) when they no longer
+        // fit its last one.
+        let queued = self.dedupe.get(&key).map_or(0, Vec::len);
+        let filled = state.dedupe_pages.get(&key).map_or(0, |(_, size)| *size);
+        let opens_with = |n: usize| n > 0 && filled + n > DEDUPE_PAGE_IDS;
+        let opens = usize::from(opens_with(queued + 1) && !opens_with(queued));
+        let dedupe_items = self.dedupe.len()
+            + usize::from(!self.dedupe.contains_key(&key))
+            + self.opened_pages
+            + opens;
+        let full = |items: usize| {
+            self.records > 0 && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX)
+        };
+        let known_on = |on: String| state.seen.contains(&(on, fp.clone()));
+        if known_on(key.day.clone()) {
+            self.counted.duplicates += 1;
+            return true;
+        }
+        if (1..=settings.window_days)
+            .any(|back| known_on(day(e.received_at - Duration::days(back))))
+        {
+            // A copy of an event applied on an earlier day: dropped, and remembered on
+            // this copy's day too, so a client that resends day after day is caught
+            // while each copy comes within the window of the one before.
+            if full(self.agg.item_count() + self.dirs + dedupe_items + self.bumped) {
+                return false;
             }
-            i += 1;
+            self.opened_pages += opens;
+            state.seen.insert((key.day.clone(), fp.clone()));
+            self.dedupe.entry(key).or_default().push(fp);
+            self.counted.duplicates += 1;
+            return true;
         }
-        let through = padded(&pending[i - 1].sequence);
-        if !letters.is_empty() {
-            dead.send(&letters).await.map_err(|e| {
-                fail(
-                    &pending[start].sequence,
-                    i - start,
-                    StoreError::Failed(format!("dead-letter queue: {e}")),
-                )
-            })?;
-            counted.dead_letters += letters.len();
+
+        let mut facts = self.agg.facts(e);
+        let judged = trail_key(e).and_then(|key| {
+            let mut trail = state.trails.get(&key).cloned().unwrap_or_default();
+            let moved = judge(&mut self.agg, &mut trail, e, &mut facts)?;
+            Some((key, trail, moved))
+        });
+        let growth = self.agg.growth(e, &facts);
+        let mut moved_items: BTreeSet<RollupKey> = BTreeSet::new();
+        let mut moved_links = 0;
+        if let Some((_, _, moved)) = &judged {
+            for m in moved {
+                moved_items.extend(self.agg.reclassify_growth(&e.tenant_id, &m.hit));
+                moved_links += self.agg.reclassify_link_growth(&e.tenant_id, &m.hit);
+            }
         }
+        // Only an event of an earlier day, or a moved count, can bump.
+        let late = e.event_time.date_naive() < state.today || !moved_items.is_empty();
+        let bump_reserve = self.bumped
+            + if late {
+                growth.items + moved_items.len()
+            } else {
+                0
+            };
+        let items = self.agg.item_count()
+            + growth.items
+            + moved_items.len()
+            + moved_links
+            + self.dirs
+            + growth.directory
+            + dedupe_items
+            + bump_reserve;
+        if full(items) {
+            return false;
+        }
+        self.opened_pages += opens;
+        self.dirs += growth.directory;
+        self.agg.add_with(e, &facts);
+        self.suppressions.extend(Suppression::of(e));
+        mark_engagement(&mut self.engagement, e, &facts, judged.is_some());
+        if let Some((key, trail, moved)) = judged {
+            for m in &moved {
+                self.agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
+            }
+            self.counted.reclassified += moved.len();
+            if !self.before.contains_key(&key) {
+                self.before.insert(
+                    key.clone(),
+                    state.trails.get(&key).cloned().unwrap_or_default(),
+                );
+            }
+            state.trails.insert(key.clone(), trail);
+            self.run_trails.insert(key);
+        }
+        if late {
+            self.bumped = crate::month_pack::bumps(self.agg.item_keys(), state.today).len();
+        }
+        state.seen.insert((key.day.clone(), fp.clone()));
+        self.dedupe.entry(key).or_default().push(fp);
+        self.counted.applied += 1;
+        self.latest_received = self.latest_received.max(Some(e.received_at));
+        self.latest_event = self.latest_event.max(Some(e.event_time));
+        true
+    }
+
+    /// The run's writes: the transaction ([`Run`]) and the idempotent writes before it.
+    fn plan(self, state: &ShardState, through: String) -> Planned {
+        let Draft {
+            agg,
+            counted,
+            dedupe,
+            letters,
+            latest_received,
+            latest_event,
+            run_trails,
+            mut before,
+            suppressions,
+            mut engagement,
+            ..
+        } = self;
         let run_trails: Vec<(TrailKey, Trail)> = run_trails
             .into_iter()
             .map(|k| {
-                let trail = trails[&k].clone();
+                let trail = state.trails[&k].clone();
                 (k, trail)
             })
             .collect();
         let (adds, removals) = unique_changes(agg.unique_sets(), &run_trails);
-        // Suppressions and engagement marks are idempotent writes like the unique sets:
-        // made before the run's transaction, made again (identically) if it fails.
         mark_trails(&mut engagement, &run_trails);
-        if !suppressions.is_empty() || !engagement.is_empty() {
-            store
-                .audience(&suppressions, &engagement)
-                .await
-                .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
-            outcome.suppressed += suppressions.len();
-            outcome.audience_writes += suppressions.len() + engagement.len();
-        }
-        for (changes, add) in [(&adds, true), (&removals, false)] {
-            if changes.is_empty() {
-                continue;
-            }
-            let written = if add {
-                store.add_uniques(changes).await
-            } else {
-                store.remove_uniques(changes).await
-            };
-            written.map_err(|e| fail(&pending[start].sequence, i - start, e))?;
-            outcome.write_actions += changes.len();
-        }
-        let expires =
-            latest_received.unwrap_or_else(Utc::now) + Duration::days(settings.window_days + 2);
-        let directory = directory_entries(agg.item_keys()).into_iter().collect();
+        let expires = latest_received.unwrap_or_else(Utc::now)
+            + Duration::days(state.settings.window_days + 2);
         let run = Run {
-            directory,
+            directory: directory_entries(agg.item_keys()).into_iter().collect(),
             last_seen: latest_event
                 .unwrap_or_else(Utc::now)
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            shard: shard.to_string(),
-            after: after.clone(),
-            through: through.clone(),
+            shard: state.shard.to_string(),
+            after: state.after.clone(),
+            through,
             rollups: agg.rollups().into_iter().collect(),
             dedupe: dedupe
                 .into_iter()
                 .map(|(key, ids)| {
-                    let last = dedupe_pages.get(&key).copied();
+                    let last = state.dedupe_pages.get(&key).copied();
                     DedupeWrite::place(key, ids, last)
                 })
                 .collect(),
@@ -1012,46 +1128,93 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
                 .map(|(k, _)| before.remove(k).unwrap_or_default())
                 .collect(),
             trails: run_trails,
-            trail_expires,
+            trail_expires: state.trail_expires,
             // Every item the run updates, moved counts' included, is one of the fold's.
-            packs: crate::month_pack::bumps(agg.item_keys(), today)
+            packs: crate::month_pack::bumps(agg.item_keys(), state.today)
                 .into_iter()
                 .collect(),
         };
-        if !run.trails.is_empty() {
-            store
-                .stage(&run)
-                .await
-                .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
+        Planned {
+            run,
+            letters,
+            suppressions,
+            engagement,
+            unique_adds: adds,
+            unique_removals: removals,
+            counted,
         }
-        store
-            .apply(&run)
+    }
+}
+
+/// A packed run's writes, in the order [`write_run`] makes them.
+struct Planned {
+    run: Run,
+    letters: Vec<DeadLetter>,
+    suppressions: Vec<Suppression>,
+    engagement: engagement::Changes,
+    unique_adds: Vec<(UniqueKey, BTreeSet<String>)>,
+    unique_removals: Vec<(UniqueKey, BTreeSet<String>)>,
+    counted: Outcome,
+}
+
+/// Writes a run: its dead letters, then the idempotent writes (suppressions and
+/// engagement marks, unique sets: made again, identically, if the run fails), then its
+/// trails staged, then the one transaction of counts, dedupe ids and checkpoint.
+async fn write_run<S: RollupStore, D: DeadLetterSink>(
+    store: &S,
+    dead: &D,
+    planned: &Planned,
+    outcome: &mut Outcome,
+) -> Result<(), StoreError> {
+    if !planned.letters.is_empty() {
+        dead.send(&planned.letters)
             .await
-            .map_err(|e| fail(&pending[start].sequence, i - start, e))?;
-        for w in &run.dedupe {
-            let last = dedupe_pages.get(&w.key).copied();
-            dedupe_pages.insert(w.key.clone(), w.after(last));
+            .map_err(|e| StoreError::Failed(format!("dead-letter queue: {e}")))?;
+    }
+    let (suppressions, engagement) = (&planned.suppressions, &planned.engagement);
+    if !suppressions.is_empty() || !engagement.is_empty() {
+        store.audience(suppressions, engagement).await?;
+        outcome.suppressed += suppressions.len();
+        outcome.audience_writes += suppressions.len() + engagement.len();
+    }
+    for (changes, add) in [
+        (&planned.unique_adds, true),
+        (&planned.unique_removals, false),
+    ] {
+        if changes.is_empty() {
+            continue;
         }
-        outcome.write_actions += run.rollup_updates().len()
+        if add {
+            store.add_uniques(changes).await?;
+        } else {
+            store.remove_uniques(changes).await?;
+        }
+        outcome.write_actions += changes.len();
+    }
+    if !planned.run.trails.is_empty() {
+        store.stage(&planned.run).await?;
+    }
+    store.apply(&planned.run).await
+}
+
+impl Outcome {
+    /// A committed run's part of the outcome.
+    fn add_run(&mut self, planned: &Planned) {
+        let run = &planned.run;
+        self.write_actions += run.rollup_updates().len()
             + run.dedupe.iter().map(DedupeWrite::actions).sum::<usize>()
             + run.directory.len()
             + run.trails.len()
             + run.packs.len()
             + 1;
-        outcome.trail_writes += run.trails.len();
-        outcome.runs += 1;
-        outcome.applied += counted.applied;
-        outcome.duplicates += counted.duplicates;
-        outcome.reclassified += counted.reclassified;
-        outcome.dead_letters += counted.dead_letters;
-        for (k, _) in &run.trails {
-            if let Some(t) = trails.get_mut(k) {
-                t.version += 1;
-            }
-        }
-        after = Some(through);
+        self.trail_writes += run.trails.len();
+        self.runs += 1;
+        let counted = &planned.counted;
+        self.applied += counted.applied;
+        self.duplicates += counted.duplicates;
+        self.reclassified += counted.reclassified;
+        self.dead_letters += planned.letters.len();
     }
-    Ok(())
 }
 
 /// Puts an open or click on its trail (or a delivery time that changes verdicts) and
