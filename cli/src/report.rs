@@ -46,7 +46,7 @@ pub enum ReportCommand {
         /// Limit the report to these channels, `email` or `email/ses` (repeatable).
         #[arg(long = "channel")]
         channels: Vec<String>,
-        /// Summary metrics (repeatable; default: the usual ten). See the README.
+        /// Summary metrics (repeatable; default: the usual ten). See docs/reports.md.
         #[arg(long = "metric")]
         metrics: Vec<String>,
         /// series, top_links, channels, deliverability (repeatable; default: all the scope allows).

@@ -10,7 +10,10 @@
 //!    fingerprints for the dedupe sets, and the shard checkpoint moved from the last
 //!    applied sequence number (read before, checked by a condition) to the run's last.
 //!    Either all of a run lands or none of it does; a crash between two runs leaves the
-//!    checkpoint exactly at the end of the last applied run.
+//!    checkpoint exactly at the end of the last applied run. The same transaction
+//!    writes the campaign and channel directory entries the run's events name, and
+//!    bumps the generation of the month pack of every closed day the run updates
+//!    ([`crate::month_pack`]), so no pack the stats API reads can go stale.
 //! 2. **Redelivery is filtered by the checkpoint.** Every batch first reads the
 //!    checkpoint and drops records at or below it, so a redelivered or retried record
 //!    is never applied twice, whatever the batch boundaries (bisection) are this time.
@@ -51,18 +54,26 @@
 //!    with the reason before the run that covers them commits, and are then passed by
 //!    the checkpoint like any other record: never retried forever.
 //! 8. **Refused writes cost only their own record.** A write the store refuses as sent
-//!    ([`StoreError::Permanent`]: an item or expression over DynamoDB's limits) would be
-//!    refused on every retry, and a run mixes tenants. So a refused slice of the shard is
-//!    applied again in halves ([`apply_isolating`]): every half that commits does so
+//!    ([`StoreError::Permanent`], classified by [`crate::dynamo::is_permanent`]: a
+//!    `ValidationException`, an item or expression over DynamoDB's limits, a transaction
+//!    cancelled for one action's validation error) would be refused on every retry, and
+//!    a run mixes tenants. So the refused run is applied again in halves
+//!    ([`apply_isolating`]): every half that commits does so
 //!    atomically with the checkpoint (points 1-3 hold for it), and the one record left
 //!    alone with the refusal becomes a dead letter like a poison record (point 7), its
 //!    trail staged again as it was so its hit never counts. Temporary failures
 //!    (throttling, conflicts, timeouts) are still retried. Item growth is bounded by
-//!    design so refusals should not happen at all (see the table of item kinds in the
-//!    README, "Item sizes"); this is the guarantee if one ever does.
+//!    design so refusals should not happen at all (see the table of item kinds in
+//!    docs/rollups.md, "Item sizes"); this is the guarantee if one ever does. Other
+//!    services need no such split: the lake's S3 writes are whole batches (no object's
+//!    size or validity depends on one record), and collect refuses at the edge a body
+//!    Kinesis would refuse. An engagement or suppression update DynamoDB refuses is
+//!    dropped and counted (`AudienceWritesRefused`): it carries no counts.
 //!
-//! Sequence numbers can be 56 digits, more than DynamoDB's numbers hold: they are
-//! compared as zero-padded strings.
+//! On any other store failure the batch stops, and the function answers with a partial
+//! batch response naming the first record not yet applied, so Lambda resumes there
+//! (points 1 and 2 make the redelivery harmless). Sequence numbers can be 56 digits,
+//! more than DynamoDB's numbers hold: they are compared as zero-padded strings.
 
 use crate::engagement::{self, Action};
 use crate::event::{Event, EventType, EventView};

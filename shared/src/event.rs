@@ -29,7 +29,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The built-in types, in the order the README documents them.
+    /// The built-in types, in the order docs/events.md documents them.
     pub const BUILT_IN: [EventType; 9] = [
         EventType::Sent,
         EventType::Delivered,

@@ -20,7 +20,7 @@ BEACON = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "beaco
 
 
 def receiver_accepts(secret: str, header: str, body: bytes) -> bool:
-    """What the README tells webhook receivers to do."""
+    """What docs/alerts-suppression-engagement.md tells webhook receivers to do."""
     parts = dict(p.split("=", 1) for p in header.split(","))
     expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])

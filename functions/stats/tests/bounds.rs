@@ -186,13 +186,13 @@ fn every_route_documents_its_maximum() {
     for route in stats::ROUTES {
         assert!(maxima.contains_key(route), "{route} has no maximum");
     }
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/stats-api.md");
     for (route, max) in &maxima {
         assert!(
             readme
                 .lines()
                 .any(|l| l.contains(&format!("`{route}`")) && l.contains(&format!("| {max} |"))),
-            "README's table lacks {route} at most {max}"
+            "docs/stats-api.md's table lacks {route} at most {max}"
         );
     }
 }
