@@ -1,4 +1,4 @@
-//! The collect API in-process: every answer the issue names, and nothing accepted lost.
+//! The collect API in-process: every answer it can give, and nothing accepted lost.
 
 use beacon_shared::apikey::MemoryApiKeys;
 use beacon_shared::context::IpPolicy;
