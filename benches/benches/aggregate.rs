@@ -3,12 +3,11 @@
 //! event against the naive way (one ADD per event per rollup item), in one run,
 //! target at least 20x fewer.
 
-use beacon_shared::aggregate::{
-    apply_batch, decode_view, MemoryDeadLetters, MemoryStore, Settings, StreamRecord,
-};
+use beacon_shared::aggregate::{apply_batch, MemoryStore, Settings};
 use beacon_shared::event::{BounceType, Event, EventType};
 use beacon_shared::rollup::Aggregate;
 use beacon_shared::sink::encode_record;
+use beacon_shared::stream::{decode_view, MemoryDeadLetters, StreamRecord};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 

@@ -4,12 +4,13 @@
 //!
 //! Needs the project virtualenv (`make venv`); starts its own emulator.
 
-use beacon_shared::aggregate::{apply_batch, MemoryDeadLetters, Settings, StreamRecord};
+use beacon_shared::aggregate::{apply_batch, Settings};
 use beacon_shared::event::{Event, EventType};
 use beacon_shared::rollup::{rollup_partition, Grain, Scope};
 use beacon_shared::rollup_store::DynamoRollupStore;
 use beacon_shared::sink::encode_record;
 use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
+use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
 use beacon_tests::{http, TestStack};
 use std::time::Instant;
 

@@ -400,7 +400,7 @@ fn webhook_policy() -> Result<Policy> {
 }
 
 fn check_tenant(tenant: &str) -> Result<()> {
-    beacon_shared::apikey::check_tenant_id(tenant).map_err(anyhow::Error::msg)
+    beacon_shared::tenant::check(tenant).map_err(anyhow::Error::from)
 }
 
 async fn set_enabled(alerts: &DynamoAlerts, tenant: &str, id: &str, enabled: bool) -> Result<()> {

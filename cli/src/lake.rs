@@ -6,8 +6,8 @@ use beacon_lake::{
     compact_closed, compact_partition, convert_ndjson, ConvertOptions, Converted, Partition,
     BAD_LINES_REPORTED,
 };
-use beacon_shared::aggregate::decode;
 use beacon_shared::config::aws_config;
+use beacon_shared::stream::decode;
 use beacon_shared::Event;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;

@@ -9,9 +9,7 @@ use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use beacon_instrument::{instrument_html_with, LinkSigner, Options};
-use beacon_shared::apikey::{
-    check_tenant_id, hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys,
-};
+use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
 use beacon_shared::config::{aws_config, Env};
 use beacon_shared::token::{Recipient, TenantKey, TokenSigner};
 use beacon_shared::validate::trackable_url;
@@ -177,7 +175,7 @@ impl LinkArgs {
                     .tenant
                     .clone()
                     .context("give --tenant (or --tenant-key, a tenant's own key)")?;
-                check_tenant_id(&tenant).map_err(anyhow::Error::msg)?;
+                beacon_shared::tenant::check(&tenant)?;
                 let keyring = Env::process().keyring(&aws_config().await).await?;
                 (Box::new(keyring), tenant)
             }
@@ -273,7 +271,7 @@ async fn run() -> Result<()> {
             name,
             table,
         }) => {
-            check_tenant_id(&tenant).map_err(anyhow::Error::msg)?;
+            beacon_shared::tenant::check(&tenant)?;
             let aws = aws_config().await;
             let key = new_api_key();
             let record = ApiKeyRecord {

@@ -1,6 +1,6 @@
 //! The aggregate's two decoders of a stream record reach the same verdict on any input:
-//! `aggregate::decode` (serde into the owned `Event`, what the lake reads) and
-//! `aggregate::decode_view` (`EventView::parse`, borrowed, what the fold reads). Either
+//! `stream::decode` (serde into the owned `Event`, what the lake reads) and
+//! `stream::decode_view` (`EventView::parse`, borrowed, what the fold reads). Either
 //! both refuse the record (it is poison to both), or both accept it with equal fields.
 //!
 //! Each input is tried twice: as a whole record, and as the `properties` value of an
@@ -8,7 +8,7 @@
 //! the one most likely to be checked differently).
 #![no_main]
 
-use beacon_shared::aggregate::{decode, decode_view};
+use beacon_shared::stream::{decode, decode_view};
 use beacon_shared::event::EventView;
 use libfuzzer_sys::fuzz_target;
 

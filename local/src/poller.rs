@@ -196,8 +196,7 @@ impl Poller {
                         .iter()
                         .filter_map(|f| f.item_identifier.clone())
                         .min_by(|a, b| {
-                            beacon_shared::aggregate::padded(a)
-                                .cmp(&beacon_shared::aggregate::padded(b))
+                            beacon_shared::stream::padded(a).cmp(&beacon_shared::stream::padded(b))
                         });
                     match lowest
                         .and_then(|seq| batch.iter().position(|r| r.sequence_number() == seq))

@@ -76,10 +76,12 @@
 //! more than DynamoDB's numbers hold: they are compared as zero-padded strings.
 
 use crate::engagement::{self, Action};
-use crate::event::{Event, EventType, EventView};
+use crate::event::{EventType, EventView};
 use crate::rollup::{
-    unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope, UniqueKey, UniqueKind,
+    directory_entries, unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope,
+    UniqueKey, UniqueKind,
 };
+use crate::stream::{decode_view, padded, DeadLetter, DeadLetterSink, StreamRecord};
 use crate::suppression::Suppression;
 use crate::trail::{Hit, Trail, TrailKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -92,66 +94,6 @@ use thiserror::Error;
 
 /// DynamoDB transactions take at most 100 actions; one is the checkpoint.
 pub const MAX_ITEMS_PER_RUN: usize = 99;
-
-/// One stream record, as the Kinesis event source delivers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRecord {
-    /// Stream and shard, e.g. `beacon-events/shardId-000000000000`.
-    pub shard: String,
-    pub sequence: String,
-    pub data: Vec<u8>,
-}
-
-impl StreamRecord {
-    /// The records of a Kinesis event, as every stream consumer reads them.
-    pub fn from_kinesis(event: &aws_lambda_events::event::kinesis::KinesisEvent) -> Vec<Self> {
-        event
-            .records
-            .iter()
-            .map(|r| StreamRecord {
-                shard: shard_of(r.event_source_arn.as_deref(), r.event_id.as_deref()),
-                sequence: r.kinesis.sequence_number.clone(),
-                data: r.kinesis.data.0.clone(),
-            })
-            .collect()
-    }
-}
-
-/// A partial batch response asking Lambda to redeliver from `sequence` on: every
-/// record before it was handled.
-pub fn resume_from(sequence: &str) -> aws_lambda_events::event::streams::KinesisEventResponse {
-    let mut failure = aws_lambda_events::event::streams::KinesisBatchItemFailure::default();
-    failure.item_identifier = Some(sequence.to_string());
-    let mut response = aws_lambda_events::event::streams::KinesisEventResponse::default();
-    response.batch_item_failures.push(failure);
-    response
-}
-
-/// `stream/shard` from a record's event source ARN and event id (`shardId-...:seq`).
-fn shard_of(arn: Option<&str>, event_id: Option<&str>) -> String {
-    let stream = arn
-        .and_then(|a| a.rsplit_once("stream/"))
-        .map_or("stream", |(_, s)| s);
-    let shard = event_id
-        .and_then(|id| id.split(':').next())
-        .unwrap_or("shard");
-    format!("{stream}/{shard}")
-}
-
-/// Zero-pads a sequence number so string order is numeric order.
-pub fn padded(sequence: &str) -> String {
-    format!("{sequence:0>64}")
-}
-
-/// A record that will never apply, with why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeadLetter {
-    pub shard: String,
-    pub sequence: String,
-    pub reason: String,
-    /// The record's bytes, base64 (standard), so nothing is lost.
-    pub data_base64: String,
-}
 
 /// One dedupe-set item: fingerprints of event ids of a tenant received on one day.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -358,22 +300,6 @@ pub fn trail_key(e: &EventView) -> Option<TrailKey> {
     }
 }
 
-/// The partition listing every tenant that has sent events (sort key: the tenant), for
-/// the jobs that go through all tenants (alerts).
-pub const TENANTS_PARTITION: &str = "TENANTS";
-
-/// The directory entries of a run's rollups.
-pub fn directory_entries<'a>(
-    keys: impl Iterator<Item = &'a RollupKey>,
-) -> BTreeSet<(String, String)> {
-    keys.map(|k| match &k.scope {
-        Scope::Tenant => (TENANTS_PARTITION.to_string(), k.tenant.clone()),
-        Scope::Campaign(c) => (format!("C#{}", k.tenant), format!("c:{c}")),
-        Scope::Channel(ch, p) => (format!("C#{}", k.tenant), format!("ch:{ch}:{p}")),
-    })
-    .collect()
-}
-
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The checkpoint was not what the run expected: another invocation moved it.
@@ -466,11 +392,6 @@ pub fn staged_counts(staged_through: &str, checkpoint: Option<&str>) -> bool {
     checkpoint.is_some_and(|cp| cp >= staged_through)
 }
 
-/// Where poison records go.
-pub trait DeadLetterSink: Send + Sync {
-    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), String>> + Send;
-}
-
 /// Settings of the aggregation.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -537,27 +458,6 @@ fn bucket_of(fingerprint: &str, buckets: u32) -> u32 {
 
 fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
-}
-
-/// Reads a record: a JSON event whose required fields hold. Anything else is poison.
-pub fn decode(data: &[u8]) -> Result<Event, String> {
-    let event: Event = serde_json::from_slice(data).map_err(|e| format!("not an event: {e}"))?;
-    required(&event.event_id, &event.tenant_id)?;
-    Ok(event)
-}
-
-/// [`decode`] for the fold: the same rules, without copying the record's strings.
-pub fn decode_view(data: &[u8]) -> Result<EventView<'_>, String> {
-    let event = EventView::parse(data).map_err(|e| format!("not an event: {e}"))?;
-    required(&event.event_id, &event.tenant_id)?;
-    Ok(event)
-}
-
-fn required(event_id: &str, tenant_id: &str) -> Result<(), String> {
-    if event_id.is_empty() || tenant_id.is_empty() {
-        return Err("event_id and tenant_id must not be empty".into());
-    }
-    Ok(())
 }
 
 /// Applies the records of one batch (any number of shards, each in sequence order).
@@ -1584,24 +1484,13 @@ impl RollupStore for MemoryStore {
     }
 }
 
-/// Dead letters kept in memory.
-#[derive(Debug, Default)]
-pub struct MemoryDeadLetters {
-    pub letters: std::sync::Mutex<Vec<DeadLetter>>,
-}
-
-impl DeadLetterSink for MemoryDeadLetters {
-    async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
-        self.letters.lock().unwrap().extend(letters.iter().cloned());
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
     use crate::event::EventType;
     use crate::rollup::{rollup_partition, Grain, Scope};
+    use crate::stream::{decode, MemoryDeadLetters};
     use crate::trail::TrailKey;
     use std::collections::BTreeMap;
 
@@ -2263,46 +2152,6 @@ mod tests {
             assert_eq!(decode(data).is_ok(), *ok, "decode {text}");
             assert_eq!(decode_view(data).is_ok(), *ok, "decode_view {text}");
         }
-    }
-
-    /// Records the two decoders once read differently: `properties` skipped by the view
-    /// without the checks the full parse makes of it (numbers in range, strings valid
-    /// Unicode, nesting within serde_json's limit), and the array form of a record,
-    /// read in each struct's own field order. The first four are poison to both now, and
-    /// the array form reads the same in both.
-    #[test]
-    fn both_decoders_agree_on_what_only_a_full_parse_checks() {
-        let head = r#"{"event_id":"e","tenant_id":"t","type":"conversion","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z","properties":"#;
-        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
-        let refused: Vec<Vec<u8>> = vec![
-            format!(r#"{head}{{"n":1e400}}}}"#).into_bytes(),
-            format!(r#"{head}{{"s":"\ud800"}}}}"#).into_bytes(),
-            format!(r#"{head}{{"d":{deep}}}}}"#).into_bytes(),
-            // Found by the event_decoders fuzz target (minimized): not UTF-8.
-            [head.as_bytes(), b"{\"\":\"\x8d\"}}"].concat(),
-        ];
-        for data in &refused {
-            let text = String::from_utf8_lossy(data);
-            assert!(decode(data).is_err(), "decode {text}");
-            assert!(decode_view(data).is_err(), "decode_view {text}");
-        }
-        let array = br#"["e","t","conversion","2026-11-23T10:00:00.000Z","2026-11-23T10:00:00.000Z",null,"m"]"#;
-        match (decode(array), decode_view(array)) {
-            (Ok(event), Ok(view)) => {
-                assert_eq!(event.message_id.as_deref(), Some("m"));
-                assert_eq!(EventView::from(&event), view);
-            }
-            (event, view) => panic!("decode {event:?}, decode_view {view:?}"),
-        }
-    }
-
-    #[test]
-    fn shard_names_come_from_the_record() {
-        let s = shard_of(
-            Some("arn:aws:kinesis:us-east-1:123456789012:stream/beacon-events"),
-            Some("shardId-000000000003:4954"),
-        );
-        assert_eq!(s, "beacon-events/shardId-000000000003");
     }
 
     #[test]

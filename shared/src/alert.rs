@@ -1031,7 +1031,7 @@ pub const SIGNATURE_HEADER: &str = "Beacon-Signature";
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!(
         "t={timestamp},v1={}",
-        crate::sink::hex(&mac(secret, timestamp, body))
+        hex::encode(mac(secret, timestamp, body))
     )
 }
 
@@ -1072,7 +1072,7 @@ pub fn verify(
             "the signature is {age} s old; at most {tolerance_secs} s allowed"
         ));
     }
-    let expected = crate::sink::hex(&mac(secret, timestamp, body));
+    let expected = hex::encode(mac(secret, timestamp, body));
     let matched = signatures.iter().any(|s| {
         use subtle::ConstantTimeEq;
         s.len() == expected.len() && bool::from(s.as_bytes().ct_eq(expected.as_bytes()))
@@ -1279,7 +1279,7 @@ mod tests {
             sign("k", 1, b"x"),
             format!(
                 "t=1,v1={}",
-                crate::sink::hex(&{
+                hex::encode(&{
                     let mut m = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
                     m.update(b"1.x");
                     m.finalize().into_bytes().to_vec()

@@ -7,13 +7,13 @@
 //! notify. A notice that cannot be delivered stays on the state and is tried again on
 //! the next evaluation, to the destinations it has not reached yet.
 
-use crate::aggregate::TENANTS_PARTITION;
 use crate::alert::{
     budget_step, effective, history_start, month_days, queue, read, sign, step, Destinations,
     Hours, Notice, NoticeKind, Pending, SIGNATURE_HEADER,
 };
 use crate::alert_store::{state_key, AlertStore, AlertStoreExt, WebhookSender, BUDGET_STATE_KEY};
 use crate::mail::Mailer;
+use crate::rollup::TENANTS_PARTITION;
 use crate::rollup::{rollup_partition, Grain, Scope};
 use crate::stats_store::{Fields, RollupReader};
 use chrono::{DateTime, Utc};

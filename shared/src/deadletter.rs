@@ -1,6 +1,6 @@
 //! The SQS adapter for dead letters: records that can never be applied, with why.
 
-use crate::aggregate::{DeadLetter, DeadLetterSink};
+use crate::stream::{DeadLetter, DeadLetterSink};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 #[derive(Debug, Clone)]

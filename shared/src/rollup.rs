@@ -5,6 +5,31 @@
 //! events of a batch that touch one item become one write. Counts that must be exact
 //! per recipient (unique opens and clicks) are kept as sets of recipient fingerprints
 //! ([`UniqueKey`]), which can be added to idempotently and are counted when read.
+//!
+//! # The rollups table
+//!
+//! One DynamoDB table (`pk`, `sk`, both strings) holds everything the stream's
+//! consumers keep and the stats API reads. Every key is built by the function named
+//! here, and nowhere else:
+//!
+//! | item | `pk` | `sk` | built by |
+//! |---|---|---|---|
+//! | counters of the tenant, a campaign or a channel | `R#{tenant}#{H\|D}#{all\|c:{campaign}\|ch:{channel}:{provider}}` | `H#{yyyy-mm-ddThh}` or `D#{yyyy-mm-dd}` | [`rollup_partition`], [`Grain::sort_key`] |
+//! | a link's clicks | `R#{tenant}#{H\|D}#l:{campaign}` | `{period}#{link id}` | [`link_partition`], [`link_sort_key`] |
+//! | a month's pack of day counters | the day items' | `P#{yyyy-mm}` | [`crate::month_pack::sort_key`] |
+//! | unique set page | `U#{tenant}#{campaign}#{kind}` | `B#{bucket}` then `B#{bucket}#{page}` | [`unique_partition`], [`bucket_page_sort_key`] |
+//! | dedupe set page | `E#{tenant}#{yyyy-mm-dd}` | as unique sets | [`crate::aggregate::DedupeKey`] |
+//! | a shard's checkpoint | `K#{stream}/{shard}` | `checkpoint` | [`checkpoint_key`] |
+//! | campaign and channel directory | `C#{tenant}` | `c:{campaign}`, `ch:{channel}:{provider}` | [`directory_partition`], [`directory_entries`] |
+//! | tenants that sent events | `TENANTS` | tenant | [`TENANTS_PARTITION`] |
+//! | a message's trail | `M#{tenant}#{message}` | `trail` | [`crate::trail::TrailKey`] |
+//! | suppression entry | `S#{tenant}#{channel}` | recipient | [`crate::suppression::partition`] |
+//! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`crate::engagement::partition`], [`crate::engagement::marks_sort_key`] |
+//! | segment snapshot | `G#{tenant}` | `segments` | [`crate::segment_snapshot`] |
+//!
+//! Tenant ids are checked ([`crate::tenant::check`]) before they reach a key, so no
+//! tenant's keys can reach into another's. Worst-case sizes of every item and what keeps
+//! them under DynamoDB's limits: docs/rollups.md, "Item sizes".
 
 use crate::classify::Classifier;
 use crate::event::{BounceType, Event, EventType, EventView};
@@ -29,6 +54,52 @@ impl Grain {
             Grain::Day => format!("D#{}", t.format("%Y-%m-%d")),
         }
     }
+}
+
+/// The directory partition of a tenant.
+pub fn directory_partition(tenant: &str) -> String {
+    format!("C#{tenant}")
+}
+
+/// Directory sort-key prefix of campaigns (`c:{campaign}`).
+pub const CAMPAIGN_PREFIX: &str = "c:";
+/// Directory sort-key prefix of channels (`ch:{channel}:{provider}`).
+pub const CHANNEL_PREFIX: &str = "ch:";
+
+/// Channel and provider of a directory sort key `ch:{channel}:{provider}` (a channel
+/// has no `:`; a provider may).
+pub fn parse_channel(sk: &str) -> Option<(&str, &str)> {
+    sk.strip_prefix(CHANNEL_PREFIX)?
+        .split_once(':')
+        .filter(|(ch, p)| !ch.is_empty() && !p.is_empty())
+}
+
+/// The partition listing every tenant that has sent events (sort key: the tenant), for
+/// the jobs that go through all tenants (alerts).
+pub const TENANTS_PARTITION: &str = "TENANTS";
+
+/// The directory entries of a run's rollups.
+pub fn directory_entries<'a>(
+    keys: impl Iterator<Item = &'a RollupKey>,
+) -> BTreeSet<(String, String)> {
+    keys.map(|k| match &k.scope {
+        Scope::Tenant => (TENANTS_PARTITION.to_string(), k.tenant.clone()),
+        Scope::Campaign(c) => (
+            directory_partition(&k.tenant),
+            format!("{CAMPAIGN_PREFIX}{c}"),
+        ),
+        Scope::Channel(ch, p) => (
+            directory_partition(&k.tenant),
+            format!("{CHANNEL_PREFIX}{ch}:{p}"),
+        ),
+    })
+    .collect()
+}
+
+/// The key of a shard's checkpoint item: the last sequence number applied, moved by
+/// each run's transaction (`crate::aggregate`).
+pub fn checkpoint_key(shard: &str) -> (String, String) {
+    (format!("K#{shard}"), "checkpoint".to_string())
 }
 
 /// What a rollup item is about.
@@ -180,7 +251,7 @@ pub fn to_micros(amount: f64) -> i64 {
 /// A short, stable id for a link URL (64 bits of SHA-256, hex).
 pub fn link_id(url: &str) -> String {
     let digest = Sha256::digest(url.as_bytes());
-    crate::sink::hex(&digest[..8])
+    hex::encode(&digest[..8])
 }
 
 /// A recipient's fingerprint in the unique sets: 96 bits of SHA-256 of tenant and
@@ -1068,6 +1139,15 @@ pub fn count_unique<'a>(members: impl IntoIterator<Item = &'a str>) -> UniqueCou
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_keys_split_at_the_first_colon() {
+        assert_eq!(parse_channel("ch:email:ses"), Some(("email", "ses")));
+        assert_eq!(parse_channel("ch:sms:acme:eu"), Some(("sms", "acme:eu")));
+        assert_eq!(parse_channel("ch:email"), None);
+        assert_eq!(parse_channel("c:spring"), None);
+    }
+
     use crate::event::RequestContext;
 
     fn at(s: &str) -> DateTime<Utc> {

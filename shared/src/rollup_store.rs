@@ -270,7 +270,10 @@ impl RollupStore for DynamoRollupStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("K#{shard}"), "checkpoint".into())))
+            .set_key(Some({
+                let (pk, sk) = crate::rollup::checkpoint_key(shard);
+                key(pk, sk)
+            }))
             .consistent_read(true)
             .send()
             .await
@@ -535,7 +538,10 @@ impl RollupStore for DynamoRollupStore {
         }
         let checkpoint = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(format!("K#{}", run.shard), "checkpoint".into())))
+            .set_key(Some({
+                let (pk, sk) = crate::rollup::checkpoint_key(&run.shard);
+                key(pk, sk)
+            }))
             .update_expression("SET seq = :through");
         let checkpoint = match &run.after {
             None => checkpoint.condition_expression("attribute_not_exists(seq)"),
@@ -549,7 +555,7 @@ impl RollupStore for DynamoRollupStore {
         items.push(TransactWriteItem::builder().update(checkpoint).build());
 
         // Same run, same token: a retried call within 10 minutes is a no-op.
-        let token = crate::sink::hex(
+        let token = hex::encode(
             &Sha256::digest(format!("{}|{:?}|{}", run.shard, run.after, run.through).as_bytes())
                 [..16],
         );

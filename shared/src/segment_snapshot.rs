@@ -21,9 +21,9 @@
 //! - a published count has seen every recipient that existed for the whole count,
 //!   once (the cursor walks recipient ids in order).
 
-use crate::aggregate::TENANTS_PARTITION;
 use crate::audience_store::{AudienceError, AudienceReader, DynamoAudience, Marks};
 use crate::engagement::{epoch_day, Score, Segment};
+use crate::rollup::TENANTS_PARTITION;
 use crate::stats::rfc3339;
 use crate::stats_store::RollupReader;
 use aws_sdk_dynamodb::types::AttributeValue;

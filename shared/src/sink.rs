@@ -45,18 +45,8 @@ pub fn partition_key(event: &Event) -> String {
     if key.len() <= MAX_PARTITION_KEY {
         key
     } else {
-        hex(&Sha256::digest(key.as_bytes()))
+        hex::encode(Sha256::digest(key.as_bytes()))
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// How hard to try before reporting events as not stored.

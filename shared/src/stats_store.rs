@@ -23,6 +23,7 @@ use crate::audience_store::{
     AudienceError, AudienceReader, DynamoAudience, Marks, MemoryAudience, Page,
 };
 use crate::month_pack::{self, Pack};
+use crate::rollup::{directory_partition, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
 use crate::rollup::{Aggregate, Counters, Scope};
 use crate::segment_snapshot::{SegmentSnapshots, SnapshotState};
 use crate::suppression::Entry;
@@ -33,24 +34,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use thiserror::Error;
-
-/// The directory partition of a tenant.
-pub fn directory_partition(tenant: &str) -> String {
-    format!("C#{tenant}")
-}
-
-/// Directory sort-key prefix of campaigns (`c:{campaign}`).
-pub const CAMPAIGN_PREFIX: &str = "c:";
-/// Directory sort-key prefix of channels (`ch:{channel}:{provider}`).
-pub const CHANNEL_PREFIX: &str = "ch:";
-
-/// Channel and provider of a directory sort key `ch:{channel}:{provider}` (a channel
-/// has no `:`; a provider may).
-pub fn parse_channel(sk: &str) -> Option<(&str, &str)> {
-    sk.strip_prefix(CHANNEL_PREFIX)?
-        .split_once(':')
-        .filter(|(ch, p)| !ch.is_empty() && !p.is_empty())
-}
 
 /// One rollup item, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1232,14 +1215,6 @@ mod tests {
         assert_eq!(number("12"), Some(12));
         assert_eq!(number("12.0"), Some(12));
         assert_eq!(number("x"), None);
-    }
-
-    #[test]
-    fn channel_keys_split_at_the_first_colon() {
-        assert_eq!(parse_channel("ch:email:ses"), Some(("email", "ses")));
-        assert_eq!(parse_channel("ch:sms:acme:eu"), Some(("sms", "acme:eu")));
-        assert_eq!(parse_channel("ch:email"), None);
-        assert_eq!(parse_channel("c:spring"), None);
     }
 
     #[tokio::test]

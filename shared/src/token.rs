@@ -18,7 +18,7 @@
 //!   master key it names. A [`TenantKey`] (what a tenant is handed) therefore signs for
 //!   its own tenant only, and changing the tenant inside a token breaks its tag.
 //! - Every claim that verifies names a tenant id that passed
-//!   [`check_tenant_id`]; a token naming anything else is refused, never passed on.
+//!   [`crate::tenant::check`]; a token naming anything else is refused, never passed on.
 //! - Before the tag is checked, only the header and the tenant field are read: the
 //!   tenant picks the key. Everything else is parsed from authenticated bytes.
 //! - The click token carries the destination itself, so the redirect can only ever go
@@ -29,7 +29,6 @@
 //!   keyring can mint them for any tenant) verify only until the keyring's
 //!   `legacy_tokens_until` instant, and never without it.
 
-use crate::apikey::check_tenant_id;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hkdf::Hkdf;
@@ -319,7 +318,7 @@ impl Keyring {
     /// The key `tenant` signs with under master key `key_id` (the active one if
     /// `None`): what the operator hands to that tenant.
     pub fn tenant_key(&self, tenant: &str, key_id: Option<&str>) -> Result<TenantKey, SignError> {
-        check_tenant_id(tenant).map_err(SignError::BadTenant)?;
+        crate::tenant::check(tenant).map_err(|e| SignError::BadTenant(e.to_string()))?;
         let master = match key_id {
             None => &self.keys[self.active],
             Some(id) => self
@@ -369,7 +368,7 @@ impl Keyring {
             // length-bounded by the token and checked like every tenant id.
             let mut peek = rest;
             let tenant = take_field(&mut peek)?;
-            check_tenant_id(&tenant).map_err(|_| TokenError::BadTenant)?;
+            crate::tenant::check(&tenant).map_err(|_| TokenError::BadTenant)?;
             mac_for(&expand_tenant_key(&master.hkdf, &tenant))
         };
         mac.update(signed);
@@ -394,7 +393,7 @@ impl Keyring {
         };
         // Format 1 signers did not check it (an empty tenant was signed and then
         // dead-lettered downstream); for format 2 this was checked above.
-        check_tenant_id(&recipient.tenant_id).map_err(|_| TokenError::BadTenant)?;
+        crate::tenant::check(&recipient.tenant_id).map_err(|_| TokenError::BadTenant)?;
         let expires: [u8; 4] = rest.try_into().map_err(|_| TokenError::Malformed)?;
         let expires_at = u32::from_be_bytes(expires);
         if i64::from(expires_at) < now {
@@ -487,7 +486,7 @@ impl TenantKey {
     pub fn from_json(text: &str) -> Result<Self, KeyringError> {
         let bad = |why: String| KeyringError::BadTenantKey(why);
         let json: TenantKeyJson = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        check_tenant_id(&json.tenant).map_err(bad)?;
+        crate::tenant::check(&json.tenant).map_err(|e| bad(e.to_string()))?;
         if !valid_key_id(&json.key_id) {
             return Err(KeyringError::BadKeyId(json.key_id));
         }
@@ -540,7 +539,7 @@ impl TenantKey {
         url: Option<&str>,
         expires_at: u32,
     ) -> Result<String, SignError> {
-        check_tenant_id(&r.tenant_id).map_err(SignError::BadTenant)?;
+        crate::tenant::check(&r.tenant_id).map_err(|e| SignError::BadTenant(e.to_string()))?;
         if r.tenant_id != self.tenant {
             return Err(SignError::WrongTenant {
                 key: self.tenant.clone(),
@@ -708,10 +707,6 @@ mod tests {
 
     fn derived(master: &[u8], tenant: &str) -> [u8; TENANT_KEY_BYTES] {
         expand_tenant_key(&extract(master), tenant)
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]
@@ -945,7 +940,7 @@ mod tests {
         let mut okm = [0u8; 42];
         extract(&[0x0b; 22]).expand(&[], &mut okm).unwrap();
         assert_eq!(
-            hex(&okm),
+            hex::encode(okm),
             "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
         );
         // A tenant key is HKDF's single output block, written out with plain HMAC:

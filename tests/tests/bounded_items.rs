@@ -12,7 +12,7 @@
 //!   recipients whose ids begin with its own, read back one by one and page by page.
 
 use beacon_shared::aggregate::RollupStore;
-use beacon_shared::aggregate::{apply_batch, MemoryDeadLetters, Settings, StreamRecord};
+use beacon_shared::aggregate::{apply_batch, Settings};
 use beacon_shared::audience_store::AudienceReader;
 use beacon_shared::engagement::{self, Action, Changes};
 use beacon_shared::event::{Event, EventType};
@@ -20,11 +20,11 @@ use beacon_shared::rollup::{
     count_unique, fingerprint, link_id, rollup_partition, unique_partition, Grain, Scope,
     UniqueKey, UniqueKind,
 };
+use beacon_shared::rollup::{directory_partition, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
 use beacon_shared::rollup_store::DynamoRollupStore;
 use beacon_shared::sink::encode_record;
-use beacon_shared::stats_store::{
-    directory_partition, DynamoRollupReader, Fields, RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
-};
+use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
+use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
 use beacon_tests::TestStack;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;

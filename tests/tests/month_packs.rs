@@ -3,13 +3,14 @@
 //! update of a closed day shows at once.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon_shared::aggregate::{apply_batch, MemoryDeadLetters, Settings, StreamRecord};
+use beacon_shared::aggregate::{apply_batch, Settings};
 use beacon_shared::event::{Event, EventType};
 use beacon_shared::month_pack;
 use beacon_shared::rollup::{rollup_partition, Grain, Scope};
 use beacon_shared::rollup_store::DynamoRollupStore;
 use beacon_shared::sink::encode_record;
 use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
+use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
 use beacon_tests::TestStack;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;

@@ -4,13 +4,12 @@
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use beacon_shared::aggregate::{
-    apply_batch, resume_from, DeadLetterSink, RollupStore, Settings, StreamRecord,
-};
+use beacon_shared::aggregate::{apply_batch, RollupStore, Settings};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::metrics;
 use beacon_shared::rollup_store::DynamoRollupStore;
+use beacon_shared::stream::{resume_from, DeadLetterSink, StreamRecord};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub struct Aggregator<S, D> {

@@ -7,10 +7,10 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use beacon_lake::store::S3Lake;
 use beacon_lake::{stage_batch, LakeStore};
-use beacon_shared::aggregate::{resume_from, DeadLetterSink, StreamRecord};
 use beacon_shared::config::{ConfigError, Env};
 use beacon_shared::deadletter::SqsDeadLetters;
 use beacon_shared::metrics;
+use beacon_shared::stream::{resume_from, DeadLetterSink, StreamRecord};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub struct Etl<L, D> {
@@ -68,7 +68,7 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
 mod tests {
     use super::*;
     use beacon_lake::{LakeError, LakeObject, MemoryLake, PutIf};
-    use beacon_shared::aggregate::MemoryDeadLetters;
+    use beacon_shared::stream::MemoryDeadLetters;
     use beacon_shared::{Event, EventType};
 
     /// Refuses every write, as S3 would when throttling or down.

@@ -28,6 +28,7 @@ use beacon_shared::month_pack;
 use beacon_shared::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
+use beacon_shared::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
 use beacon_shared::segment_snapshot::{Count, SegmentSnapshots, LIVE_RECIPIENTS};
 use beacon_shared::stats::{
     parse_grain, parse_limit, parse_limit_within, select_days, CampaignEntry, Campaigns,
@@ -36,8 +37,7 @@ use beacon_shared::stats::{
     MAX_DAY_RANGE_DAYS,
 };
 use beacon_shared::stats_store::{
-    directory_partition, parse_channel, DirectoryPage, DynamoRollupReader, Fields, ReadError,
-    RollupItem, RollupReader, CAMPAIGN_PREFIX, CHANNEL_PREFIX,
+    DirectoryPage, DynamoRollupReader, Fields, ReadError, RollupItem, RollupReader,
 };
 use beacon_shared::suppression::{validate_check, Entry};
 use beacon_shared::validate::{check_channel, DEFAULT_CHANNEL};

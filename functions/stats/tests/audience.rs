@@ -2,12 +2,11 @@
 //! aggregation (as the stream does) and read back per recipient, in batches, by page,
 //! and by segment; every tenant sees only its own recipients.
 
-use beacon_shared::aggregate::{
-    apply_batch, MemoryDeadLetters, MemoryStore, Settings, StreamRecord,
-};
+use beacon_shared::aggregate::{apply_batch, MemoryStore, Settings};
 use beacon_shared::apikey::MemoryApiKeys;
 use beacon_shared::event::BounceType;
 use beacon_shared::stats_store::MemoryRollupReader;
+use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
 use beacon_shared::testkit::{stats_post, stats_request};
 use beacon_shared::{Event, EventType};
 use chrono::{DateTime, Duration, Utc};

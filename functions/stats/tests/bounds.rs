@@ -5,9 +5,9 @@
 //! in-memory store charges them, `stats_store::cost`), and paging through a listing
 //! gives every item exactly once.
 
-use beacon_shared::aggregate::TENANTS_PARTITION;
 use beacon_shared::apikey::MemoryApiKeys;
 use beacon_shared::engagement::{epoch_day, Action};
+use beacon_shared::rollup::TENANTS_PARTITION;
 use beacon_shared::rollup::{
     fingerprint, rollup_partition, unique_partition, Counters, Grain, Scope, UniqueKind,
 };

@@ -970,7 +970,10 @@ fn openapi_and_stats_doc_describe_every_route_and_field() {
             openapi.contains(&format!("{rate}:")),
             "openapi lacks {rate}"
         );
-        assert!(readme.contains(rate.as_str()), "docs/stats-api.md lacks {rate}");
+        assert!(
+            readme.contains(rate.as_str()),
+            "docs/stats-api.md lacks {rate}"
+        );
     }
     let counts = serde_json::to_value(Counts::default()).unwrap();
     for field in counts.as_object().unwrap().keys() {

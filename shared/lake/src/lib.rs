@@ -47,8 +47,8 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use base64::Engine;
-use beacon_shared::aggregate::{decode, DeadLetter, DeadLetterSink, StreamRecord};
 use beacon_shared::event::{BounceType, DeviceClass, Event, EventType, RequestContext};
+use beacon_shared::stream::{decode, DeadLetter, DeadLetterSink, StreamRecord};
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -1017,7 +1017,7 @@ pub fn convert_ndjson<R: std::io::BufRead, W: std::io::Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beacon_shared::aggregate::MemoryDeadLetters;
+    use beacon_shared::stream::MemoryDeadLetters;
     use parquet::basic::{LogicalType, Type as PhysicalType};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use serde_json::json;

@@ -9,12 +9,10 @@ use super::model::{
     SummaryRow,
 };
 use super::period::{hour_range, Period};
+use beacon_shared::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
 use beacon_shared::rollup::{rollup_partition, Counters, Grain, Scope};
 use beacon_shared::stats::decimal;
-use beacon_shared::stats_store::{
-    directory_partition, parse_channel, Fields, ReadError, RollupItem, RollupReader,
-    CAMPAIGN_PREFIX, CHANNEL_PREFIX,
-};
+use beacon_shared::stats_store::{Fields, ReadError, RollupItem, RollupReader};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
 

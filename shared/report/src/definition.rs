@@ -222,8 +222,8 @@ impl DefinitionInput {
     ) -> Result<ReportDefinition, InvalidDefinition> {
         let mut errors = Vec::new();
         let mut err = |field, message: String| errors.push(FieldError { field, message });
-        if let Err(e) = beacon_shared::apikey::check_tenant_id(tenant) {
-            err("tenant", e);
+        if let Err(e) = beacon_shared::tenant::check(tenant) {
+            err("tenant", e.to_string());
         }
         if !valid_id(&self.id) {
             err(
