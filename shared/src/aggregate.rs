@@ -889,6 +889,11 @@ impl Draft {
             day: day(e.received_at),
             bucket: bucket_of(&fp, settings.dedupe_buckets),
         };
+        let known_on = |on: String| state.seen.contains(&(on, fp.clone()));
+        if known_on(key.day.clone()) {
+            self.counted.duplicates += 1;
+            return true;
+        }
         // A dedupe bucket's ids open a new page (one more action) when they no longer
         // fit its last one.
         let queued = self.dedupe.get(&key).map_or(0, Vec::len);
@@ -902,11 +907,6 @@ impl Draft {
         let full = |items: usize| {
             self.records > 0 && (items > MAX_ITEMS_PER_RUN || queued >= DEDUPE_ADD_MAX)
         };
-        let known_on = |on: String| state.seen.contains(&(on, fp.clone()));
-        if known_on(key.day.clone()) {
-            self.counted.duplicates += 1;
-            return true;
-        }
         if (1..=settings.window_days)
             .any(|back| known_on(day(e.received_at - Duration::days(back))))
         {

@@ -388,6 +388,34 @@ impl DynamoAudience {
         .map_err(unavailable("removing a suppression"))
     }
 
+    /// Adds a recipient's marks on `pages` to `marks`, in one BatchGetItem (16 items of
+    /// at most 400 KB are under the 16 MB it returns).
+    async fn add_pages(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        pages: std::ops::Range<u32>,
+        marks: &mut Marks,
+    ) -> Result<(), AudienceError> {
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let pk = engagement::partition(tenant);
+        let keys = pages
+            .map(|page| key(pk.clone(), &engagement::marks_sort_key(recipient, page)))
+            .collect();
+        let items = crate::dynamo::batch_get(&self.client, &self.table, keys, false)
+            .await
+            .map_err(unavailable("reading engagement"))?;
+        for item in &items {
+            if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                let page = engagement::split_marks_sort_key(sk).1;
+                engagement::merge_page(marks, page, marks_of(item));
+            }
+        }
+        Ok(())
+    }
+
     async fn query_page(
         &self,
         pk: String,
@@ -495,25 +523,9 @@ impl AudienceReader for DynamoAudience {
     }
 
     async fn marks(&self, tenant: &str, recipient: &str) -> Result<Marks, AudienceError> {
-        // Every page in one BatchGetItem (16 items of at most 400 KB, under its 16 MB).
-        let pk = engagement::partition(tenant);
-        let keys = (0..engagement::MARK_PAGES)
-            .map(|page| key(pk.clone(), &engagement::marks_sort_key(recipient, page)))
-            .collect();
-        let items = crate::dynamo::batch_get(&self.client, &self.table, keys, false)
-            .await
-            .map_err(unavailable("reading engagement"))?;
         let mut marks = Marks::new();
-        for item in &items {
-            let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
-                continue;
-            };
-            engagement::merge_page(
-                &mut marks,
-                engagement::split_marks_sort_key(sk).1,
-                marks_of(item),
-            );
-        }
+        self.add_pages(tenant, recipient, 0..engagement::MARK_PAGES, &mut marks)
+            .await?;
         Ok(marks)
     }
 
@@ -529,8 +541,9 @@ impl AudienceReader for DynamoAudience {
             .transpose()?
             .map(|last| engagement::past_recipient(&last));
         let mut recipients: Vec<(String, Marks)> = Vec::new();
-        // The pages read of the last recipient.
-        let mut pages_read: Vec<u32> = Vec::new();
+        // The last page read of the last recipient (pages come in order: page 0, then
+        // `\u{1}1` to `\u{1}f`).
+        let mut last_page = 0;
         let mut more = false;
         // As `query_page`: at most MAX_QUERIES_PER_PAGE Queries, each asking for as many
         // items as recipients are still wanted (a recipient has one item or more).
@@ -558,11 +571,10 @@ impl AudienceReader for DynamoAudience {
                 let (recipient, page) = engagement::split_marks_sort_key(sk);
                 if recipients.last().is_none_or(|(r, _)| r != recipient) {
                     recipients.push((recipient.to_string(), Marks::new()));
-                    pages_read.clear();
                 }
                 let (_, marks) = recipients.last_mut().expect("just pushed");
                 engagement::merge_page(marks, page, marks_of(item));
-                pages_read.push(page);
+                last_page = page;
                 after = Some(sk.clone());
             }
             more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
@@ -579,22 +591,13 @@ impl AudienceReader for DynamoAudience {
             // The last recipient's pages may go on past what was read: read the rest of
             // them at once, so no recipient is ever split between two pages.
             if let Some((recipient, marks)) = recipients.last_mut() {
-                // Pages come in order (page 0, then `\u{1}1` to `\u{1}f`).
-                let last_read = pages_read.iter().copied().max().unwrap_or(0);
-                let keys: Vec<_> = (last_read + 1..engagement::MARK_PAGES)
-                    .map(|p| key(pk.clone(), &engagement::marks_sort_key(recipient, p)))
-                    .collect();
-                if !keys.is_empty() {
-                    for item in crate::dynamo::batch_get(&self.client, &self.table, keys, false)
-                        .await
-                        .map_err(unavailable("reading the audience"))?
-                    {
-                        if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
-                            let page = engagement::split_marks_sort_key(sk).1;
-                            engagement::merge_page(marks, page, marks_of(&item));
-                        }
-                    }
-                }
+                self.add_pages(
+                    tenant,
+                    recipient,
+                    last_page + 1..engagement::MARK_PAGES,
+                    marks,
+                )
+                .await?;
             }
         }
         let next = recipients
