@@ -3,11 +3,14 @@
 //! event against the naive way (one ADD per event per rollup item), in one run,
 //! target at least 20x fewer.
 
-use beacon_shared::aggregate::{apply_batch, MemoryStore, Settings};
-use beacon_shared::event::{BounceType, Event, EventType};
-use beacon_shared::rollup::Aggregate;
-use beacon_shared::sink::encode_record;
-use beacon_shared::stream::{decode_view, MemoryDeadLetters, StreamRecord};
+use beacon_domain::rollup::aggregate::{apply_batch, Settings};
+
+use beacon_domain::event::stream::{decode_view, StreamRecord};
+use beacon_domain::event::{BounceType, Event, EventType};
+use beacon_domain::rollup::Aggregate;
+use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::testkit::rollups::MemoryStore;
+use beacon_domain::tracking::sink::encode_record;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
@@ -78,7 +81,7 @@ pub fn realistic_mix(n: usize) -> Vec<Event> {
                 _ => {}
             }
             if matches!(kind, EventType::Opened | EventType::Clicked) {
-                e.context = beacon_shared::context::request_context(
+                e.context = beacon_domain::event::context::request_context(
                     Some("203.0.113.9"),
                     Some(AGENTS[(next() % 3) as usize]),
                     Default::default(),

@@ -7,10 +7,10 @@
 //! can't hide by cancelling), and whether they are within 2% of the truth, the error a
 //! sender can act on without being misled.
 
-use beacon_shared::classify::Classifier;
-use beacon_shared::labeled::{
+use beacon_domain::testkit::labeled::{
     classifier_says_human, deliveries, evaluate, final_verdicts, generate, Evaluation, Mix,
 };
+use beacon_domain::verdict::classify::Classifier;
 
 const TARGET: f64 = 0.02;
 

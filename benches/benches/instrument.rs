@@ -1,7 +1,7 @@
 //! `instrument` on a 100 KB campaign email with 200 links. Target: at least 50 MB/s.
 
+use beacon_domain::testkit::{test_keyring, test_recipient};
 use beacon_instrument::{instrument_html, LinkSigner};
-use beacon_shared::testkit::{test_keyring, test_recipient};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 

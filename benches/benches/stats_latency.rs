@@ -4,13 +4,15 @@
 //!
 //! Needs the project virtualenv (`make venv`); starts its own emulator.
 
-use beacon_shared::aggregate::{apply_batch, Settings};
-use beacon_shared::event::{Event, EventType};
-use beacon_shared::rollup::{rollup_partition, Grain, Scope};
-use beacon_shared::rollup_store::DynamoRollupStore;
-use beacon_shared::sink::encode_record;
-use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
-use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::dynamo::rollups::DynamoRollupStore;
+use beacon_domain::event::stream::StreamRecord;
+use beacon_domain::event::{Event, EventType};
+use beacon_domain::rollup::aggregate::{apply_batch, Settings};
+use beacon_domain::rollup::reader::{Fields, RollupReader};
+use beacon_domain::rollup::{rollup_partition, Grain, Scope};
+use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::tracking::sink::encode_record;
 use beacon_tests::{http, TestStack};
 use std::time::Instant;
 

@@ -2,10 +2,11 @@
 //! build and record serialization. The sink encodes each record as the Kinesis sink
 //! does and drops it, so the network is excluded. Target: at most 10 µs per request.
 
-use beacon_shared::event::Event;
-use beacon_shared::sink::{encode_record, partition_key, EventSink, Unstored};
-use beacon_shared::testkit::{test_keyring, test_recipient, tracking_request};
-use beacon_shared::tracking::Tracker;
+use beacon_aws::testkit::tracking_request;
+use beacon_domain::event::Event;
+use beacon_domain::testkit::{test_keyring, test_recipient};
+use beacon_domain::tracking::sink::{encode_record, partition_key, EventSink, Unstored};
+use beacon_domain::tracking::Tracker;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
 
@@ -30,7 +31,7 @@ fn bench(c: &mut Criterion) {
         keyring: test_keyring(),
         sink: EncodeOnly,
         ip_policy: Default::default(),
-        networks: beacon_shared::networks::Networks::shipped(),
+        networks: beacon_domain::verdict::networks::Networks::shipped(),
     };
     let exp = (chrono::Utc::now().timestamp() + 86_400) as u32;
     let open = test_keyring().sign_open(&test_recipient(), exp).unwrap();

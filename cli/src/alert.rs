@@ -3,18 +3,20 @@
 //! its schedule (same code, same tables, SES and webhooks).
 
 use anyhow::{bail, Context, Result};
-use beacon_shared::alert::{
+use beacon_aws::config::aws_config;
+use beacon_aws::dynamo::alerts::DynamoAlerts;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::ses::SesMailer;
+use beacon_aws::webhook::HttpWebhooks;
+use beacon_aws::webhook::SystemLookup;
+use beacon_domain::alert::evaluate::{Alerter, Settings};
+use beacon_domain::alert::outbound::Policy;
+use beacon_domain::alert::store::{rule_key, AlertStore, AlertStoreExt, BUDGET_KEY, NOTIFY_KEY};
+use beacon_domain::alert::{
     defaults, effective, is_builtin, new_secret, validate_email, validate_webhook_url, verify,
     Budget, Destinations, RuleInput, Status, Webhook,
 };
-use beacon_shared::alert_run::{Alerter, Settings};
-use beacon_shared::alert_store::{
-    rule_key, AlertStore, AlertStoreExt, DynamoAlerts, HttpWebhooks, BUDGET_KEY, NOTIFY_KEY,
-};
-use beacon_shared::config::{aws_config, Env};
-use beacon_shared::mail::SesMailer;
-use beacon_shared::outbound::{Policy, SystemLookup};
-use beacon_shared::stats_store::DynamoRollupReader;
+use beacon_domain::config::Env;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -265,7 +267,7 @@ pub async fn run(command: AlertCommand) -> Result<()> {
                 );
             } else if alerts.delete(&tenant, &rule_key(&id)).await? {
                 alerts
-                    .delete(&tenant, &beacon_shared::alert_store::state_key(&id))
+                    .delete(&tenant, &beacon_domain::alert::store::state_key(&id))
                     .await?;
                 eprintln!("removed rule `{id}` of tenant `{tenant}`");
             } else {
@@ -400,7 +402,7 @@ fn webhook_policy() -> Result<Policy> {
 }
 
 fn check_tenant(tenant: &str) -> Result<()> {
-    beacon_shared::tenant::check(tenant).map_err(anyhow::Error::from)
+    beacon_domain::tenant::check(tenant).map_err(anyhow::Error::from)
 }
 
 async fn set_enabled(alerts: &DynamoAlerts, tenant: &str, id: &str, enabled: bool) -> Result<()> {

@@ -1,14 +1,14 @@
 //! `beacon lake`: the operator's side of the data lake (see `beacon_lake`).
 
 use anyhow::{bail, Context, Result};
+use beacon_aws::config::aws_config;
+use beacon_domain::event::stream::decode;
+use beacon_domain::Event;
 use beacon_lake::store::S3Lake;
 use beacon_lake::{
     compact_closed, compact_partition, convert_ndjson, ConvertOptions, Converted, Partition,
     BAD_LINES_REPORTED,
 };
-use beacon_shared::config::aws_config;
-use beacon_shared::stream::decode;
-use beacon_shared::Event;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 use std::collections::BTreeMap;

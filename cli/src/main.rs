@@ -8,11 +8,13 @@
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use beacon_aws::config::aws_config;
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_domain::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore};
+use beacon_domain::config::Env;
+use beacon_domain::event::validate::trackable_url;
+use beacon_domain::tracking::token::{Recipient, TenantKey, TokenSigner};
 use beacon_instrument::{instrument_html_with, LinkSigner, Options};
-use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
-use beacon_shared::config::{aws_config, Env};
-use beacon_shared::token::{Recipient, TenantKey, TokenSigner};
-use beacon_shared::validate::trackable_url;
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -175,8 +177,9 @@ impl LinkArgs {
                     .tenant
                     .clone()
                     .context("give --tenant (or --tenant-key, a tenant's own key)")?;
-                beacon_shared::tenant::check(&tenant)?;
-                let keyring = Env::process().keyring(&aws_config().await).await?;
+                beacon_domain::tenant::check(&tenant)?;
+                let keyring =
+                    beacon_aws::config::keyring(&Env::process(), &aws_config().await).await?;
                 (Box::new(keyring), tenant)
             }
         };
@@ -271,7 +274,7 @@ async fn run() -> Result<()> {
             name,
             table,
         }) => {
-            beacon_shared::tenant::check(&tenant)?;
+            beacon_domain::tenant::check(&tenant)?;
             let aws = aws_config().await;
             let key = new_api_key();
             let record = ApiKeyRecord {
@@ -306,7 +309,7 @@ async fn run() -> Result<()> {
             println!("{json}");
         }
         Command::TrackingKey(TrackingKeyCommand::Derive { tenant, key_id }) => {
-            let keyring = Env::process().keyring(&aws_config().await).await?;
+            let keyring = beacon_aws::config::keyring(&Env::process(), &aws_config().await).await?;
             let key = keyring.tenant_key(&tenant, key_id.as_deref())?;
             eprintln!(
                 "tenant key of `{tenant}` under master key `{}`: it signs links for `{tenant}` only; derive it again after rotating the master key",

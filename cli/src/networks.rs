@@ -1,9 +1,9 @@
 //! `beacon networks`: the IP range lists the open pixel and the click redirect label
-//! requests from (see `beacon_shared::networks`).
+//! requests from (see `beacon_domain::verdict::networks`).
 
 use anyhow::{bail, Context, Result};
+use beacon_domain::verdict::networks::{ListSummary, Networks, APPLE_PROXY, LISTS, SCANNERS};
 use beacon_report::render::fmt::whole;
-use beacon_shared::networks::{ListSummary, Networks, APPLE_PROXY, LISTS, SCANNERS};
 use clap::Subcommand;
 use std::io::Read;
 use std::net::IpAddr;

@@ -3,15 +3,15 @@
 //! tables, bucket and SES), and can also write the files to a local folder.
 
 use anyhow::{bail, Context, Result};
+use beacon_aws::config::aws_config;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::ses::SesMailer;
 use beacon_report::definition::DefinitionInput;
 use beacon_report::model::Format;
 use beacon_report::period::Period;
 use beacon_report::run::{Reporter, Settings};
 use beacon_report::store::{Definitions, DynamoReports, Runs, S3ReportFiles};
 use beacon_report::{data, render};
-use beacon_shared::config::aws_config;
-use beacon_shared::mail::SesMailer;
-use beacon_shared::stats_store::DynamoRollupReader;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -259,7 +259,7 @@ pub async fn run(command: ReportCommand) -> Result<()> {
                     ..Settings::default()
                 };
                 let files = S3ReportFiles::new(
-                    beacon_shared::s3::client(&aws),
+                    beacon_aws::s3::client(&aws),
                     bucket.expect("required unless --no-send"),
                 );
                 let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws));

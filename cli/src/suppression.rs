@@ -2,10 +2,11 @@
 //! remove them by hand, and export a channel's list as CSV or JSON lines.
 
 use anyhow::{bail, Context, Result};
-use beacon_shared::audience_store::{AudienceReader, DynamoAudience};
-use beacon_shared::config::aws_config;
-use beacon_shared::engagement::Changes;
-use beacon_shared::suppression::{Reason, Suppression};
+use beacon_aws::config::aws_config;
+use beacon_aws::dynamo::audience::DynamoAudience;
+use beacon_domain::audience::engagement::Changes;
+use beacon_domain::audience::reader::AudienceReader;
+use beacon_domain::audience::suppression::{Reason, Suppression};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;

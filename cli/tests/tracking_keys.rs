@@ -1,7 +1,7 @@
 //! `beacon tracking-key derive`, and `instrument` / `sign-url` signing with a tenant
 //! key or the master keyring, run as the binary an operator or a tenant runs.
 
-use beacon_shared::token::{Keyring, TokenKind};
+use beacon_domain::tracking::token::{Keyring, TokenKind};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

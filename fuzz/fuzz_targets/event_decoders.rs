@@ -8,8 +8,8 @@
 //! the one most likely to be checked differently).
 #![no_main]
 
-use beacon_shared::stream::{decode, decode_view};
-use beacon_shared::event::EventView;
+use beacon_domain::event::stream::{decode, decode_view};
+use beacon_domain::event::EventView;
 use libfuzzer_sys::fuzz_target;
 
 const HEAD: &[u8] = br#"{"event_id":"e","tenant_id":"t","type":"conversion","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z","properties":"#;

@@ -17,7 +17,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use beacon_shared::token::{Keyring, TokenKind};
+use beacon_domain::tracking::token::{Keyring, TokenKind};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;

@@ -6,7 +6,7 @@
 //! and tolerance are fixed: only the request is the attacker's.
 #![no_main]
 
-use beacon_shared::alert::{sign, verify};
+use beacon_domain::alert::{sign, verify};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "whsec_fuzzing-secret";

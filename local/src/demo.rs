@@ -22,10 +22,11 @@ use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
 use crate::stream;
 use anyhow::{bail, ensure, Context as _, Result};
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_domain::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore};
+use beacon_domain::config::Env;
+use beacon_domain::tracking::token::Recipient;
 use beacon_instrument::{instrument_html, LinkSigner};
-use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
-use beacon_shared::config::Env;
-use beacon_shared::token::Recipient;
 use futures::stream::{self as futures_stream, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -272,7 +273,7 @@ pub async fn run(endpoint: &str, options: &DemoOptions) -> Result<DemoSummary> {
     drop(listener);
     let base_url = format!("http://{addr}");
     let stack: Stack = stack::provision(endpoint, &options.stack_name, &base_url)?;
-    let aws = beacon_shared::config::aws_config().await;
+    let aws = beacon_aws::config::aws_config().await;
 
     step(2, "starting the local API gateway");
     let gw = gateway::start(
@@ -331,7 +332,7 @@ async fn drive(
         .await?;
     // The operator derives the tenant's key from the keyring the functions verify with
     // (the secret) and hands it over; the sender signs with that key alone.
-    let keyring = Env::from_map(open_fn.env.clone()).keyring(aws).await?;
+    let keyring = beacon_aws::config::keyring(&Env::from_map(open_fn.env.clone()), aws).await?;
     let tenant_key = keyring.tenant_key(TENANT, None)?;
     let public_base = open_fn
         .env
@@ -759,7 +760,7 @@ async fn send_report(
     );
     let local = out_dir.join("reports");
     std::fs::create_dir_all(&local)?;
-    let s3 = beacon_shared::s3::client(aws);
+    let s3 = beacon_aws::s3::client(aws);
     let bucket = app.files.bucket().to_string();
     let mut copies = Vec::new();
     for key in ours["files"].as_array().into_iter().flatten() {
@@ -816,10 +817,10 @@ async fn bounce_spike(
     plan: &[RecipientPlan],
     consumers: &mut [crate::consumers::StreamConsumer],
 ) -> Result<Value> {
-    use beacon_shared::alert::{
+    use beacon_domain::alert::store::{AlertStoreExt, BUDGET_KEY, NOTIFY_KEY};
+    use beacon_domain::alert::{
         new_secret, verify, Budget, Destinations, Webhook, SIGNATURE_HEADER,
     };
-    use beacon_shared::alert_store::{AlertStoreExt, BUDGET_KEY, NOTIFY_KEY};
     let spike = format!("{campaign}-spike");
     let collect_url = format!("{gateway_url}/v1/events");
     let mut requests = BTreeMap::new();
@@ -882,7 +883,7 @@ async fn bounce_spike(
     // function post to loopback (never set in the template, so never in AWS).
     let mut env = alerts_fn.env.clone();
     env.insert(
-        beacon_shared::outbound::LOCAL_SWITCH.to_string(),
+        beacon_domain::alert::outbound::LOCAL_SWITCH.to_string(),
         "1".to_string(),
     );
     let app = alerts::AlertsApp::from_env(&Env::from_map(env), aws)?;
@@ -1078,7 +1079,8 @@ async fn act_as_recipient(
         if i > 0 {
             // A person reads between clicks: clicks on different links closer than
             // this are a scanner's burst.
-            let pause = beacon_shared::trail::CLICK_BURST + chrono::TimeDelta::milliseconds(200);
+            let pause =
+                beacon_domain::verdict::trail::CLICK_BURST + chrono::TimeDelta::milliseconds(200);
             tokio::time::sleep(pause.to_std().expect("positive")).await;
         }
         let response = http

@@ -3,11 +3,12 @@
 
 use crate::stack::Function;
 use anyhow::{bail, Context as _, Result};
-use beacon_shared::apikey::{CachedApiKeys, DynamoApiKeys};
-use beacon_shared::config::Env;
-use beacon_shared::sink::KinesisSink;
-use beacon_shared::stats_store::DynamoRollupReader;
-use beacon_shared::tracking::Tracker;
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::kinesis::KinesisSink;
+use beacon_domain::apikey::CachedApiKeys;
+use beacon_domain::config::Env;
+use beacon_domain::tracking::Tracker;
 use collect::Collect;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
@@ -28,12 +29,12 @@ impl HttpFunction {
         let name = function.binary.as_str();
         let built = match name {
             "open-pixel" => HttpFunction::OpenPixel(
-                Tracker::from_env(&env, aws)
+                beacon_aws::kinesis::tracker(&env, aws)
                     .await
                     .context("initializing open-pixel")?,
             ),
             "click-redirect" => HttpFunction::ClickRedirect(
-                Tracker::from_env(&env, aws)
+                beacon_aws::kinesis::tracker(&env, aws)
                     .await
                     .context("initializing click-redirect")?,
             ),

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use beacon_shared::http::{api_gateway_v2_event, GatewayRequest};
+use beacon_aws::http::{api_gateway_v2_event, GatewayRequest};
 use lambda_http::request::LambdaRequest;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -69,7 +69,7 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     // The functions' CloudWatch metric lines would drown the terminal; keep them aside.
     let metrics = std::path::Path::new(".beacon/metrics.ndjson");
-    beacon_shared::metrics::write_to_file(metrics)
+    beacon_domain::metrics::write_to_file(metrics)
         .with_context(|| format!("opening {}", metrics.display()))?;
     let endpoint = cli
         .endpoint
@@ -88,7 +88,7 @@ async fn run() -> Result<()> {
             trust_forwarded_for,
         } => {
             let created = stack::provision(&endpoint, &stack, &format!("http://{listen}"))?;
-            let aws = beacon_shared::config::aws_config().await;
+            let aws = beacon_aws::config::aws_config().await;
             let gw = gateway::start(
                 &created,
                 &aws,

@@ -196,7 +196,8 @@ impl Poller {
                         .iter()
                         .filter_map(|f| f.item_identifier.clone())
                         .min_by(|a, b| {
-                            beacon_shared::stream::padded(a).cmp(&beacon_shared::stream::padded(b))
+                            beacon_domain::event::stream::padded(a)
+                                .cmp(&beacon_domain::event::stream::padded(b))
                         });
                     match lowest
                         .and_then(|seq| batch.iter().position(|r| r.sequence_number() == seq))

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use aws_sdk_kinesis::types::ShardIteratorType;
-use beacon_shared::Event;
+use beacon_domain::Event;
 
 /// Every event on `stream`, in per-shard order.
 pub async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Result<Vec<Event>> {

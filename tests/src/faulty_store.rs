@@ -3,11 +3,11 @@
 //! also refuse one tenant's runs for good, as DynamoDB refuses an item grown past its
 //! limit: nothing of such a run is written, and the error is permanent.
 
-use beacon_shared::aggregate::{DedupeKey, DedupeSets, RollupStore, Run, StoreError};
-use beacon_shared::engagement::Changes;
-use beacon_shared::rollup::UniqueKey;
-use beacon_shared::suppression::Suppression;
-use beacon_shared::trail::{Trail, TrailKey};
+use beacon_domain::audience::engagement::Changes;
+use beacon_domain::audience::suppression::Suppression;
+use beacon_domain::rollup::aggregate::{DedupeKey, DedupeSets, RollupStore, Run, StoreError};
+use beacon_domain::rollup::UniqueKey;
+use beacon_domain::verdict::trail::{Trail, TrailKey};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -3,11 +3,12 @@
 //! freshly named stack per test, and the local gateway in front of the real handlers.
 
 use anyhow::{Context, Result};
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_domain::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore};
+use beacon_domain::config::Env;
+use beacon_domain::tracking::token::Keyring;
 use beacon_local::gateway::{self, GatewayOptions, RunningGateway};
 use beacon_local::stack::{self, Stack};
-use beacon_shared::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, DynamoApiKeys};
-use beacon_shared::config::Env;
-use beacon_shared::token::Keyring;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -115,18 +116,20 @@ impl TestStack {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let stack = stack::provision(endpoint, &name, &base)?;
-        let aws = beacon_shared::config::aws_config().await;
+        let aws = beacon_aws::config::aws_config().await;
         let collect = &stack.function("collect").context("collect function")?.1.env;
         let api_key = issue_key(&aws, &collect["BEACON_API_KEYS_TABLE"], "acme").await?;
-        let keyring = Env::from_map(
-            stack
-                .function("open-pixel")
-                .context("open-pixel")?
-                .1
-                .env
-                .clone(),
+        let keyring = beacon_aws::config::keyring(
+            &Env::from_map(
+                stack
+                    .function("open-pixel")
+                    .context("open-pixel")?
+                    .1
+                    .env
+                    .clone(),
+            ),
+            &aws,
         )
-        .keyring(&aws)
         .await?;
         let functions_aws = match functions_endpoint {
             // A config of its own: one derived from `aws` would keep reading
@@ -170,7 +173,7 @@ impl TestStack {
     }
 
     /// Every event on this stack's stream.
-    pub async fn stream_events(&self) -> Result<Vec<beacon_shared::Event>> {
+    pub async fn stream_events(&self) -> Result<Vec<beacon_domain::Event>> {
         beacon_local::stream::read_all(
             &aws_sdk_kinesis::Client::new(&self.aws),
             &self.stream_name(),

@@ -11,20 +11,22 @@
 //! - Marks per recipient: 20,000 on one recipient (one item held about 17,000), beside
 //!   recipients whose ids begin with its own, read back one by one and page by page.
 
-use beacon_shared::aggregate::RollupStore;
-use beacon_shared::aggregate::{apply_batch, Settings};
-use beacon_shared::audience_store::AudienceReader;
-use beacon_shared::engagement::{self, Action, Changes};
-use beacon_shared::event::{Event, EventType};
-use beacon_shared::rollup::{
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::dynamo::rollups::DynamoRollupStore;
+use beacon_domain::audience::engagement::{self, Action, Changes};
+use beacon_domain::audience::reader::AudienceReader;
+use beacon_domain::event::stream::StreamRecord;
+use beacon_domain::event::{Event, EventType};
+use beacon_domain::rollup::aggregate::RollupStore;
+use beacon_domain::rollup::aggregate::{apply_batch, Settings};
+use beacon_domain::rollup::reader::{Fields, RollupReader};
+use beacon_domain::rollup::{
     count_unique, fingerprint, link_id, rollup_partition, unique_partition, Grain, Scope,
     UniqueKey, UniqueKind,
 };
-use beacon_shared::rollup::{directory_partition, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
-use beacon_shared::rollup_store::DynamoRollupStore;
-use beacon_shared::sink::encode_record;
-use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
-use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
+use beacon_domain::rollup::{directory_partition, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
+use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::tracking::sink::encode_record;
 use beacon_tests::TestStack;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;

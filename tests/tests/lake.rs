@@ -5,10 +5,10 @@
 //! compaction and a redelivery that arrives after compaction.
 
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
+use beacon_domain::Event;
 use beacon_lake::store::S3Lake;
 use beacon_lake::{read_parquet, LakeStore, CURATED_PREFIX, STAGING_PREFIX};
 use beacon_local::poller::{kinesis_event, Mapping};
-use beacon_shared::Event;
 use beacon_tests::{http, TestStack};
 use chrono::{Duration, DurationRound, Utc};
 use lambda_runtime::LambdaEvent;
@@ -155,7 +155,7 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
     let mapping: Mapping = etl_consumer.poller.mapping.clone();
     let etl_env = &t.stack.function("etl").unwrap().1.env;
     let etl_app = etl::Etl::from_env(
-        &beacon_shared::config::Env::from_map(etl_env.clone()),
+        &beacon_domain::config::Env::from_map(etl_env.clone()),
         &t.aws,
     )
     .unwrap();
@@ -185,7 +185,7 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
     // Compaction, as the schedule runs it once every hour has closed.
     let (_, compact_fn) = t.stack.function("compact").unwrap();
     let compactor = compact::Compactor::from_env(
-        &beacon_shared::config::Env::from_map(compact_fn.env.clone()),
+        &beacon_domain::config::Env::from_map(compact_fn.env.clone()),
         &t.aws,
     )
     .unwrap();

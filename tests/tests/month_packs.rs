@@ -3,14 +3,16 @@
 //! update of a closed day shows at once.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon_shared::aggregate::{apply_batch, Settings};
-use beacon_shared::event::{Event, EventType};
-use beacon_shared::month_pack;
-use beacon_shared::rollup::{rollup_partition, Grain, Scope};
-use beacon_shared::rollup_store::DynamoRollupStore;
-use beacon_shared::sink::encode_record;
-use beacon_shared::stats_store::{DynamoRollupReader, Fields, RollupReader};
-use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::dynamo::rollups::DynamoRollupStore;
+use beacon_domain::event::stream::StreamRecord;
+use beacon_domain::event::{Event, EventType};
+use beacon_domain::rollup::aggregate::{apply_batch, Settings};
+use beacon_domain::rollup::month_pack;
+use beacon_domain::rollup::reader::{Fields, RollupReader};
+use beacon_domain::rollup::{rollup_partition, Grain, Scope};
+use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::tracking::sink::encode_record;
 use beacon_tests::TestStack;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -137,7 +139,7 @@ async fn a_daily_series_reads_month_packs_that_never_go_stale() {
     let (month, first, _) = plan.months[0].clone();
     let pack_key = month_pack::sort_key(&month);
     let first_sk = month_pack::day_sk(first.max(month_pack::day_of(&from).unwrap()));
-    let doctored = beacon_shared::rollup::Counters {
+    let doctored = beacon_domain::rollup::Counters {
         sent: 1000,
         ..Default::default()
     };

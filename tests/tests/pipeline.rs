@@ -1,7 +1,7 @@
 //! The three HTTP functions behind the local gateway, writing to the emulator's stream.
 
-use beacon_shared::token::Recipient;
-use beacon_shared::EventType;
+use beacon_domain::tracking::token::Recipient;
+use beacon_domain::EventType;
 use beacon_tests::{http, issue_key, TestStack};
 use serde_json::{json, Value};
 

@@ -12,15 +12,16 @@
 
 use aggregate::Aggregator;
 use aws_sdk_dynamodb::types::AttributeValue;
+use beacon_aws::dynamo::rollups::DynamoRollupStore;
+use beacon_aws::kinesis::KinesisSink;
+use beacon_aws::sqs::SqsDeadLetters;
+use beacon_domain::event::{BounceType, Event, EventType, RequestContext};
+use beacon_domain::rollup::aggregate::Settings;
+use beacon_domain::rollup::{link_id, rollup_partition, Grain, Scope};
+use beacon_domain::tracking::sink::EventSink;
+use beacon_domain::verdict::classify::machine_verdict;
+use beacon_domain::verdict::trail::{Hit, HitKind, Trail};
 use beacon_local::poller::{Mapping, Poller};
-use beacon_shared::aggregate::Settings;
-use beacon_shared::classify::machine_verdict;
-use beacon_shared::deadletter::SqsDeadLetters;
-use beacon_shared::event::{BounceType, Event, EventType, RequestContext};
-use beacon_shared::rollup::{link_id, rollup_partition, Grain, Scope};
-use beacon_shared::rollup_store::DynamoRollupStore;
-use beacon_shared::sink::{EventSink, KinesisSink};
-use beacon_shared::trail::{Hit, HitKind, Trail};
 use beacon_tests::faulty_store::FaultyStore;
 use beacon_tests::TestStack;
 use chrono::{DateTime, Duration, Utc};
@@ -187,7 +188,8 @@ fn random_events(rng: &mut StdRng, seed: u64) -> Vec<Event> {
                 (EventType::Clicked, 0) => SCANNER_UA,
                 _ => HUMAN_UA,
             };
-            e.context = beacon_shared::context::request_context(None, Some(ua), Default::default());
+            e.context =
+                beacon_domain::event::context::request_context(None, Some(ua), Default::default());
         } else {
             e.context = RequestContext::default();
         }
@@ -269,7 +271,7 @@ async fn read_uniques(
         .flatten()
         .cloned()
         .collect();
-    beacon_shared::rollup::count_unique(members.iter().map(String::as_str)).recipients
+    beacon_domain::rollup::count_unique(members.iter().map(String::as_str)).recipients
 }
 
 /// The template's rollups table layout (`pk`, `sk`).

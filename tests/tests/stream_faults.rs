@@ -1,7 +1,7 @@
 //! A Kinesis that refuses writes, in part or entirely: nothing reported as accepted is
 //! lost, refused entries alone are retried, and the pixel and redirect keep working.
 
-use beacon_shared::token::Recipient;
+use beacon_domain::tracking::token::Recipient;
 use beacon_tests::flaky::{self, Fault};
 use beacon_tests::{emulator, http, TestStack};
 use serde_json::{json, Value};

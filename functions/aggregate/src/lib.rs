@@ -1,15 +1,16 @@
 //! The Kinesis consumer: folds each batch into the rollups exactly once (see
-//! `beacon_shared::aggregate` for how) and reports partial batch failures, so Lambda
+//! `beacon_domain::rollup::aggregate` for how) and reports partial batch failures, so Lambda
 //! resumes from the first record not yet applied.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use beacon_shared::aggregate::{apply_batch, RollupStore, Settings};
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::deadletter::SqsDeadLetters;
-use beacon_shared::metrics;
-use beacon_shared::rollup_store::DynamoRollupStore;
-use beacon_shared::stream::{resume_from, DeadLetterSink, StreamRecord};
+use beacon_aws::dynamo::rollups::DynamoRollupStore;
+use beacon_aws::kinesis::resume_from;
+use beacon_aws::sqs::SqsDeadLetters;
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::event::stream::DeadLetterSink;
+use beacon_domain::metrics;
+use beacon_domain::rollup::aggregate::{apply_batch, RollupStore, Settings};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub struct Aggregator<S, D> {
@@ -48,7 +49,7 @@ pub async fn handle<S: RollupStore, D: DeadLetterSink>(
     app: &Aggregator<S, D>,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
-    let records = StreamRecord::from_kinesis(&event.payload);
+    let records = beacon_aws::kinesis::stream_records(&event.payload);
     let mut response = KinesisEventResponse::default();
     match apply_batch(&app.store, &app.dead_letters, &app.settings, &records).await {
         Ok(outcome) => {

@@ -1,19 +1,23 @@
 //! The alerts function. Two kinds of invocation:
 //! - the EventBridge schedule (`detail-type: Scheduled Event`, every five minutes):
 //!   every tenant's rules and budget are judged as of the schedule's time
-//!   (`beacon_shared::alert_run`), and every tenant's segment count is taken a step
-//!   further (`beacon_shared::segment_snapshot`);
+//!   (`beacon_domain::alert::evaluate`), and every tenant's segment count is taken a step
+//!   further (`beacon_domain::audience::segments`);
 //! - on demand, `{"tenant": "acme"}`: that tenant now (`beacon alert evaluate`).
 
-use beacon_shared::alert_run::{Alerter, Settings, TenantOutcome};
-use beacon_shared::alert_store::{AlertStore, DynamoAlerts, HttpWebhooks, WebhookSender};
-use beacon_shared::audience_store::AudienceReader;
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::mail::{Mailer, SesMailer};
-use beacon_shared::metrics;
-use beacon_shared::outbound::{Policy, LOCAL_SWITCH};
-use beacon_shared::segment_snapshot::{refresh_all, SegmentSnapshots};
-use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
+use beacon_aws::dynamo::alerts::DynamoAlerts;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::ses::SesMailer;
+use beacon_aws::webhook::HttpWebhooks;
+use beacon_domain::alert::evaluate::{Alerter, Settings, TenantOutcome};
+use beacon_domain::alert::outbound::{Policy, LOCAL_SWITCH};
+use beacon_domain::alert::store::{AlertStore, WebhookSender};
+use beacon_domain::audience::reader::AudienceReader;
+use beacon_domain::audience::segments::{refresh_all, SegmentSnapshots};
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::mail::Mailer;
+use beacon_domain::metrics;
+use beacon_domain::rollup::reader::RollupReader;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
@@ -78,7 +82,7 @@ where
         settings: &app.settings,
     };
     let payload = event.payload;
-    if let Some(now) = beacon_shared::config::schedule_time(&payload) {
+    if let Some(now) = beacon_domain::config::schedule_time(&payload) {
         let outcomes = alerter.run_all(now).await.map_err(Error::from)?;
         let mut summary = summarize(now, &outcomes);
         summary["segments"] = segments(&app.reader, now).await;

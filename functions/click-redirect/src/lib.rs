@@ -2,11 +2,11 @@
 //! into the token and records the click. A token that does not verify gets a small
 //! 400 page, never a redirect: this endpoint can't be used as an open redirect.
 
-use beacon_shared::http::{client_context, path_param};
-use beacon_shared::sink::EventSink;
-use beacon_shared::token::{TokenError, TokenKind};
-use beacon_shared::tracking::Tracker;
-use beacon_shared::validate::trackable_url;
+use beacon_aws::http::{client_context, path_param};
+use beacon_domain::event::validate::trackable_url;
+use beacon_domain::tracking::sink::EventSink;
+use beacon_domain::tracking::token::{TokenError, TokenKind};
+use beacon_domain::tracking::Tracker;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 

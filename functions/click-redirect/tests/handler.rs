@@ -1,12 +1,13 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use beacon_shared::context::IpPolicy;
-use beacon_shared::sink::MemorySink;
-use beacon_shared::testkit::{
-    test_keyring, test_legacy_token, test_networks, test_recipient, test_tracker, tracking_request,
+use beacon_aws::testkit::tracking_request;
+use beacon_domain::event::context::IpPolicy;
+use beacon_domain::testkit::memory::MemorySink;
+use beacon_domain::testkit::{
+    test_keyring, test_legacy_token, test_networks, test_recipient, test_tracker,
 };
-use beacon_shared::token::Recipient;
-use beacon_shared::EventType;
+use beacon_domain::tracking::token::Recipient;
+use beacon_domain::EventType;
 
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
 const DEST: &str = "https://shop.example/sale?utm=mail&x=1";
@@ -196,7 +197,7 @@ async fn a_token_relabelled_to_another_tenant_does_not_redirect() {
 #[tokio::test]
 async fn the_sample_event_is_recorded_with_the_sample_keyring() {
     let mut tracker = test_tracker(MemorySink::default());
-    tracker.keyring = beacon_shared::token::Keyring::from_json(
+    tracker.keyring = beacon_domain::tracking::token::Keyring::from_json(
         r#"{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}"#,
     )
     .unwrap();

@@ -6,14 +6,17 @@
 //! refused are reported with 503 so the client retries them, and nothing reported as
 //! accepted is ever lost.
 
-use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::context::IpPolicy;
-use beacon_shared::http::{error_response, header_str, json_response, presented_api_key};
-use beacon_shared::metrics;
-use beacon_shared::sink::{EventSink, KinesisSink};
-use beacon_shared::validate::{validate_event, FieldError, Ingest, Limits};
-use beacon_shared::Event;
+use beacon_domain::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys};
+
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_aws::http::{error_response, header_str, json_response, presented_api_key};
+use beacon_aws::kinesis::KinesisSink;
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::event::context::IpPolicy;
+use beacon_domain::event::validate::{validate_event, FieldError, Ingest, Limits};
+use beacon_domain::metrics;
+use beacon_domain::tracking::sink::EventSink;
+use beacon_domain::Event;
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;

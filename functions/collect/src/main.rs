@@ -1,4 +1,6 @@
-use beacon_shared::config::{aws_config, init_tracing, Env};
+use beacon_aws::config::aws_config;
+use beacon_aws::config::init_tracing;
+use beacon_domain::config::Env;
 use lambda_http::{run, service_fn, Error};
 
 #[tokio::main]

@@ -1,10 +1,10 @@
 //! The collect API in-process: every answer it can give, and nothing accepted lost.
 
-use beacon_shared::apikey::MemoryApiKeys;
-use beacon_shared::context::IpPolicy;
-use beacon_shared::sink::MemorySink;
-use beacon_shared::testkit::collect_request;
-use beacon_shared::validate::Limits;
+use beacon_aws::testkit::collect_request;
+use beacon_domain::event::context::IpPolicy;
+use beacon_domain::event::validate::Limits;
+use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::memory::MemorySink;
 use collect::Collect;
 use serde_json::{json, Value};
 

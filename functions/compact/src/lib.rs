@@ -3,10 +3,10 @@
 //! keeps Athena from seeing a row twice or missing one: `beacon_lake`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::metrics;
 use beacon_lake::store::S3Lake;
 use beacon_lake::{compact_closed, LakeStore};
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::metrics;
 use chrono::{Duration, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
@@ -62,8 +62,8 @@ pub async fn handle<L: LakeStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use beacon_domain::{Event, EventType};
     use beacon_lake::{write_parquet, LakeStore, MemoryLake, PutIf, STAGING_PREFIX};
-    use beacon_shared::{Event, EventType};
 
     fn scheduled(time: &str) -> LambdaEvent<EventBridgeEvent<Value>> {
         let payload = serde_json::from_value(json!({

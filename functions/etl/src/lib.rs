@@ -5,12 +5,13 @@
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
+use beacon_aws::kinesis::resume_from;
+use beacon_aws::sqs::SqsDeadLetters;
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::event::stream::DeadLetterSink;
+use beacon_domain::metrics;
 use beacon_lake::store::S3Lake;
 use beacon_lake::{stage_batch, LakeStore};
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::deadletter::SqsDeadLetters;
-use beacon_shared::metrics;
-use beacon_shared::stream::{resume_from, DeadLetterSink, StreamRecord};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub struct Etl<L, D> {
@@ -35,7 +36,7 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
     app: &Etl<L, D>,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
-    let records = StreamRecord::from_kinesis(&event.payload);
+    let records = beacon_aws::kinesis::stream_records(&event.payload);
     let mut response = KinesisEventResponse::default();
     match stage_batch(&app.lake, &app.dead_letters, &records).await {
         Ok(staged) => {
@@ -67,9 +68,9 @@ pub async fn handle<L: LakeStore, D: DeadLetterSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use beacon_domain::testkit::memory::MemoryDeadLetters;
+    use beacon_domain::{Event, EventType};
     use beacon_lake::{LakeError, LakeObject, MemoryLake, PutIf};
-    use beacon_shared::stream::MemoryDeadLetters;
-    use beacon_shared::{Event, EventType};
 
     /// Refuses every write, as S3 would when throttling or down.
     struct Down;
@@ -116,7 +117,7 @@ mod tests {
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        beacon_shared::sink::encode_record(&Event::new(
+        beacon_domain::tracking::sink::encode_record(&Event::new(
             id.into(),
             "acme".into(),
             EventType::Sent,

@@ -1,10 +1,10 @@
 //! The open pixel: `GET /o/{token}` always answers with a transparent GIF, so a mail
 //! client never shows a broken image; the open is recorded only when the token verifies.
 
-use beacon_shared::http::{client_context, path_param};
-use beacon_shared::sink::EventSink;
-use beacon_shared::token::TokenKind;
-use beacon_shared::tracking::{Tracker, PIXEL_GIF};
+use beacon_aws::http::{client_context, path_param};
+use beacon_domain::tracking::sink::EventSink;
+use beacon_domain::tracking::token::TokenKind;
+use beacon_domain::tracking::{Tracker, PIXEL_GIF};
 use lambda_http::http::header;
 use lambda_http::{Body, Error, Request, Response};
 

@@ -1,10 +1,9 @@
-use beacon_shared::sink::MemorySink;
-use beacon_shared::testkit::{
-    test_keyring, test_networks, test_recipient, test_tracker, tracking_request,
-};
-use beacon_shared::token::Keyring;
-use beacon_shared::tracking::PIXEL_GIF;
-use beacon_shared::EventType;
+use beacon_aws::testkit::tracking_request;
+use beacon_domain::testkit::memory::MemorySink;
+use beacon_domain::testkit::{test_keyring, test_networks, test_recipient, test_tracker};
+use beacon_domain::tracking::token::Keyring;
+use beacon_domain::tracking::PIXEL_GIF;
+use beacon_domain::EventType;
 
 const UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
 
@@ -146,7 +145,7 @@ async fn a_refusing_stream_still_serves_the_pixel() {
 #[tokio::test]
 async fn the_sample_event_is_recorded_with_the_sample_keyring() {
     let mut tracker = test_tracker(MemorySink::default());
-    tracker.keyring = beacon_shared::token::Keyring::from_json(
+    tracker.keyring = beacon_domain::tracking::token::Keyring::from_json(
         r#"{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}"#,
     )
     .unwrap();

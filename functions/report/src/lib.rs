@@ -6,14 +6,16 @@
 //!   optional: the one just closed) or `{"tenant": "acme", "definition": {...}}` with a
 //!   whole definition: rendered and sent at once.
 
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::ses::SesMailer;
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::mail::Mailer;
+use beacon_domain::metrics;
+use beacon_domain::rollup::reader::RollupReader;
 use beacon_report::definition::{DefinitionInput, ReportDefinition};
 use beacon_report::period::Period;
 use beacon_report::run::{Outcome, Reporter, RunResult, Settings};
 use beacon_report::store::{Definitions, DynamoReports, ReportFiles, Runs, S3ReportFiles};
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::mail::{Mailer, SesMailer};
-use beacon_shared::metrics;
-use beacon_shared::stats_store::{DynamoRollupReader, RollupReader};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
@@ -38,7 +40,7 @@ impl ReportApp<DynamoRollupReader, DynamoReports, S3ReportFiles, SesMailer> {
             reader: DynamoRollupReader::new(dynamo.clone(), env.required("BEACON_ROLLUPS_TABLE")?),
             reports: DynamoReports::new(dynamo, env.required("BEACON_REPORTS_TABLE")?),
             files: S3ReportFiles::new(
-                beacon_shared::s3::client(aws),
+                beacon_aws::s3::client(aws),
                 env.required("BEACON_REPORTS_BUCKET")?,
             ),
             mailer: SesMailer::new(aws_sdk_sesv2::Client::new(aws)),
@@ -87,7 +89,7 @@ where
         mailer: &app.mailer,
         settings: &app.settings,
     };
-    if let Some(now) = beacon_shared::config::schedule_time(&payload) {
+    if let Some(now) = beacon_domain::config::schedule_time(&payload) {
         let outcomes = reporter.run_due(&app.reports, &app.reports, now).await?;
         return Ok(summarize(now, &outcomes));
     }

@@ -4,15 +4,15 @@
 //! alone, and on-demand requests render at once. The message is read back with a
 //! MIME parser.
 
+use beacon_domain::rollup::Aggregate;
+use beacon_domain::testkit::memory::MemoryMailer;
+use beacon_domain::testkit::rollups::MemoryRollupReader;
+use beacon_domain::{Event, EventType};
 use beacon_report::definition::DefinitionInput;
 use beacon_report::run::Settings;
 use beacon_report::store::{
     Definitions, MemoryReportFiles, MemoryReports, ReportFiles, RunStatus, Runs, StoreError,
 };
-use beacon_shared::mail::MemoryMailer;
-use beacon_shared::rollup::Aggregate;
-use beacon_shared::stats_store::MemoryRollupReader;
-use beacon_shared::{Event, EventType};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use mail_parser::{MessageParser, MimeHeaders};
@@ -50,7 +50,7 @@ fn at(s: &str) -> DateTime<Utc> {
 
 fn event(tenant: &str, kind: EventType, t: &str, n: usize) -> Event {
     let mut e = Event::new(
-        beacon_shared::event::new_event_id(),
+        beacon_domain::event::new_event_id(),
         tenant.into(),
         kind,
         at(t),

@@ -6,41 +6,42 @@
 //! Every answer is read from the rollups table (rollup items, unique sets and the
 //! directory, by Query) and never from events. The tenant always comes from the API
 //! key: every partition read starts with it, so a key can only ever see its own
-//! tenant's numbers. The numbers and rates are defined in `beacon_shared::stats`.
+//! tenant's numbers. The numbers and rates are defined in `beacon_domain::stats`.
 //!
 //! Every request does bounded work: a fixed most of DynamoDB requests, whatever the
 //! tenant holds (the OpenAPI file's `x-beacon-max-dynamodb-calls`, per route; each
-//! read's share is `beacon_shared::stats_store::cost`). Listings page with cursors,
+//! read's share is `beacon_domain::rollup::reader::cost`). Listings page with cursors,
 //! ranges are capped, a campaign's whole life is read as its latest 401 days at most,
 //! and segment counts of large tenants come from a snapshot kept by a scheduled job.
 //! A request writes nothing for what does not exist: the campaign is looked up before
 //! any read that may store a month pack, and empty months are never packed.
 
-use beacon_shared::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys, DynamoApiKeys};
-use beacon_shared::audience_store::{
+use beacon_domain::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys};
+
+use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
+use beacon_aws::http::{json_response, path_param, presented_api_key};
+use beacon_domain::audience::engagement::{epoch_day, Score, Segment};
+use beacon_domain::audience::reader::{
     decode_cursor, encode_cursor, AudienceError, AudienceReader, NOT_A_CURSOR,
 };
-use beacon_shared::config::{ConfigError, Env};
-use beacon_shared::engagement::{epoch_day, Score, Segment};
-use beacon_shared::http::{json_response, path_param, presented_api_key};
-use beacon_shared::metrics;
-use beacon_shared::month_pack;
-use beacon_shared::rollup::{
+use beacon_domain::audience::segments::{Count, SegmentSnapshots, LIVE_RECIPIENTS};
+use beacon_domain::audience::suppression::{validate_check, Entry};
+use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::event::validate::{check_channel, DEFAULT_CHANNEL};
+use beacon_domain::metrics;
+use beacon_domain::rollup::month_pack;
+use beacon_domain::rollup::reader::{DirectoryPage, Fields, ReadError, RollupItem, RollupReader};
+use beacon_domain::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
-use beacon_shared::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
-use beacon_shared::segment_snapshot::{Count, SegmentSnapshots, LIVE_RECIPIENTS};
-use beacon_shared::stats::{
+use beacon_domain::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
+use beacon_domain::stats::{
     parse_grain, parse_limit, parse_limit_within, select_days, CampaignEntry, Campaigns,
     ChannelStats, Channels, Overview, ParamError, Range, Selection, Series, TopLinks, Uniques,
     ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE, MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE,
     MAX_DAY_RANGE_DAYS,
 };
-use beacon_shared::stats_store::{
-    DirectoryPage, DynamoRollupReader, Fields, ReadError, RollupItem, RollupReader,
-};
-use beacon_shared::suppression::{validate_check, Entry};
-use beacon_shared::validate::{check_channel, DEFAULT_CHANNEL};
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use lambda_http::http::{header, Method, StatusCode};
@@ -442,7 +443,8 @@ struct SuppressionStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reasons: Option<std::collections::BTreeMap<beacon_shared::suppression::Reason, String>>,
+    reasons:
+        Option<std::collections::BTreeMap<beacon_domain::audience::suppression::Reason, String>>,
 }
 
 impl SuppressionStatus {
@@ -492,7 +494,7 @@ fn ok(body: &impl Serialize) -> Result<Response<Body>, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn items(items: &[RollupItem]) -> impl Iterator<Item = (&str, &beacon_shared::rollup::Counters)> {
+fn items(items: &[RollupItem]) -> impl Iterator<Item = (&str, &beacon_domain::rollup::Counters)> {
     items.iter().map(|i| (i.sk.as_str(), &i.counters))
 }
 
@@ -734,7 +736,7 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
 
 /// Segment counts: counted now for a tenant of at most [`LIVE_RECIPIENTS`], otherwise
 /// the latest count the alerts function published
-/// ([`beacon_shared::segment_snapshot`]).
+/// ([`beacon_domain::audience::segments`]).
 async fn segment_counts<R: AudienceReader + SegmentSnapshots>(
     reader: &R,
     tenant: &str,
@@ -802,7 +804,7 @@ async fn channel_stats<R: RollupReader>(
         &Scope::Channel(channel.clone(), provider.clone()),
         grain,
     );
-    let mut total = beacon_shared::rollup::Counters::default();
+    let mut total = beacon_domain::rollup::Counters::default();
     for item in reader.rollups(&pk, first, last, Fields::Counts).await? {
         total.merge(&item.counters);
     }

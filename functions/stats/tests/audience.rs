@@ -2,13 +2,17 @@
 //! aggregation (as the stream does) and read back per recipient, in batches, by page,
 //! and by segment; every tenant sees only its own recipients.
 
-use beacon_shared::aggregate::{apply_batch, MemoryStore, Settings};
-use beacon_shared::apikey::MemoryApiKeys;
-use beacon_shared::event::BounceType;
-use beacon_shared::stats_store::MemoryRollupReader;
-use beacon_shared::stream::{MemoryDeadLetters, StreamRecord};
-use beacon_shared::testkit::{stats_post, stats_request};
-use beacon_shared::{Event, EventType};
+use beacon_domain::rollup::aggregate::{apply_batch, Settings};
+
+use beacon_aws::testkit::stats_post;
+use beacon_aws::testkit::stats_request;
+use beacon_domain::event::stream::StreamRecord;
+use beacon_domain::event::BounceType;
+use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::testkit::rollups::MemoryRollupReader;
+use beacon_domain::testkit::rollups::MemoryStore;
+use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use stats::Stats;
@@ -38,7 +42,7 @@ async fn app_with(events: Vec<Event>) -> (App, String, String) {
         .map(|(i, e)| StreamRecord {
             shard: "s/0".into(),
             sequence: (i + 1).to_string(),
-            data: beacon_shared::sink::encode_record(e),
+            data: beacon_domain::tracking::sink::encode_record(e),
         })
         .collect();
     apply_batch(

@@ -5,15 +5,16 @@
 //! in-memory store charges them, `stats_store::cost`), and paging through a listing
 //! gives every item exactly once.
 
-use beacon_shared::apikey::MemoryApiKeys;
-use beacon_shared::engagement::{epoch_day, Action};
-use beacon_shared::rollup::TENANTS_PARTITION;
-use beacon_shared::rollup::{
+use beacon_aws::testkit::stats_post;
+use beacon_aws::testkit::stats_request;
+use beacon_domain::audience::engagement::{epoch_day, Action};
+use beacon_domain::audience::suppression::{Reason, Suppression};
+use beacon_domain::rollup::TENANTS_PARTITION;
+use beacon_domain::rollup::{
     fingerprint, rollup_partition, unique_partition, Counters, Grain, Scope, UniqueKind,
 };
-use beacon_shared::stats_store::MemoryRollupReader;
-use beacon_shared::suppression::{Reason, Suppression};
-use beacon_shared::testkit::{stats_post, stats_request};
+use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::rollups::MemoryRollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use stats::Stats;
@@ -363,7 +364,7 @@ async fn segments_of_a_big_tenant_come_from_the_snapshot_a_small_one_is_counted_
     assert_eq!(small["segments"]["medium"]["recipients"], 2);
     assert_eq!(small["as_of"], "2026-11-30");
 
-    let done = beacon_shared::segment_snapshot::refresh_all(&app.reader, now())
+    let done = beacon_domain::audience::segments::refresh_all(&app.reader, now())
         .await
         .unwrap();
     assert!(done.iter().all(|d| d.published), "{done:?}");

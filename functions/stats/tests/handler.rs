@@ -2,16 +2,18 @@
 //! events by `rollup::Aggregate`, and written directly), the rates and their zero
 //! cases, bad parameters, every error status, and tenant isolation.
 
-use beacon_shared::apikey::{hash_api_key, ApiKeyStore, MemoryApiKeys};
-use beacon_shared::event::BounceType;
-use beacon_shared::rollup::{
+use beacon_domain::apikey::{hash_api_key, ApiKeyStore};
+
+use beacon_aws::testkit::stats_request;
+use beacon_domain::event::BounceType;
+use beacon_domain::rollup::{
     fingerprint, link_id, rollup_partition, unique_partition, Aggregate, Counters, Grain, Scope,
     UniqueKind,
 };
-use beacon_shared::stats::{Counts, Rates};
-use beacon_shared::stats_store::MemoryRollupReader;
-use beacon_shared::testkit::stats_request;
-use beacon_shared::{Event, EventType};
+use beacon_domain::stats::{Counts, Rates};
+use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::rollups::MemoryRollupReader;
+use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use stats::Stats;
@@ -53,7 +55,7 @@ fn fixture() -> Fixture {
 fn ev(tenant: &str, kind: EventType, campaign: Option<&str>, recipient: &str, t: &str) -> Event {
     let t: DateTime<Utc> = t.parse().unwrap();
     let mut e = Event::new(
-        beacon_shared::event::new_event_id(),
+        beacon_domain::event::new_event_id(),
         tenant.into(),
         kind,
         t,
@@ -938,7 +940,7 @@ async fn a_failing_store_is_503() {
 #[tokio::test]
 async fn only_get_is_served() {
     let f = fixture();
-    let req = beacon_shared::http::lambda_request(&beacon_shared::http::GatewayRequest {
+    let req = beacon_aws::http::lambda_request(&beacon_aws::http::GatewayRequest {
         method: "POST",
         route: "/v1/campaigns",
         path: "/v1/campaigns",

@@ -7,8 +7,8 @@
 //! double-quoted attribute ([`attribute_value`]), whatever the base URL holds: the
 //! output has the sender's elements plus the pixel and the honeypot, nothing else.
 
-use beacon_shared::token::{Recipient, SignError, TokenSigner};
-use beacon_shared::validate::trackable_url;
+use beacon_domain::event::validate::trackable_url;
+use beacon_domain::tracking::token::{Recipient, SignError, TokenSigner};
 use lol_html::html_content::ContentType;
 use lol_html::{element, end, rewrite_str, RewriteStrSettings};
 use std::cell::{Cell, RefCell};
@@ -101,8 +101,8 @@ pub struct Instrumented {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// An invisible link no person clicks, next to the pixel: a click on it marks the
-    /// message's clicks around it as a scanner's ([`beacon_shared::trail`]). It leads to the
-    /// first tracked link's site with the fragment `#beacon-honeypot`, so a scanner
+    /// message's clicks around it as a scanner's ([`beacon_domain::verdict::trail`]). It
+    /// leads to the first tracked link's site with the fragment `#beacon-honeypot`, so a scanner
     /// that follows it lands somewhere harmless. Needs at least one tracked link.
     pub honeypot: bool,
 }
@@ -132,7 +132,10 @@ pub fn instrument_html_with(
     let honeypot = match options.honeypot {
         true => match first_site(html, signer)? {
             Some(site) => {
-                let destination = format!("{site}/#{}", beacon_shared::trail::HONEYPOT_FRAGMENT);
+                let destination = format!(
+                    "{site}/#{}",
+                    beacon_domain::verdict::trail::HONEYPOT_FRAGMENT
+                );
                 Some(honeypot_tag(&signer.click_url(
                     recipient,
                     &destination,
@@ -286,7 +289,7 @@ const PIXEL_STYLE: &str = "display:block;width:1px;height:1px;border:0;margin:0;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beacon_shared::token::{Keyring, TokenKind};
+    use beacon_domain::tracking::token::{Keyring, TokenKind};
 
     fn keyring() -> Keyring {
         Keyring::new("k1", vec![("k1".into(), vec![42u8; 32])]).unwrap()
@@ -346,7 +349,7 @@ mod tests {
                 "https://shop.example/#beacon-honeypot"
             ]
         );
-        assert!(beacon_shared::trail::is_honeypot(&urls[2]));
+        assert!(beacon_domain::verdict::trail::is_honeypot(&urls[2]));
         let tag = out.html.split("<a ").last().unwrap();
         assert!(tag.contains(r#"aria-hidden="true""#) && tag.contains("display:none"));
         // Without links there is nothing to protect; without the option, no honeypot.

@@ -47,8 +47,8 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use base64::Engine;
-use beacon_shared::event::{BounceType, DeviceClass, Event, EventType, RequestContext};
-use beacon_shared::stream::{decode, DeadLetter, DeadLetterSink, StreamRecord};
+use beacon_domain::event::stream::{decode, DeadLetter, DeadLetterSink, StreamRecord};
+use beacon_domain::event::{BounceType, DeviceClass, Event, EventType, RequestContext};
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -175,7 +175,7 @@ fn bounce_name(b: BounceType) -> &'static str {
 
 /// The classifier's verdict for one event: `(machine, reason)`, for opens and clicks.
 pub fn machine_verdict(e: &Event) -> Option<(bool, &'static str)> {
-    beacon_shared::classify::machine_verdict(&e.into())
+    beacon_domain::verdict::classify::machine_verdict(&e.into())
 }
 
 /// Events as one Arrow batch of [`SCHEMA`].
@@ -1017,7 +1017,7 @@ pub fn convert_ndjson<R: std::io::BufRead, W: std::io::Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beacon_shared::stream::MemoryDeadLetters;
+    use beacon_domain::testkit::memory::MemoryDeadLetters;
     use parquet::basic::{LogicalType, Type as PhysicalType};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use serde_json::json;
@@ -1066,7 +1066,7 @@ mod tests {
         StreamRecord {
             shard: "beacon-events/shardId-000000000000".into(),
             sequence: format!("4965{seq:020}"),
-            data: beacon_shared::sink::encode_record(e),
+            data: beacon_domain::tracking::sink::encode_record(e),
         }
     }
 
@@ -1461,7 +1461,7 @@ mod tests {
     fn ndjson(events: &[Event]) -> Vec<u8> {
         let mut out = Vec::new();
         for e in events {
-            out.extend(beacon_shared::sink::encode_record(e));
+            out.extend(beacon_domain::tracking::sink::encode_record(e));
             out.push(b'\n');
         }
         out
@@ -1480,7 +1480,7 @@ mod tests {
         let mut input = ndjson(&events);
         // A blank line and a missing final newline are not bad lines.
         input.extend_from_slice(b"\n  \n");
-        input.extend(beacon_shared::sink::encode_record(&events[0]));
+        input.extend(beacon_domain::tracking::sink::encode_record(&events[0]));
         events.push(events[0].clone());
         let options = ConvertOptions {
             rows_per_batch: 64, // many batches, one of them partial
@@ -1514,15 +1514,15 @@ mod tests {
             input.extend_from_slice(line);
             input.push(b'\n');
         };
-        push(&beacon_shared::sink::encode_record(&good[0])); // line 1
+        push(&beacon_domain::tracking::sink::encode_record(&good[0])); // line 1
         push(b"not json at all"); // 2
-        push(&beacon_shared::sink::encode_record(&good[1])); // 3
+        push(&beacon_domain::tracking::sink::encode_record(&good[1])); // 3
         push(br#"{"event_id":"","tenant_id":"acme","type":"message.sent","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z"}"#); // 4
         push(br#"{"event_id":"x","tenant_id":"acme","type":"message.nope","event_time":"2026-11-23T10:00:00.000Z","received_at":"2026-11-23T10:00:00.000Z"}"#); // 5
         for _ in 0..12 {
             push(b"{\"event_id\":"); // 6..=17: truncated
         }
-        push(&beacon_shared::sink::encode_record(&good[2])); // 18
+        push(&beacon_domain::tracking::sink::encode_record(&good[2])); // 18
 
         let (done, out) = convert(&input, ConvertOptions::default()).unwrap();
         assert_eq!(done.rows, 3);

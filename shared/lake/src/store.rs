@@ -21,7 +21,7 @@ impl S3Lake {
     }
 
     pub fn from_config(aws: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
-        S3Lake::new(beacon_shared::s3::client(aws), bucket)
+        S3Lake::new(beacon_aws::s3::client(aws), bucket)
     }
 
     pub fn bucket(&self) -> &str {

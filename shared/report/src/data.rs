@@ -9,10 +9,10 @@ use super::model::{
     SummaryRow,
 };
 use super::period::{hour_range, Period};
-use beacon_shared::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
-use beacon_shared::rollup::{rollup_partition, Counters, Grain, Scope};
-use beacon_shared::stats::decimal;
-use beacon_shared::stats_store::{Fields, ReadError, RollupItem, RollupReader};
+use beacon_domain::rollup::reader::{Fields, ReadError, RollupItem, RollupReader};
+use beacon_domain::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
+use beacon_domain::rollup::{rollup_partition, Counters, Grain, Scope};
+use beacon_domain::stats::decimal;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -281,13 +281,13 @@ mod tests {
     use super::*;
     use crate::definition::DefinitionInput;
     use crate::period::{parse_tz, utc, Cadence};
-    use beacon_shared::rollup::Aggregate;
-    use beacon_shared::stats_store::MemoryRollupReader;
-    use beacon_shared::{Event, EventType};
+    use beacon_domain::rollup::Aggregate;
+    use beacon_domain::testkit::rollups::MemoryRollupReader;
+    use beacon_domain::{Event, EventType};
 
     fn event(kind: EventType, at: DateTime<Utc>, campaign: &str, provider: &str) -> Event {
         let mut e = Event::new(
-            beacon_shared::event::new_event_id(),
+            beacon_domain::event::new_event_id(),
             "acme".into(),
             kind,
             at,
@@ -370,7 +370,7 @@ mod tests {
         let mut click_b = event(EventType::Clicked, at(11), "spring", "ses");
         click_b.link_url = Some("https://shop.example/b".into());
         let mut click_b2 = click_b.clone();
-        click_b2.event_id = beacon_shared::event::new_event_id();
+        click_b2.event_id = beacon_domain::event::new_event_id();
         let events = vec![
             event(EventType::Sent, at(9), "spring", "ses"),
             event(EventType::Sent, at(9), "fall", "postmark"),

@@ -222,7 +222,7 @@ impl DefinitionInput {
     ) -> Result<ReportDefinition, InvalidDefinition> {
         let mut errors = Vec::new();
         let mut err = |field, message: String| errors.push(FieldError { field, message });
-        if let Err(e) = beacon_shared::tenant::check(tenant) {
+        if let Err(e) = beacon_domain::tenant::check(tenant) {
             err("tenant", e.to_string());
         }
         if !valid_id(&self.id) {

@@ -2,13 +2,13 @@
 //! previous period beside them. Built from the rollups by [`super::data`]; every
 //! renderer reads only this, so all formats show the same numbers.
 
-use beacon_shared::rollup::Counters;
-use beacon_shared::stats::decimal;
+use beacon_domain::rollup::Counters;
+use beacon_domain::stats::decimal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A number a report can show. Counts and money come from the rollups; rates are
-/// defined by [`beacon_shared::stats::Rates`] and computed from the same counters here.
+/// defined by [`beacon_domain::stats::Rates`] and computed from the same counters here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -147,10 +147,10 @@ impl Metric {
     }
 
     /// The metric's value over `c`; `None` for a rate whose denominator is 0. The
-    /// rates are those of [`beacon_shared::stats::Rates`] (bounce rate over sent, the others
+    /// rates are those of [`beacon_domain::stats::Rates`] (bounce rate over sent, the others
     /// over delivered).
     pub fn value(self, c: &Counters) -> Option<f64> {
-        let rates = || beacon_shared::stats::Rates::new(c, None);
+        let rates = || beacon_domain::stats::Rates::new(c, None);
         Some(match self {
             Metric::Sent => c.sent as f64,
             Metric::Delivered => c.delivered as f64,
@@ -335,7 +335,7 @@ impl Deliverability {
     pub const COMPLAINT_REVIEW_LEVEL: f64 = 0.001;
 
     pub fn new(c: &Counters) -> Deliverability {
-        let rates = beacon_shared::stats::Rates::new(c, None);
+        let rates = beacon_domain::stats::Rates::new(c, None);
         Deliverability {
             sent: c.sent,
             delivered: c.delivered,
@@ -400,7 +400,7 @@ mod tests {
             cost_micros: 1_500_000,
             ..Default::default()
         };
-        let rates = beacon_shared::stats::Rates::new(&c, None);
+        let rates = beacon_domain::stats::Rates::new(&c, None);
         assert_eq!(Metric::BounceRate.value(&c), rates.bounce_rate);
         assert_eq!(Metric::BounceRate.value(&c), Some(0.05));
         assert_eq!(Metric::ComplaintRate.value(&c), Some(0.02));

@@ -226,7 +226,7 @@ pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
 /// period's bounds snap down to the UTC hour, the rollups' resolution: each hour then
 /// counts in exactly one period, never in two.
 pub fn hour_range(start: DateTime<Utc>, end: DateTime<Utc>) -> (String, String) {
-    let fmt = |t: DateTime<Utc>| beacon_shared::rollup::Grain::Hour.sort_key(t);
+    let fmt = |t: DateTime<Utc>| beacon_domain::rollup::Grain::Hour.sort_key(t);
     (
         fmt(floor_hour(start)),
         fmt(floor_hour(end) - Duration::hours(1)),

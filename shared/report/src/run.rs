@@ -17,8 +17,8 @@ use super::model::{Format, ReportData};
 use super::period::Period;
 use super::render;
 use super::store::{Claim, Definitions, ReportFiles, RunDetail, RunStatus, Runs};
-use beacon_shared::mail::Mailer;
-use beacon_shared::stats_store::RollupReader;
+use beacon_domain::mail::Mailer;
+use beacon_domain::rollup::reader::RollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -68,7 +68,7 @@ pub struct Prepared {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading the rollups: {0}")]
-    Read(#[from] beacon_shared::stats_store::ReadError),
+    Read(#[from] beacon_domain::rollup::reader::ReadError),
     #[error("rendering: {0}")]
     Render(#[from] render::RenderError),
     #[error("{0}")]
@@ -76,7 +76,7 @@ pub enum RunError {
     #[error("building the message: {0}")]
     Mail(#[from] std::io::Error),
     #[error("{0}")]
-    Send(#[from] beacon_shared::mail::MailError),
+    Send(#[from] beacon_domain::mail::MailError),
 }
 
 /// The S3 key of a report file: under the tenant's prefix, one folder per report and

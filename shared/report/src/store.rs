@@ -10,7 +10,7 @@
 use super::definition::ReportDefinition;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon_shared::dynamo::string_attribute;
+use beacon_aws::dynamo::string_attribute;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -203,7 +203,7 @@ impl DynamoReports {
     }
 
     async fn query_pk(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        beacon_shared::dynamo::query_partition(&self.client, &self.table, pk, false)
+        beacon_aws::dynamo::query_partition(&self.client, &self.table, pk, false)
             .await
             .map_err(unavailable("reading reports"))
     }
@@ -258,7 +258,7 @@ impl Definitions for DynamoReports {
     }
 
     async fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        beacon_shared::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
+        beacon_aws::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
             .await
             .map_err(unavailable("deleting the report"))
     }

@@ -10,7 +10,7 @@ pub fn report_data(days: usize, links: usize) -> crate::model::ReportData {
         ChannelRow, Deliverability, LinkRow, Metric, PeriodInfo, ReportData, ReportSeries,
         SeriesPoint, SummaryRow,
     };
-    use beacon_shared::rollup::Counters;
+    use beacon_domain::rollup::Counters;
     use chrono::{DateTime, Duration, NaiveDate, Utc};
 
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -143,7 +143,7 @@ pub fn report_data(days: usize, links: usize) -> crate::model::ReportData {
             share(total.opens_human, part)
         },
         clicks_human: share(total.clicks_human, part),
-        cost: beacon_shared::stats::decimal(total.cost_micros) * part as f64 / 100.0,
+        cost: beacon_domain::stats::decimal(total.cost_micros) * part as f64 / 100.0,
     })
     .collect();
 

@@ -1,0 +1,44 @@
+//! Beacon's domain, in plain Rust: no AWS SDK, no Lambda runtime, no HTTP, no async
+//! runtime. Everything here is unit-tested without AWS; the functions pair it with the
+//! adapters of `beacon-aws` (one module per AWS service) and, where they need them,
+//! the lake (`beacon-lake`), reports (`beacon-report`) and email instrumentation
+//! (`beacon-instrument`).
+//!
+//! A port (a trait a function needs a store or a sender behind) lives here beside the
+//! domain that uses it; its AWS implementation is in `beacon-aws`, its in-memory one in
+//! [`testkit`] (the `testkit` feature: tests and benchmarks only).
+//!
+//! Follow one open: `beacon-instrument` puts a signed pixel URL in the email; the open
+//! pixel verifies it ([`tracking::token`]), builds the event ([`tracking`], [`event`])
+//! and puts it on the stream ([`tracking::sink`]). The aggregate gives it a verdict
+//! ([`verdict`]) and folds it into the rollups exactly once ([`rollup::aggregate`]); the
+//! stats API reads them back ([`rollup::reader`], [`stats`]).
+
+// What happened: the event model, its validation, and the stream that carries it.
+pub mod event;
+pub mod tenant;
+
+// Tracking links: tokens, and turning a verified one into an event.
+pub mod tracking;
+
+// Human or machine.
+pub mod verdict;
+
+// What the events add up to, and reading it back.
+pub mod rollup;
+pub mod stats;
+
+// Acting on the numbers: alerts, and the recipients behind them.
+pub mod alert;
+pub mod audience;
+
+// Access and delivery: API keys, mail, configuration, metrics.
+pub mod apikey;
+pub mod config;
+pub mod mail;
+pub mod metrics;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use event::{Event, EventType};
