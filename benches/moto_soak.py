@@ -113,7 +113,7 @@ def outer(args: argparse.Namespace, argv: list[str]) -> int:
         return proc.wait()
 
 
-# --- tracking links, signed as shared/src/token.rs signs them ----------------------------
+# --- tracking links, signed as shared/domain/src/tracking/token.rs signs them ----------------------------
 
 def put_field(buf: bytearray, data: bytes) -> None:
     n = len(data)

@@ -47,7 +47,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("open", |b| {
         b.iter_batched(
             || tracking_request("o", &open, UA, "203.0.113.45"),
-            |req| runtime.block_on(open_pixel::handle(&tracker, req)).unwrap(),
+            |req| {
+                runtime
+                    .block_on(open_pixel_function::handle(&tracker, req))
+                    .unwrap()
+            },
             BatchSize::SmallInput,
         )
     });
@@ -56,7 +60,7 @@ fn bench(c: &mut Criterion) {
             || tracking_request("c", &click, UA, "203.0.113.45"),
             |req| {
                 runtime
-                    .block_on(click_redirect::handle(&tracker, req))
+                    .block_on(click_redirect_function::handle(&tracker, req))
                     .unwrap()
             },
             BatchSize::SmallInput,

@@ -8,7 +8,7 @@
 //!   format 1 with the master key itself (the keyring here accepts format 1 for its
 //!   legacy window), each under the master key the bytes name, else the active one. So
 //!   the field parser behind the tag check sees arbitrary bytes too. The derivation
-//!   here is written from the format's description in shared/src/token.rs, not shared
+//!   here is written from the format's description in shared/domain/src/tracking/token.rs, not shared
 //!   with it, so a seed token that verifies also checks the two agree.
 //!
 //! A token that verifies must also survive a round trip: signed again from its claim,

@@ -4,20 +4,20 @@
 
 use crate::poller::{Mapping, PollStats, Poller};
 use crate::stack::Stack;
-use aggregate::Aggregator;
+use aggregate_function::AggregateApp;
 use anyhow::{bail, Context as _, Result};
 use beacon_aws::dynamo::rollups::DynamoRollupStore;
 use beacon_aws::sqs::SqsDeadLetters;
 use beacon_domain::config::Env;
 use beacon_lake::store::S3Lake;
-use etl::Etl;
+use etl_function::EtlApp;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
 /// The function behind a mapping, as its binary builds it.
 enum Handler {
-    Aggregate(Aggregator<DynamoRollupStore, SqsDeadLetters>),
-    Etl(Etl<S3Lake, SqsDeadLetters>),
+    Aggregate(AggregateApp<DynamoRollupStore, SqsDeadLetters>),
+    Etl(EtlApp<S3Lake, SqsDeadLetters>),
 }
 
 pub struct StreamConsumer {
@@ -35,14 +35,15 @@ impl StreamConsumer {
             Handler::Aggregate(app) => {
                 self.poller
                     .drain(|event| async move {
-                        aggregate::handle(app, LambdaEvent::new(event, Default::default())).await
+                        aggregate_function::handle(app, LambdaEvent::new(event, Default::default()))
+                            .await
                     })
                     .await
             }
             Handler::Etl(app) => {
                 self.poller
                     .drain(|event| async move {
-                        etl::handle(app, LambdaEvent::new(event, Default::default())).await
+                        etl_function::handle(app, LambdaEvent::new(event, Default::default())).await
                     })
                     .await
             }
@@ -68,9 +69,9 @@ pub fn build(stack: &Stack, aws: &aws_config::SdkConfig) -> Result<Vec<StreamCon
             let env = Env::from_map(function.env.clone());
             let handler = match function.binary.as_str() {
                 "aggregate" => Handler::Aggregate(
-                    Aggregator::from_env(&env, aws).context("initializing aggregate")?,
+                    AggregateApp::from_env(&env, aws).context("initializing aggregate")?,
                 ),
-                "etl" => Handler::Etl(Etl::from_env(&env, aws).context("initializing etl")?),
+                "etl" => Handler::Etl(EtlApp::from_env(&env, aws).context("initializing etl")?),
                 other => bail!("no local stream consumer for `{other}`"),
             };
             consumers.push(StreamConsumer {

@@ -606,7 +606,8 @@ async fn build_and_query_lake(
     let (_, compact_fn) = stack
         .function("compact")
         .context("compact function in the template")?;
-    let compactor = compact::Compactor::from_env(&Env::from_map(compact_fn.env.clone()), aws)?;
+    let compactor =
+        compact_function::CompactApp::from_env(&Env::from_map(compact_fn.env.clone()), aws)?;
     let staged = compactor.lake.list(STAGING_PREFIX).await?;
     eprintln!(
         "  staging: {} Parquet pieces from the etl consumer",
@@ -618,7 +619,7 @@ async fn build_and_query_lake(
             "version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
             "time": as_of.to_rfc3339(), "region": stack.region, "detail": {}
         }))?;
-    let compaction = compact::handle(
+    let compaction = compact_function::handle(
         &compactor,
         lambda_runtime::LambdaEvent::new(scheduled, Default::default()),
     )
@@ -707,7 +708,7 @@ async fn send_report(
     let (_, report_fn) = stack
         .function("report")
         .context("report function in the template")?;
-    let app = report::ReportApp::from_env(&Env::from_map(report_fn.env.clone()), aws)?;
+    let app = report_function::ReportApp::from_env(&Env::from_map(report_fn.env.clone()), aws)?;
     let def = DefinitionInput {
         id: "campaign-daily".into(),
         name: format!("Campaign {campaign}, daily"),
@@ -735,7 +736,7 @@ async fn send_report(
             Default::default(),
         )
     };
-    let first = report::handle(&app, trigger())
+    let first = report_function::handle(&app, trigger())
         .await
         .map_err(|e| anyhow::anyhow!("report function: {e}"))?;
     let ours = first["reports"]
@@ -747,7 +748,7 @@ async fn send_report(
         .cloned()
         .unwrap_or(Value::Null);
     ensure!(ours["status"] == "sent", "the report was not sent: {ours}");
-    let second = report::handle(&app, trigger())
+    let second = report_function::handle(&app, trigger())
         .await
         .map_err(|e| anyhow::anyhow!("report function: {e}"))?;
     eprintln!(
@@ -886,7 +887,7 @@ async fn bounce_spike(
         beacon_domain::alert::outbound::LOCAL_SWITCH.to_string(),
         "1".to_string(),
     );
-    let app = alerts::AlertsApp::from_env(&Env::from_map(env), aws)?;
+    let app = alerts_function::AlertsApp::from_env(&Env::from_map(env), aws)?;
     let secret = new_secret();
     let to = Destinations {
         emails: vec!["ops@example.com".into()],
@@ -911,10 +912,10 @@ async fn bounce_spike(
         let event = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono::Utc::now().to_rfc3339()});
         lambda_runtime::LambdaEvent::new(event, Default::default())
     };
-    let first = alerts::handle(&app, trigger())
+    let first = alerts_function::handle(&app, trigger())
         .await
         .map_err(|e| anyhow::anyhow!("alerts function: {e}"))?;
-    let second = alerts::handle(&app, trigger())
+    let second = alerts_function::handle(&app, trigger())
         .await
         .map_err(|e| anyhow::anyhow!("alerts function: {e}"))?;
     server.abort();

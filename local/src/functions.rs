@@ -9,17 +9,17 @@ use beacon_aws::kinesis::KinesisSink;
 use beacon_domain::apikey::CachedApiKeys;
 use beacon_domain::config::Env;
 use beacon_domain::tracking::Tracker;
-use collect::Collect;
+use collect_function::CollectApp;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
 use serde_json::Value;
-use stats::Stats;
+use stats_function::StatsApp;
 
 pub enum HttpFunction {
     OpenPixel(Tracker<KinesisSink>),
     ClickRedirect(Tracker<KinesisSink>),
-    Collect(Collect<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
-    Stats(Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
+    Collect(CollectApp<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
+    Stats(StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
 }
 
 impl HttpFunction {
@@ -38,11 +38,11 @@ impl HttpFunction {
                     .await
                     .context("initializing click-redirect")?,
             ),
-            "collect" => {
-                HttpFunction::Collect(Collect::from_env(&env, aws).context("initializing collect")?)
-            }
+            "collect" => HttpFunction::Collect(
+                CollectApp::from_env(&env, aws).context("initializing collect")?,
+            ),
             "stats" => {
-                HttpFunction::Stats(Stats::from_env(&env, aws).context("initializing stats")?)
+                HttpFunction::Stats(StatsApp::from_env(&env, aws).context("initializing stats")?)
             }
             other => bail!("the local gateway does not know the HTTP function `{other}`"),
         };
@@ -56,22 +56,22 @@ impl HttpFunction {
         let event = LambdaEvent::new(payload, Context::default());
         let response = match self {
             HttpFunction::OpenPixel(t) => {
-                Adapter::from(service_fn(|req| open_pixel::handle(t, req)))
+                Adapter::from(service_fn(|req| open_pixel_function::handle(t, req)))
                     .call(event)
                     .await
             }
             HttpFunction::ClickRedirect(t) => {
-                Adapter::from(service_fn(|req| click_redirect::handle(t, req)))
+                Adapter::from(service_fn(|req| click_redirect_function::handle(t, req)))
                     .call(event)
                     .await
             }
             HttpFunction::Collect(c) => {
-                Adapter::from(service_fn(|req| collect::handle(c, req)))
+                Adapter::from(service_fn(|req| collect_function::handle(c, req)))
                     .call(event)
                     .await
             }
             HttpFunction::Stats(s) => {
-                Adapter::from(service_fn(|req| stats::handle(s, req)))
+                Adapter::from(service_fn(|req| stats_function::handle(s, req)))
                     .call(event)
                     .await
             }

@@ -154,7 +154,7 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
     assert_eq!(polled.records, 171);
     let mapping: Mapping = etl_consumer.poller.mapping.clone();
     let etl_env = &t.stack.function("etl").unwrap().1.env;
-    let etl_app = etl::Etl::from_env(
+    let etl_app = etl_function::EtlApp::from_env(
         &beacon_domain::config::Env::from_map(etl_env.clone()),
         &t.aws,
     )
@@ -167,7 +167,7 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
         let event = kinesis_event(&mapping, shard, records).unwrap();
         let app = &etl_app;
         async move {
-            let answer = etl::handle(app, LambdaEvent::new(event, Default::default()))
+            let answer = etl_function::handle(app, LambdaEvent::new(event, Default::default()))
                 .await
                 .unwrap();
             assert!(answer.batch_item_failures.is_empty());
@@ -184,13 +184,15 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
 
     // Compaction, as the schedule runs it once every hour has closed.
     let (_, compact_fn) = t.stack.function("compact").unwrap();
-    let compactor = compact::Compactor::from_env(
+    let compactor = compact_function::CompactApp::from_env(
         &beacon_domain::config::Env::from_map(compact_fn.env.clone()),
         &t.aws,
     )
     .unwrap();
     let later = now + Duration::hours(2);
-    let first = compact::handle(&compactor, scheduled(later)).await.unwrap();
+    let first = compact_function::handle(&compactor, scheduled(later))
+        .await
+        .unwrap();
     assert!(first["hours"].as_array().unwrap().len() >= 3, "{first}");
     assert!(first["duplicates"].as_u64().unwrap() >= 170, "{first}");
     assert!(lake.list(STAGING_PREFIX).await.unwrap().is_empty());
@@ -210,7 +212,9 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
     let objects = lake.list(CURATED_PREFIX).await.unwrap();
 
     // A re-run changes nothing.
-    let again = compact::handle(&compactor, scheduled(later)).await.unwrap();
+    let again = compact_function::handle(&compactor, scheduled(later))
+        .await
+        .unwrap();
     assert_eq!(again["hours"], json!([]));
     assert_eq!(lake.list(CURATED_PREFIX).await.unwrap(), objects);
     check(curated_rows(&lake).await);
@@ -218,7 +222,9 @@ async fn the_lake_holds_every_accepted_event_once_through_retries_and_recompacti
     // A redelivery after compaction: staged again, merged again, dropped as duplicates.
     let (shard, records) = &shards[0];
     deliver(shard, records).await;
-    let third = compact::handle(&compactor, scheduled(later)).await.unwrap();
+    let third = compact_function::handle(&compactor, scheduled(later))
+        .await
+        .unwrap();
     let redelivered = records.len()
         - usize::from(
             shards[0]

@@ -10,7 +10,7 @@
 //! one is refused for good (as an over-limit item is): they must be dead-lettered and
 //! cost the other tenants nothing.
 
-use aggregate::Aggregator;
+use aggregate_function::AggregateApp;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_aws::dynamo::rollups::DynamoRollupStore;
 use beacon_aws::kinesis::KinesisSink;
@@ -351,7 +351,7 @@ async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
         let crash_points: Vec<usize> = (0..rng.random_range(1..4))
             .map(|_| rng.random_range(1..12))
             .collect();
-        let app = Aggregator {
+        let app = AggregateApp {
             store: FaultyStore::new(DynamoRollupStore::new(dynamo.clone(), &table), crash_points)
                 .refusing(refused_tenant.clone()),
             dead_letters: SqsDeadLetters::new(aws_sdk_sqs::Client::new(&t.aws), &queue),
@@ -363,7 +363,7 @@ async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
             .drain(|event| {
                 let app = &app;
                 async move {
-                    let response = aggregate::handle(
+                    let response = aggregate_function::handle(
                         app,
                         lambda_runtime::LambdaEvent::new(event, Default::default()),
                     )

@@ -16,7 +16,7 @@ use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_tests::TestStack;
 use chrono::{Datelike, Duration, Utc};
 use serde_json::Value;
-use stats::Stats;
+use stats_function::StatsApp;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -72,7 +72,7 @@ struct Fixture {
     _stack: TestStack,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
-    app: Stats<DynamoRollupReader, MemoryApiKeys>,
+    app: StatsApp<DynamoRollupReader, MemoryApiKeys>,
     key: String,
     requests: Requests,
 }
@@ -87,7 +87,7 @@ async fn fixture() -> Fixture {
         .build();
     let keys = MemoryApiKeys::default();
     let key = keys.issue("acme");
-    let app = Stats {
+    let app = StatsApp {
         reader: DynamoRollupReader::new(aws_sdk_dynamodb::Client::from_conf(counted), &table),
         keys,
         now: Utc::now,
@@ -106,7 +106,7 @@ impl Fixture {
     async fn get(&self, route: &str, path: &str, query: &str) -> (u16, Value) {
         let auth = format!("Bearer {}", self.key);
         let req = stats_request(route, path, query, &[("authorization", &auth)]);
-        let resp = stats::handle(&self.app, req).await.unwrap();
+        let resp = stats_function::handle(&self.app, req).await.unwrap();
         let status = resp.status().as_u16();
         (status, serde_json::from_slice(resp.body()).unwrap())
     }

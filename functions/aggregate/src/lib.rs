@@ -13,18 +13,18 @@ use beacon_domain::metrics;
 use beacon_domain::rollup::aggregate::{apply_batch, RollupStore, Settings};
 use lambda_runtime::{Error, LambdaEvent};
 
-pub struct Aggregator<S, D> {
+pub struct AggregateApp<S, D> {
     pub store: S,
     pub dead_letters: D,
     pub settings: Settings,
 }
 
-impl Aggregator<DynamoRollupStore, SqsDeadLetters> {
+impl AggregateApp<DynamoRollupStore, SqsDeadLetters> {
     /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_DEAD_LETTER_QUEUE_URL` and
     /// `BEACON_DEDUPE_WINDOW_DAYS` (default 1: duplicates within 24-48 h are caught).
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let defaults = Settings::default();
-        Ok(Aggregator {
+        Ok(AggregateApp {
             store: DynamoRollupStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 env.required("BEACON_ROLLUPS_TABLE")?,
@@ -46,7 +46,7 @@ impl Aggregator<DynamoRollupStore, SqsDeadLetters> {
 }
 
 pub async fn handle<S: RollupStore, D: DeadLetterSink>(
-    app: &Aggregator<S, D>,
+    app: &AggregateApp<S, D>,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
     let records = beacon_aws::kinesis::stream_records(&event.payload);

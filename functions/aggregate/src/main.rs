@@ -12,6 +12,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = aggregate::Aggregator::from_env(&Env::process(), &aws)?;
-    run(service_fn(|event| aggregate::handle(&app, event))).await
+    let app = aggregate_function::AggregateApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|event| aggregate_function::handle(&app, event))).await
 }

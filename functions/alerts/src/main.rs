@@ -7,6 +7,6 @@ use lambda_runtime::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = alerts::AlertsApp::from_env(&Env::process(), &aws)?;
-    run(service_fn(|event| alerts::handle(&app, event))).await
+    let app = alerts_function::AlertsApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|event| alerts_function::handle(&app, event))).await
 }

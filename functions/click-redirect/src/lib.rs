@@ -10,8 +10,12 @@ use beacon_domain::tracking::Tracker;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 
+/// What the click redirect holds: nothing but the [`Tracker`] (keys, sink, IP policy, range
+/// lists), built once per process by `beacon_aws::kinesis::tracker`.
+pub type ClickRedirectApp<S> = Tracker<S>;
+
 pub async fn handle<S: EventSink>(
-    tracker: &Tracker<S>,
+    tracker: &ClickRedirectApp<S>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     let token = path_param(&req, "token").unwrap_or_default();

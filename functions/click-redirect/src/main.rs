@@ -8,5 +8,8 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
     let tracker = beacon_aws::kinesis::tracker(&Env::process(), &aws).await?;
-    run(service_fn(|req| click_redirect::handle(&tracker, req))).await
+    run(service_fn(|req| {
+        click_redirect_function::handle(&tracker, req)
+    }))
+    .await
 }

@@ -22,7 +22,7 @@ async fn valid_click_redirects_to_the_signed_destination_and_records_it() {
     let token = test_keyring()
         .sign_click(&test_recipient(), DEST, in_an_hour())
         .unwrap();
-    let resp = click_redirect::handle(
+    let resp = click_redirect_function::handle(
         &tracker,
         tracking_request("c", &token, UA, "2001:db8:1:2::9"),
     )
@@ -50,13 +50,13 @@ async fn the_network_label_comes_from_the_full_ip_whatever_is_stored() {
         .unwrap();
     let click = |source: &'static str| tracking_request("c", &token, UA, source);
     for source in ["2001:db8:5c:1::9", "2001:db8:a:ffff::1", "2001:db8:b::1"] {
-        let resp = click_redirect::handle(&tracker, click(source))
+        let resp = click_redirect_function::handle(&tracker, click(source))
             .await
             .unwrap();
         assert_eq!(resp.status(), 302, "{source}");
     }
     tracker.ip_policy = IpPolicy::Drop;
-    click_redirect::handle(&tracker, click("2001:db8:5c::7"))
+    click_redirect_function::handle(&tracker, click("2001:db8:5c::7"))
         .await
         .unwrap();
     let seen: Vec<(Option<String>, Option<String>)> = tracker
@@ -83,9 +83,10 @@ async fn non_ascii_destinations_are_sent_percent_encoded() {
     let token = test_keyring()
         .sign_click(&test_recipient(), "https://shop.example/café", in_an_hour())
         .unwrap();
-    let resp = click_redirect::handle(&tracker, tracking_request("c", &token, UA, "192.0.2.1"))
-        .await
-        .unwrap();
+    let resp =
+        click_redirect_function::handle(&tracker, tracking_request("c", &token, UA, "192.0.2.1"))
+            .await
+            .unwrap();
     assert_eq!(resp.headers()["location"], "https://shop.example/caf%C3%A9");
 }
 
@@ -99,7 +100,7 @@ async fn every_tampered_byte_gets_the_400_page_never_a_redirect() {
     for i in 0..raw.len() {
         let mut bad = raw.clone();
         bad[i] ^= 0x20;
-        let resp = click_redirect::handle(
+        let resp = click_redirect_function::handle(
             &tracker,
             tracking_request("c", &URL_SAFE_NO_PAD.encode(&bad), UA, "192.0.2.1"),
         )
@@ -120,9 +121,10 @@ async fn expired_and_open_tokens_are_refused() {
     let expired = test_keyring()
         .sign_click(&test_recipient(), DEST, 1)
         .unwrap();
-    let resp = click_redirect::handle(&tracker, tracking_request("c", &expired, UA, "192.0.2.1"))
-        .await
-        .unwrap();
+    let resp =
+        click_redirect_function::handle(&tracker, tracking_request("c", &expired, UA, "192.0.2.1"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(std::str::from_utf8(resp.body())
         .unwrap()
@@ -130,9 +132,10 @@ async fn expired_and_open_tokens_are_refused() {
     let open = test_keyring()
         .sign_open(&test_recipient(), in_an_hour())
         .unwrap();
-    let resp = click_redirect::handle(&tracker, tracking_request("c", &open, UA, "192.0.2.1"))
-        .await
-        .unwrap();
+    let resp =
+        click_redirect_function::handle(&tracker, tracking_request("c", &open, UA, "192.0.2.1"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 400);
 }
 
@@ -142,9 +145,10 @@ async fn a_refusing_stream_still_redirects() {
     let token = test_keyring()
         .sign_click(&test_recipient(), DEST, in_an_hour())
         .unwrap();
-    let resp = click_redirect::handle(&tracker, tracking_request("c", &token, UA, "192.0.2.1"))
-        .await
-        .unwrap();
+    let resp =
+        click_redirect_function::handle(&tracker, tracking_request("c", &token, UA, "192.0.2.1"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], DEST);
 }
@@ -154,7 +158,9 @@ async fn links_from_before_tenant_keys_redirect_only_inside_the_legacy_window() 
     let mut tracker = test_tracker(MemorySink::default());
     let old = test_legacy_token(&test_recipient(), Some(DEST), in_an_hour());
     let click = || tracking_request("c", &old, UA, "192.0.2.1");
-    let resp = click_redirect::handle(&tracker, click()).await.unwrap();
+    let resp = click_redirect_function::handle(&tracker, click())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(std::str::from_utf8(resp.body())
         .unwrap()
@@ -163,7 +169,9 @@ async fn links_from_before_tenant_keys_redirect_only_inside_the_legacy_window() 
 
     let until = chrono::Utc::now().timestamp() + 60;
     tracker.keyring = test_keyring().with_legacy_tokens_until(Some(until));
-    let resp = click_redirect::handle(&tracker, click()).await.unwrap();
+    let resp = click_redirect_function::handle(&tracker, click())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], DEST);
     assert_eq!(tracker.sink.events().len(), 1);
@@ -183,9 +191,10 @@ async fn a_token_relabelled_to_another_tenant_does_not_redirect() {
     let at = raw.windows(4).position(|w| w == b"acmf").unwrap();
     raw[at + 3] = b'e'; // now names tenant `acme`
     let moved = URL_SAFE_NO_PAD.encode(raw);
-    let resp = click_redirect::handle(&tracker, tracking_request("c", &moved, UA, "192.0.2.1"))
-        .await
-        .unwrap();
+    let resp =
+        click_redirect_function::handle(&tracker, tracking_request("c", &moved, UA, "192.0.2.1"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.headers().get("location").is_none());
     assert!(tracker.sink.events().is_empty());
@@ -204,7 +213,9 @@ async fn the_sample_event_is_recorded_with_the_sample_keyring() {
     let request =
         lambda_http::request::from_str(include_str!("../../../events/click-redirect.json"))
             .unwrap();
-    let resp = click_redirect::handle(&tracker, request).await.unwrap();
+    let resp = click_redirect_function::handle(&tracker, request)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 302);
     assert_eq!(
         resp.headers()["location"],

@@ -23,20 +23,20 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 
-pub struct Collect<S, K> {
+pub struct CollectApp<S, K> {
     pub sink: S,
     pub keys: K,
     pub limits: Limits,
     pub ip_policy: IpPolicy,
 }
 
-impl Collect<KinesisSink, CachedApiKeys<DynamoApiKeys>> {
+impl CollectApp<KinesisSink, CachedApiKeys<DynamoApiKeys>> {
     /// Reads `BEACON_STREAM_NAME`, `BEACON_API_KEYS_TABLE`, the limits and the IP policy.
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let stream = env.required("BEACON_STREAM_NAME")?;
         let table = env.required("BEACON_API_KEYS_TABLE")?;
         let cache_secs = env.parse_or("BEACON_API_KEY_CACHE_SECONDS", 60u64)?;
-        Ok(Collect {
+        Ok(CollectApp {
             sink: KinesisSink::new(aws_sdk_kinesis::Client::new(aws), stream),
             keys: CachedApiKeys::new(
                 DynamoApiKeys::new(aws_sdk_dynamodb::Client::new(aws), table),
@@ -95,7 +95,7 @@ impl Refusal {
 }
 
 pub async fn handle<S: EventSink, K: ApiKeyStore>(
-    app: &Collect<S, K>,
+    app: &CollectApp<S, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(collect(app, req)
@@ -104,7 +104,7 @@ pub async fn handle<S: EventSink, K: ApiKeyStore>(
 }
 
 async fn collect<S: EventSink, K: ApiKeyStore>(
-    app: &Collect<S, K>,
+    app: &CollectApp<S, K>,
     req: Request,
 ) -> Result<Response<Body>, Refusal> {
     if req.method() != Method::POST {

@@ -7,6 +7,6 @@ use lambda_http::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = collect::Collect::from_env(&Env::process(), &aws)?;
-    run(service_fn(|req| collect::handle(&app, req))).await
+    let app = collect_function::CollectApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|req| collect_function::handle(&app, req))).await
 }

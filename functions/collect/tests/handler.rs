@@ -5,15 +5,15 @@ use beacon_domain::event::context::IpPolicy;
 use beacon_domain::event::validate::Limits;
 use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::memory::MemorySink;
-use collect::Collect;
+use collect_function::CollectApp;
 use serde_json::{json, Value};
 
-fn app(sink: MemorySink) -> (Collect<MemorySink, MemoryApiKeys>, String) {
+fn app(sink: MemorySink) -> (CollectApp<MemorySink, MemoryApiKeys>, String) {
     let keys = MemoryApiKeys::default();
     let key = keys.issue("acme");
     keys.issue("globex");
     (
-        Collect {
+        CollectApp {
             sink,
             keys,
             limits: Limits::default(),
@@ -24,7 +24,7 @@ fn app(sink: MemorySink) -> (Collect<MemorySink, MemoryApiKeys>, String) {
 }
 
 async fn post(
-    app: &Collect<MemorySink, MemoryApiKeys>,
+    app: &CollectApp<MemorySink, MemoryApiKeys>,
     key: &str,
     content_type: &str,
     body: &[u8],
@@ -34,7 +34,7 @@ async fn post(
         &[("authorization", &auth), ("content-type", content_type)],
         body,
     );
-    let resp = collect::handle(app, req).await.unwrap();
+    let resp = collect_function::handle(app, req).await.unwrap();
     let status = resp.status().as_u16();
     assert_eq!(resp.headers()["content-type"], "application/json");
     (status, serde_json::from_slice(resp.body()).unwrap())
@@ -200,7 +200,7 @@ async fn wrong_or_missing_key_is_401() {
         &[("content-type", "application/json")],
         delivered(1).to_string().as_bytes(),
     );
-    let resp = collect::handle(&app, req).await.unwrap();
+    let resp = collect_function::handle(&app, req).await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(app.sink.events().is_empty());
 }
@@ -212,7 +212,10 @@ async fn x_api_key_header_works_too() {
         &[("x-api-key", &key), ("content-type", "application/json")],
         delivered(1).to_string().as_bytes(),
     );
-    assert_eq!(collect::handle(&app, req).await.unwrap().status(), 202);
+    assert_eq!(
+        collect_function::handle(&app, req).await.unwrap().status(),
+        202
+    );
 }
 
 #[tokio::test]
@@ -258,7 +261,7 @@ async fn a_refusing_stream_is_503_with_every_event_to_retry() {
         ],
         batch.to_string().as_bytes(),
     );
-    let resp = collect::handle(&app, req).await.unwrap();
+    let resp = collect_function::handle(&app, req).await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = serde_json::from_slice(resp.body()).unwrap();

@@ -11,16 +11,16 @@ use chrono::{Duration, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
 
-pub struct Compactor<L> {
+pub struct CompactApp<L> {
     pub lake: L,
     /// How long after its end an hour counts as closed.
     pub grace: Duration,
 }
 
-impl Compactor<S3Lake> {
+impl CompactApp<S3Lake> {
     /// Reads `BEACON_LAKE_BUCKET` and `BEACON_LAKE_GRACE_MINUTES` (default 15).
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Compactor {
+        Ok(CompactApp {
             lake: S3Lake::from_config(aws, env.required("BEACON_LAKE_BUCKET")?),
             grace: Duration::minutes(env.parse_or("BEACON_LAKE_GRACE_MINUTES", 15i64)?.max(0)),
         })
@@ -30,7 +30,7 @@ impl Compactor<S3Lake> {
 /// Compacts as of the schedule's time (the event's `time`; now without one), so a
 /// delayed or replayed invocation does what the scheduled one would have.
 pub async fn handle<L: LakeStore>(
-    app: &Compactor<L>,
+    app: &CompactApp<L>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, Error> {
     let now = event.payload.time.unwrap_or_else(Utc::now);
@@ -81,7 +81,7 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let e = Event::new("a".into(), "acme".into(), EventType::Sent, t, t);
-        let app = Compactor {
+        let app = CompactApp {
             lake: MemoryLake::default(),
             grace: Duration::minutes(15),
         };

@@ -7,6 +7,6 @@ use lambda_runtime::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = compact::Compactor::from_env(&Env::process(), &aws)?;
-    run(service_fn(|event| compact::handle(&app, event))).await
+    let app = compact_function::CompactApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|event| compact_function::handle(&app, event))).await
 }

@@ -14,15 +14,15 @@ use beacon_lake::store::S3Lake;
 use beacon_lake::{stage_batch, LakeStore};
 use lambda_runtime::{Error, LambdaEvent};
 
-pub struct Etl<L, D> {
+pub struct EtlApp<L, D> {
     pub lake: L,
     pub dead_letters: D,
 }
 
-impl Etl<S3Lake, SqsDeadLetters> {
+impl EtlApp<S3Lake, SqsDeadLetters> {
     /// Reads `BEACON_LAKE_BUCKET` and `BEACON_DEAD_LETTER_QUEUE_URL`.
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Etl {
+        Ok(EtlApp {
             lake: S3Lake::from_config(aws, env.required("BEACON_LAKE_BUCKET")?),
             dead_letters: SqsDeadLetters::new(
                 aws_sdk_sqs::Client::new(aws),
@@ -33,7 +33,7 @@ impl Etl<S3Lake, SqsDeadLetters> {
 }
 
 pub async fn handle<L: LakeStore, D: DeadLetterSink>(
-    app: &Etl<L, D>,
+    app: &EtlApp<L, D>,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
     let records = beacon_aws::kinesis::stream_records(&event.payload);
@@ -128,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_lands_in_staging_and_poison_is_set_aside() {
-        let app = Etl {
+        let app = EtlApp {
             lake: MemoryLake::default(),
             dead_letters: MemoryDeadLetters::default(),
         };
@@ -149,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_failure_asks_for_the_whole_batch_again() {
-        let app = Etl {
+        let app = EtlApp {
             lake: Down,
             dead_letters: MemoryDeadLetters::default(),
         };

@@ -7,6 +7,6 @@ use lambda_runtime::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = etl::Etl::from_env(&Env::process(), &aws)?;
-    run(service_fn(|event| etl::handle(&app, event))).await
+    let app = etl_function::EtlApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|event| etl_function::handle(&app, event))).await
 }

@@ -8,8 +8,12 @@ use beacon_domain::tracking::{Tracker, PIXEL_GIF};
 use lambda_http::http::header;
 use lambda_http::{Body, Error, Request, Response};
 
+/// What the open pixel holds: nothing but the [`Tracker`] (keys, sink, IP policy, range
+/// lists), built once per process by `beacon_aws::kinesis::tracker`.
+pub type OpenPixelApp<S> = Tracker<S>;
+
 pub async fn handle<S: EventSink>(
-    tracker: &Tracker<S>,
+    tracker: &OpenPixelApp<S>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     let token = path_param(&req, "token").unwrap_or_default();

@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
     let tracker = beacon_aws::kinesis::tracker(&Env::process(), &aws).await?;
-    run(service_fn(|req| open_pixel::handle(&tracker, req))).await
+    run(service_fn(|req| open_pixel_function::handle(&tracker, req))).await
 }

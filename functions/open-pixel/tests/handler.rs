@@ -17,9 +17,10 @@ async fn valid_token_returns_gif_and_records_one_open() {
     let token = test_keyring()
         .sign_open(&test_recipient(), in_an_hour())
         .unwrap();
-    let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
-        .await
-        .unwrap();
+    let resp =
+        open_pixel_function::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/gif");
     assert!(resp.headers()["cache-control"]
@@ -56,7 +57,7 @@ async fn the_network_label_comes_from_the_full_ip_and_the_stored_ip_is_anonymize
         "::ffff:198.18.226.31",
         "198.18.9.4",
     ] {
-        open_pixel::handle(
+        open_pixel_function::handle(
             &tracker,
             tracking_request("o", &token, "Mozilla/5.0", source),
         )
@@ -86,7 +87,7 @@ async fn with_the_shipped_empty_lists_no_label_is_stored() {
     let token = test_keyring()
         .sign_open(&test_recipient(), in_an_hour())
         .unwrap();
-    open_pixel::handle(&tracker, tracking_request("o", &token, UA, "198.18.226.9"))
+    open_pixel_function::handle(&tracker, tracking_request("o", &token, UA, "198.18.226.9"))
         .await
         .unwrap();
     assert_eq!(tracker.sink.events()[0].context.network, None);
@@ -98,7 +99,7 @@ async fn gif_suffix_is_accepted() {
     let token = test_keyring()
         .sign_open(&test_recipient(), in_an_hour())
         .unwrap();
-    open_pixel::handle(
+    open_pixel_function::handle(
         &tracker,
         tracking_request("o", &format!("{token}.gif"), UA, "203.0.113.77"),
     )
@@ -117,9 +118,10 @@ async fn bad_tokens_still_get_the_gif_but_record_nothing() {
         .sign_click(&test_recipient(), "https://x.example", in_an_hour())
         .unwrap();
     for token in ["", "garbage", &expired, &forged, &click_token] {
-        let resp = open_pixel::handle(&tracker, tracking_request("o", token, UA, "203.0.113.77"))
-            .await
-            .unwrap();
+        let resp =
+            open_pixel_function::handle(&tracker, tracking_request("o", token, UA, "203.0.113.77"))
+                .await
+                .unwrap();
         assert_eq!(resp.status(), 200, "token {token:?}");
         assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
     }
@@ -132,9 +134,10 @@ async fn a_refusing_stream_still_serves_the_pixel() {
     let token = test_keyring()
         .sign_open(&test_recipient(), in_an_hour())
         .unwrap();
-    let resp = open_pixel::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
-        .await
-        .unwrap();
+    let resp =
+        open_pixel_function::handle(&tracker, tracking_request("o", &token, UA, "203.0.113.77"))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body().as_ref(), &PIXEL_GIF[..]);
 }
@@ -151,7 +154,9 @@ async fn the_sample_event_is_recorded_with_the_sample_keyring() {
     .unwrap();
     let request =
         lambda_http::request::from_str(include_str!("../../../events/open-pixel.json")).unwrap();
-    let resp = open_pixel::handle(&tracker, request).await.unwrap();
+    let resp = open_pixel_function::handle(&tracker, request)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let events = tracker.sink.events();
     assert_eq!(events.len(), 1);

@@ -7,6 +7,6 @@ use lambda_runtime::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = report::ReportApp::from_env(&Env::process(), &aws)?;
-    run(service_fn(|event| report::handle(&app, event))).await
+    let app = report_function::ReportApp::from_env(&Env::process(), &aws)?;
+    run(service_fn(|event| report_function::handle(&app, event))).await
 }

@@ -16,7 +16,7 @@ use beacon_report::store::{
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use mail_parser::{MessageParser, MimeHeaders};
-use report::{handle, ReportApp};
+use report_function::{handle, ReportApp};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 

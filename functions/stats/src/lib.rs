@@ -51,14 +51,14 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub struct Stats<R, K> {
+pub struct StatsApp<R, K> {
     pub reader: R,
     pub keys: K,
     /// The clock that default ranges end at (`Utc::now`; fixed in tests).
     pub now: fn() -> DateTime<Utc>,
 }
 
-impl Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
+impl StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
     /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE` and
     /// `BEACON_API_KEY_CACHE_SECONDS`.
     pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
@@ -66,7 +66,7 @@ impl Stats<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
         let keys = env.required("BEACON_API_KEYS_TABLE")?;
         let cache_secs = env.parse_or("BEACON_API_KEY_CACHE_SECONDS", 60u64)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        Ok(Stats {
+        Ok(StatsApp {
             reader: DynamoRollupReader::new(dynamodb.clone(), rollups),
             keys: CachedApiKeys::new(
                 DynamoApiKeys::new(dynamodb, keys),
@@ -198,14 +198,14 @@ impl From<ReadError> for ApiError {
 }
 
 pub async fn handle<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
-    app: &Stats<R, K>,
+    app: &StatsApp<R, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(answer(app, &req).await.unwrap_or_else(ApiError::response))
 }
 
 async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
-    app: &Stats<R, K>,
+    app: &StatsApp<R, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;

@@ -15,13 +15,13 @@ use beacon_domain::testkit::rollups::MemoryStore;
 use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use stats::Stats;
+use stats_function::StatsApp;
 
 fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = Stats<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
 
 fn ev(tenant: &str, id: &str, kind: EventType, recipient: &str, days_ago: i64) -> Event {
     let t = now() - Duration::days(days_ago) - Duration::hours(1);
@@ -57,7 +57,7 @@ async fn app_with(events: Vec<Event>) -> (App, String, String) {
     let (acme, globex) = (keys.issue("acme"), keys.issue("globex"));
     let reader = MemoryRollupReader::default();
     *reader.audience.lock().unwrap() = store.state.lock().unwrap().audience.clone();
-    (Stats { reader, keys, now }, acme, globex)
+    (StatsApp { reader, keys, now }, acme, globex)
 }
 
 fn fixture_events() -> Vec<Event> {
@@ -106,7 +106,7 @@ fn fixture_events() -> Vec<Event> {
 async fn call(app: &App, key: &str, route: &str, path: &str, query: &str) -> (u16, Value) {
     let auth = format!("Bearer {key}");
     let req = stats_request(route, path, query, &[("authorization", &auth)]);
-    let resp = stats::handle(app, req).await.unwrap();
+    let resp = stats_function::handle(app, req).await.unwrap();
     (
         resp.status().as_u16(),
         serde_json::from_slice(resp.body()).unwrap(),
@@ -120,7 +120,7 @@ async fn check(app: &App, key: &str, body: Value) -> (u16, Value) {
         &[("authorization", &auth)],
         body.to_string().as_bytes(),
     );
-    let resp = stats::handle(app, req).await.unwrap();
+    let resp = stats_function::handle(app, req).await.unwrap();
     (
         resp.status().as_u16(),
         serde_json::from_slice(resp.body()).unwrap(),
@@ -200,7 +200,7 @@ async fn the_batch_check_answers_in_request_order_and_refuses_bad_bodies() {
         "",
         &[("authorization", &auth)],
     );
-    let resp = stats::handle(&app, req).await.unwrap();
+    let resp = stats_function::handle(&app, req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);
 }
 

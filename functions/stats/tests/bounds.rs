@@ -17,14 +17,14 @@ use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use stats::Stats;
+use stats_function::StatsApp;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = Stats<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
 
 const PAIRS: usize = 1000;
 const CAMPAIGNS: usize = 2000;
@@ -136,7 +136,7 @@ fn big_tenant() -> (App, String, String) {
     }
     let keys = MemoryApiKeys::default();
     let (acme, globex) = (keys.issue("acme"), keys.issue("globex"));
-    (Stats { reader, keys, now }, acme, globex)
+    (StatsApp { reader, keys, now }, acme, globex)
 }
 
 fn route_of(path: &str) -> String {
@@ -163,7 +163,7 @@ async fn call(app: &App, key: &str, path: &str, query: &str) -> (u16, Value, u32
         stats_request(&route, path, query, &[("authorization", &auth)])
     };
     app.reader.reset_calls();
-    let resp = stats::handle(app, req).await.unwrap();
+    let resp = stats_function::handle(app, req).await.unwrap();
     let calls = app.reader.dynamodb_calls();
     let max = documented_maxima()[&route];
     assert!(
@@ -184,7 +184,7 @@ async fn ok(app: &App, key: &str, path: &str, query: &str) -> Value {
 #[test]
 fn every_route_documents_its_maximum() {
     let maxima = documented_maxima();
-    for route in stats::ROUTES {
+    for route in stats_function::ROUTES {
         assert!(maxima.contains_key(route), "{route} has no maximum");
     }
     let readme = include_str!("../../../docs/stats-api.md");
@@ -352,7 +352,7 @@ async fn segments_of_a_big_tenant_come_from_the_snapshot_a_small_one_is_counted_
         "",
         &[("authorization", &auth)],
     );
-    let resp = stats::handle(&app, req).await.unwrap();
+    let resp = stats_function::handle(&app, req).await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "300");
     let body: Value = serde_json::from_slice(resp.body()).unwrap();

@@ -16,7 +16,7 @@ use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use stats::Stats;
+use stats_function::StatsApp;
 use std::sync::atomic::Ordering;
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
@@ -29,7 +29,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = Stats<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
 
 struct Fixture {
     app: App,
@@ -42,7 +42,7 @@ fn fixture() -> Fixture {
     let acme = keys.issue("acme");
     let globex = keys.issue("globex");
     Fixture {
-        app: Stats {
+        app: StatsApp {
             reader: MemoryRollupReader::default(),
             keys,
             now,
@@ -214,7 +214,7 @@ async fn get(app: &App, key: Option<&str>, path: &str, query: &str) -> (u16, Val
         .map(|a| vec![("authorization", a)])
         .unwrap_or_default();
     let req = stats_request(&route_of(path), path, query, &headers);
-    let resp = stats::handle(app, req).await.unwrap();
+    let resp = stats_function::handle(app, req).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/json");
     let status = resp.status().as_u16();
     (status, serde_json::from_slice(resp.body()).unwrap())
@@ -878,7 +878,10 @@ async fn missing_wrong_and_revoked_keys_are_401() {
         "",
         &[("x-api-key", &f.globex)],
     );
-    assert_eq!(stats::handle(&f.app, req).await.unwrap().status(), 200);
+    assert_eq!(
+        stats_function::handle(&f.app, req).await.unwrap().status(),
+        200
+    );
     assert!(
         f.app
             .reader
@@ -929,7 +932,7 @@ async fn a_failing_store_is_503() {
             "",
             &[("authorization", &format!("Bearer {}", f.acme))],
         );
-        let resp = stats::handle(&f.app, req).await.unwrap();
+        let resp = stats_function::handle(&f.app, req).await.unwrap();
         assert_eq!(resp.status(), 503, "{path}");
         assert_eq!(resp.headers()["retry-after"], "1");
         let body: Value = serde_json::from_slice(resp.body()).unwrap();
@@ -950,7 +953,10 @@ async fn only_get_is_served() {
         body: b"{}",
         source_ip: "192.0.2.1",
     });
-    assert_eq!(stats::handle(&f.app, req).await.unwrap().status(), 405);
+    assert_eq!(
+        stats_function::handle(&f.app, req).await.unwrap().status(),
+        405
+    );
 }
 
 /// The OpenAPI file and the stats API doc name every route, count and rate.
@@ -959,7 +965,7 @@ fn openapi_and_stats_doc_describe_every_route_and_field() {
     let openapi = include_str!("../openapi.yaml");
     let readme = include_str!("../../../docs/stats-api.md");
     assert!(openapi.starts_with("openapi: 3.1"));
-    for route in stats::ROUTES {
+    for route in stats_function::ROUTES {
         assert!(
             openapi.contains(&format!("\n  {route}:\n")),
             "openapi lacks {route}"
