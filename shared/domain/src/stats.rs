@@ -96,51 +96,55 @@ impl Rates {
     }
 }
 
-/// The counts of rollup items, as the API shows them (money as decimals).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Counts {
-    pub sent: u64,
-    pub delivered: u64,
-    /// bounced_hard + bounced_soft
-    pub bounced: u64,
-    pub bounced_hard: u64,
-    pub bounced_soft: u64,
-    pub complained: u64,
-    pub failed: u64,
-    pub unsubscribed: u64,
-    pub opens_human: u64,
-    pub opens_machine: u64,
-    pub clicks_human: u64,
-    pub clicks_bot: u64,
-    pub conversions: u64,
-    /// Sum of conversion values, whatever their currencies.
-    pub conversion_value: f64,
-    pub cost: f64,
-    pub custom: u64,
+/// The type a view gives a counter of each kind.
+macro_rules! shown_type {
+    (Count) => {
+        u64
+    };
+    (Money) => {
+        f64
+    };
 }
 
-impl Counts {
-    pub fn new(c: &Counters) -> Counts {
-        Counts {
-            sent: c.sent,
-            delivered: c.delivered,
-            bounced: c.bounced_hard + c.bounced_soft,
-            bounced_hard: c.bounced_hard,
-            bounced_soft: c.bounced_soft,
-            complained: c.complained,
-            failed: c.failed,
-            unsubscribed: c.unsubscribed,
-            opens_human: c.opens_human,
-            opens_machine: c.opens_machine,
-            clicks_human: c.clicks_human,
-            clicks_bot: c.clicks_bot,
-            conversions: c.conversions,
-            conversion_value: decimal(c.conversion_value_micros),
-            cost: decimal(c.cost_micros),
-            custom: c.custom,
+macro_rules! declare_counts {
+    (
+        shown: [$($variant:ident $field:ident: $ty:ty => $label:literal, $kind:ident $key:ident;)*]
+        api_only: [$($avariant:ident $afield:ident: $aty:ty => $alabel:literal, $akind:ident $akey:ident;)*]
+        internal: [$($ivariant:ident $ifield:ident: $ity:ty;)*]
+    ) => {
+        /// The counts of rollup items, as the API shows them: every shown counter of
+        /// [`crate::rollup::counters`] under its key (money as decimals), and `bounced`.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        pub struct Counts {
+            $(pub $key: shown_type!($kind),)*
+            $(pub $akey: shown_type!($akind),)*
+            /// bounced_hard + bounced_soft
+            pub bounced: u64,
         }
-    }
+
+        impl Counts {
+            pub fn new(c: &Counters) -> Counts {
+                Counts {
+                    $($key: shown_value!($kind, c.$field),)*
+                    $($akey: shown_value!($akind, c.$afield),)*
+                    bounced: c.bounced_hard + c.bounced_soft,
+                }
+            }
+        }
+    };
 }
+
+/// A counter's value as a view shows it.
+macro_rules! shown_value {
+    (Count, $v:expr) => {
+        $v
+    };
+    (Money, $v:expr) => {
+        decimal($v)
+    };
+}
+
+crate::counter_list!(declare_counts);
 
 /// Delivery latency (from `duration_ms` of delivered events). Percentiles are the
 /// upper bound of their histogram bucket (within 19% of the true value).

@@ -12,4 +12,5 @@ pub mod period;
 pub mod render;
 pub mod run;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -2,36 +2,56 @@
 //! previous period beside them. Built from the rollups by [`super::data`]; every
 //! renderer reads only this, so all formats show the same numbers.
 
+use beacon_domain::rollup::counters::{Counter, Kind};
 use beacon_domain::rollup::Counters;
 use beacon_domain::stats::decimal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A number a report can show. Counts and money come from the rollups; rates are
-/// defined by [`beacon_domain::stats::Rates`] and computed from the same counters here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    Sent,
-    Delivered,
-    Bounced,
-    BouncedHard,
-    BouncedSoft,
-    Complained,
-    Failed,
-    Unsubscribed,
-    OpensHuman,
-    OpensMachine,
-    ClicksHuman,
-    ClicksBot,
-    Conversions,
-    ConversionValue,
-    Cost,
-    DeliveryRate,
-    BounceRate,
-    ComplaintRate,
-    UnsubscribeRate,
+macro_rules! declare_metrics {
+    (
+        shown: [$($variant:ident $field:ident: $ty:ty => $label:literal, $kind:ident $key:ident;)*]
+        api_only: [$($avariant:ident $afield:ident: $aty:ty => $alabel:literal, $akind:ident $akey:ident;)*]
+        internal: [$($ivariant:ident $ifield:ident: $ity:ty;)*]
+    ) => {
+        /// A number a report can show: every counter the rollups show
+        /// ([`beacon_domain::rollup::counters`]), bounces of either kind, and the rates of
+        /// [`beacon_domain::stats::Rates`], computed from the same counters here.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(rename_all = "snake_case")]
+        pub enum Metric {
+            $($variant,)*
+            Bounced,
+            DeliveryRate,
+            BounceRate,
+            ComplaintRate,
+            UnsubscribeRate,
+        }
+
+        impl Metric {
+            pub const ALL: [Metric; [$(stringify!($variant),)*].len() + 5] = [
+                $(Metric::$variant,)*
+                Metric::Bounced,
+                Metric::DeliveryRate,
+                Metric::BounceRate,
+                Metric::ComplaintRate,
+                Metric::UnsubscribeRate,
+            ];
+
+            /// The rollup counter a metric shows, if it is one.
+            pub fn counter(self) -> Option<Counter> {
+                match self {
+                    $(Metric::$variant => Some(Counter::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+
+beacon_domain::counter_list!(declare_metrics);
 
 /// How a metric's value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,28 +65,6 @@ pub enum MetricKind {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 19] = [
-        Metric::Sent,
-        Metric::Delivered,
-        Metric::Bounced,
-        Metric::BouncedHard,
-        Metric::BouncedSoft,
-        Metric::Complained,
-        Metric::Failed,
-        Metric::Unsubscribed,
-        Metric::OpensHuman,
-        Metric::OpensMachine,
-        Metric::ClicksHuman,
-        Metric::ClicksBot,
-        Metric::Conversions,
-        Metric::ConversionValue,
-        Metric::Cost,
-        Metric::DeliveryRate,
-        Metric::BounceRate,
-        Metric::ComplaintRate,
-        Metric::UnsubscribeRate,
-    ];
-
     /// What a definition asks for when it names no metrics.
     pub const DEFAULT: [Metric; 10] = [
         Metric::Sent,
@@ -83,26 +81,16 @@ impl Metric {
 
     /// The stored name (`opens_human`), as in definitions, CSV and JSON.
     pub fn key(self) -> &'static str {
+        if let Some(counter) = self.counter() {
+            return counter.key();
+        }
         match self {
-            Metric::Sent => "sent",
-            Metric::Delivered => "delivered",
             Metric::Bounced => "bounced",
-            Metric::BouncedHard => "bounced_hard",
-            Metric::BouncedSoft => "bounced_soft",
-            Metric::Complained => "complained",
-            Metric::Failed => "failed",
-            Metric::Unsubscribed => "unsubscribed",
-            Metric::OpensHuman => "opens_human",
-            Metric::OpensMachine => "opens_machine",
-            Metric::ClicksHuman => "clicks_human",
-            Metric::ClicksBot => "clicks_bot",
-            Metric::Conversions => "conversions",
-            Metric::ConversionValue => "conversion_value",
-            Metric::Cost => "cost",
             Metric::DeliveryRate => "delivery_rate",
             Metric::BounceRate => "bounce_rate",
             Metric::ComplaintRate => "complaint_rate",
             Metric::UnsubscribeRate => "unsubscribe_rate",
+            _ => unreachable!("every other metric is a counter"),
         }
     }
 
@@ -112,37 +100,25 @@ impl Metric {
 
     /// The label a person reads (`Human opens`).
     pub fn label(self) -> &'static str {
+        if let Some(counter) = self.counter() {
+            return counter.label();
+        }
         match self {
-            Metric::Sent => "Sent",
-            Metric::Delivered => "Delivered",
             Metric::Bounced => "Bounced",
-            Metric::BouncedHard => "Hard bounces",
-            Metric::BouncedSoft => "Soft bounces",
-            Metric::Complained => "Complaints",
-            Metric::Failed => "Failed",
-            Metric::Unsubscribed => "Unsubscribed",
-            Metric::OpensHuman => "Human opens",
-            Metric::OpensMachine => "Machine opens",
-            Metric::ClicksHuman => "Human clicks",
-            Metric::ClicksBot => "Bot clicks",
-            Metric::Conversions => "Conversions",
-            Metric::ConversionValue => "Conversion value",
-            Metric::Cost => "Cost",
             Metric::DeliveryRate => "Delivery rate",
             Metric::BounceRate => "Bounce rate",
             Metric::ComplaintRate => "Complaint rate",
             Metric::UnsubscribeRate => "Unsubscribe rate",
+            _ => unreachable!("every other metric is a counter"),
         }
     }
 
     pub fn kind(self) -> MetricKind {
-        match self {
-            Metric::ConversionValue | Metric::Cost => MetricKind::Money,
-            Metric::DeliveryRate
-            | Metric::BounceRate
-            | Metric::ComplaintRate
-            | Metric::UnsubscribeRate => MetricKind::Rate,
-            _ => MetricKind::Count,
+        match self.counter().map(Counter::kind) {
+            Some(Kind::Money) => MetricKind::Money,
+            Some(_) => MetricKind::Count,
+            None if self == Metric::Bounced => MetricKind::Count,
+            None => MetricKind::Rate,
         }
     }
 
@@ -151,26 +127,20 @@ impl Metric {
     /// over delivered).
     pub fn value(self, c: &Counters) -> Option<f64> {
         let rates = || beacon_domain::stats::Rates::new(c, None);
+        if let Some(counter) = self.counter() {
+            let v = counter.get(c);
+            return Some(match counter.kind() {
+                Kind::Money => decimal(v),
+                _ => v as f64,
+            });
+        }
         Some(match self {
-            Metric::Sent => c.sent as f64,
-            Metric::Delivered => c.delivered as f64,
             Metric::Bounced => (c.bounced_hard + c.bounced_soft) as f64,
-            Metric::BouncedHard => c.bounced_hard as f64,
-            Metric::BouncedSoft => c.bounced_soft as f64,
-            Metric::Complained => c.complained as f64,
-            Metric::Failed => c.failed as f64,
-            Metric::Unsubscribed => c.unsubscribed as f64,
-            Metric::OpensHuman => c.opens_human as f64,
-            Metric::OpensMachine => c.opens_machine as f64,
-            Metric::ClicksHuman => c.clicks_human as f64,
-            Metric::ClicksBot => c.clicks_bot as f64,
-            Metric::Conversions => c.conversions as f64,
-            Metric::ConversionValue => decimal(c.conversion_value_micros),
-            Metric::Cost => decimal(c.cost_micros),
             Metric::DeliveryRate => return rates().delivery_rate,
             Metric::BounceRate => return rates().bounce_rate,
             Metric::ComplaintRate => return rates().complaint_rate,
             Metric::UnsubscribeRate => return rates().unsubscribe_rate,
+            _ => unreachable!("every other metric is a counter"),
         })
     }
 }

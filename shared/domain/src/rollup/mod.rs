@@ -32,6 +32,7 @@
 //! them under DynamoDB's limits: docs/rollups.md, "Item sizes".
 
 pub mod aggregate;
+pub mod counters;
 pub mod month_pack;
 pub mod reader;
 
@@ -40,6 +41,7 @@ use crate::verdict::classify::Classifier;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+pub use counters::{Counter, Counters, LinkCounters};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -213,40 +215,6 @@ pub fn latency_bucket(ms: i64) -> usize {
         .unwrap_or(LATENCY_BOUNDS_MS.len() - 1)
 }
 
-/// Clicks on one link of a campaign.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LinkCounters {
-    pub url: String,
-    pub human: u64,
-    pub bot: u64,
-}
-
-/// Everything one rollup item counts. Money is kept in micro-units so sums are exact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub sent: u64,
-    pub delivered: u64,
-    pub bounced_hard: u64,
-    pub bounced_soft: u64,
-    pub complained: u64,
-    pub failed: u64,
-    pub unsubscribed: u64,
-    pub opens_human: u64,
-    pub opens_machine: u64,
-    pub clicks_human: u64,
-    pub clicks_bot: u64,
-    pub conversions: u64,
-    pub conversion_value_micros: i64,
-    pub cost_micros: i64,
-    pub custom: u64,
-    pub latency_count: u64,
-    pub latency_sum_ms: u64,
-    /// Histogram bucket index → count (only non-zero buckets).
-    pub latency_hist: BTreeMap<usize, u64>,
-    /// Link id → clicks (campaign scope only).
-    pub links: BTreeMap<String, LinkCounters>,
-}
-
 /// Money in micro-units, rounded to the nearest.
 pub fn to_micros(amount: f64) -> i64 {
     (amount * 1_000_000.0).round() as i64
@@ -354,186 +322,6 @@ impl Counters {
         }
         self.cost_micros += e.cost.map(to_micros).unwrap_or(0);
         new_link
-    }
-
-    /// Adds another item's counts (reading several items back as one).
-    pub fn merge(&mut self, o: &Counters) {
-        self.merge_counts(o, true);
-    }
-
-    /// Adds another item's counts, and its links only if `with_links`.
-    pub fn merge_counts(&mut self, o: &Counters, with_links: bool) {
-        self.sent += o.sent;
-        self.delivered += o.delivered;
-        self.bounced_hard += o.bounced_hard;
-        self.bounced_soft += o.bounced_soft;
-        self.complained += o.complained;
-        self.failed += o.failed;
-        self.unsubscribed += o.unsubscribed;
-        self.opens_human += o.opens_human;
-        self.opens_machine += o.opens_machine;
-        self.clicks_human += o.clicks_human;
-        self.clicks_bot += o.clicks_bot;
-        self.conversions += o.conversions;
-        self.conversion_value_micros += o.conversion_value_micros;
-        self.cost_micros += o.cost_micros;
-        self.custom += o.custom;
-        self.latency_count += o.latency_count;
-        self.latency_sum_ms += o.latency_sum_ms;
-        for (b, n) in &o.latency_hist {
-            *self.latency_hist.entry(*b).or_default() += n;
-        }
-        if !with_links {
-            return;
-        }
-        for (id, l) in &o.links {
-            let mine = self
-                .links
-                .entry(id.clone())
-                .or_insert_with(|| LinkCounters {
-                    url: l.url.clone(),
-                    ..Default::default()
-                });
-            mine.human += l.human;
-            mine.bot += l.bot;
-        }
-    }
-
-    /// Latency percentile (0-100) from the histogram: the upper bound of its bucket.
-    pub fn latency_percentile(&self, p: f64) -> Option<u64> {
-        let total: u64 = self.latency_hist.values().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (b, n) in &self.latency_hist {
-            seen += n;
-            if seen >= rank {
-                return Some(LATENCY_BOUNDS_MS[*b]);
-            }
-        }
-        None
-    }
-
-    /// The stored names of the scalar counters (everything but the latency histogram
-    /// and the per-link counts), in the order of [`Counters::scalars`]: what a reader
-    /// that needs only counts asks the table for.
-    pub const SCALAR_FIELDS: [&'static str; 17] = [
-        "sent",
-        "delivered",
-        "bounced_hard",
-        "bounced_soft",
-        "complained",
-        "failed",
-        "unsubscribed",
-        "opens_human",
-        "opens_machine",
-        "clicks_human",
-        "clicks_bot",
-        "conversions",
-        "conversion_value_micros",
-        "cost_micros",
-        "custom",
-        "latency_count",
-        "latency_sum_ms",
-    ];
-
-    /// The scalar counters, named by [`Counters::SCALAR_FIELDS`].
-    pub fn scalars(&self) -> [i64; 17] {
-        [
-            self.sent as i64,
-            self.delivered as i64,
-            self.bounced_hard as i64,
-            self.bounced_soft as i64,
-            self.complained as i64,
-            self.failed as i64,
-            self.unsubscribed as i64,
-            self.opens_human as i64,
-            self.opens_machine as i64,
-            self.clicks_human as i64,
-            self.clicks_bot as i64,
-            self.conversions as i64,
-            self.conversion_value_micros,
-            self.cost_micros,
-            self.custom as i64,
-            self.latency_count as i64,
-            self.latency_sum_ms as i64,
-        ]
-    }
-
-    /// The numeric fields a rollup item stores, by attribute name (non-zero only), in
-    /// one place so the writer and the reader of the rollup table agree: the scalar
-    /// counters and latency buckets. Links are stored in items of their own
-    /// ([`link_partition`]).
-    pub fn numeric_fields(&self) -> Vec<(String, i64)> {
-        let mut out: Vec<(String, i64)> = Self::SCALAR_FIELDS
-            .iter()
-            .zip(self.scalars())
-            .filter(|(_, v)| *v != 0)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        out.extend(
-            self.latency_hist
-                .iter()
-                .map(|(b, n)| (format!("lat_{b}"), *n as i64)),
-        );
-        out
-    }
-
-    /// Sets a numeric field from its stored name; unknown names are ignored so old
-    /// readers survive new counters. `lc_{link}_h`/`_b` are link clicks as campaign
-    /// items held them before links had items of their own: still read, never written.
-    pub fn set_field(&mut self, name: &str, v: i64) {
-        let u = v.max(0) as u64;
-        match name {
-            "sent" => self.sent = u,
-            "delivered" => self.delivered = u,
-            "bounced_hard" => self.bounced_hard = u,
-            "bounced_soft" => self.bounced_soft = u,
-            "complained" => self.complained = u,
-            "failed" => self.failed = u,
-            "unsubscribed" => self.unsubscribed = u,
-            "opens_human" => self.opens_human = u,
-            "opens_machine" => self.opens_machine = u,
-            "clicks_human" => self.clicks_human = u,
-            "clicks_bot" => self.clicks_bot = u,
-            "conversions" => self.conversions = u,
-            "conversion_value_micros" => self.conversion_value_micros = v,
-            "cost_micros" => self.cost_micros = v,
-            "custom" => self.custom = u,
-            "latency_count" => self.latency_count = u,
-            "latency_sum_ms" => self.latency_sum_ms = u,
-            other => {
-                if let Some(b) = other
-                    .strip_prefix("lat_")
-                    .and_then(|b| b.parse::<usize>().ok())
-                {
-                    if b < LATENCY_BOUNDS_MS.len() {
-                        self.latency_hist.insert(b, u);
-                    }
-                } else if let Some(rest) = other.strip_prefix("lc_") {
-                    if let Some((id, kind)) = rest.rsplit_once('_') {
-                        let link = self.links.entry(id.to_string()).or_default();
-                        match kind {
-                            "h" => link.human = u,
-                            "b" => link.bot = u,
-                            _ => {}
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds a link item's clicks (and its URL, if this is the first the counters see).
-    pub fn add_link(&mut self, id: &str, human: u64, bot: u64, url: Option<&str>) {
-        let link = self.links.entry(id.to_string()).or_default();
-        link.human += human;
-        link.bot += bot;
-        if let (true, Some(url)) = (link.url.is_empty(), url) {
-            link.url = url.to_string();
-        }
     }
 }
 
