@@ -231,7 +231,10 @@ async fn one_recipients_marks_grow_past_an_item_and_read_back_exactly() {
     aws_sdk_dynamodb::Client::new(&t.aws)
         .put_item()
         .table_name(&table)
-        .item("pk", s(&engagement::partition("acme")))
+        .item(
+            "pk",
+            s(&beacon_domain::rollup::keys::marks_partition("acme")),
+        )
         .item("sk", s("r3"))
         .item(
             &legacy,

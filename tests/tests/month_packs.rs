@@ -103,8 +103,8 @@ async fn a_daily_series_reads_month_packs_that_never_go_stale() {
     apply(events).await;
 
     let pk = rollup_partition("acme", &Scope::Campaign("launch".into()), Grain::Day);
-    let from = month_pack::day_sk((now - Duration::days(89)).date_naive());
-    let to = month_pack::day_sk(now.date_naive());
+    let from = beacon_domain::rollup::keys::day_sort_key((now - Duration::days(89)).date_naive());
+    let to = beacon_domain::rollup::keys::day_sort_key(now.date_naive());
     let truth = series(&reader, &pk, &from, &to, Fields::All).await;
     assert_eq!(truth.len(), 90);
     assert_eq!(
@@ -122,13 +122,16 @@ async fn a_daily_series_reads_month_packs_that_never_go_stale() {
         .table_name(&table)
         .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
         .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-        .expression_attribute_values(":p", AttributeValue::S(month_pack::SK_PREFIX.into()))
+        .expression_attribute_values(
+            ":p",
+            AttributeValue::S(beacon_domain::rollup::keys::PACK_PREFIX.into()),
+        )
         .send()
         .await
         .unwrap();
     let plan = month_pack::plan(
-        month_pack::day_of(&from).unwrap(),
-        month_pack::day_of(&to).unwrap(),
+        beacon_domain::rollup::keys::day_of(&from).unwrap(),
+        beacon_domain::rollup::keys::day_of(&to).unwrap(),
         Utc::now(),
     );
     assert_eq!(packs.items().len(), plan.months.len());
@@ -137,8 +140,10 @@ async fn a_daily_series_reads_month_packs_that_never_go_stale() {
     // Once stored, a pack is what is read: a pack made to disagree (at its generation)
     // shows in the series.
     let (month, first, _) = plan.months[0].clone();
-    let pack_key = month_pack::sort_key(&month);
-    let first_sk = month_pack::day_sk(first.max(month_pack::day_of(&from).unwrap()));
+    let pack_key = beacon_domain::rollup::keys::pack_sort_key(&month);
+    let first_sk = beacon_domain::rollup::keys::day_sort_key(
+        first.max(beacon_domain::rollup::keys::day_of(&from).unwrap()),
+    );
     let doctored = beacon_domain::rollup::Counters {
         sent: 1000,
         ..Default::default()
@@ -166,7 +171,7 @@ async fn a_daily_series_reads_month_packs_that_never_go_stale() {
     // A late event on a closed day of that month bumps its generation in the same
     // transaction: the pack is stale at once, the series is right, and it is packed again.
     let gen_before = pack_item(&dynamo, &table, &pk, &pack_key).await["gen"].clone();
-    let late_day = month_pack::day_of(&first_sk).unwrap();
+    let late_day = beacon_domain::rollup::keys::day_of(&first_sk).unwrap();
     let late_at = late_day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     apply(vec![sent("late".into(), late_at)]).await;
     let after = series(&reader, &pk, &from, &to, Fields::Scalars).await;

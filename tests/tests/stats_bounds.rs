@@ -263,7 +263,7 @@ async fn reading_what_does_not_exist_writes_nothing_and_a_month_with_data_is_pac
     f.put_all(vec![
         item(&[
             ("pk", s(&tenant_days)),
-            ("sk", s(month_pack::day_sk(in_month))),
+            ("sk", s(beacon_domain::rollup::keys::day_sort_key(in_month))),
             ("sent", n(7)),
         ]),
         item(&[
@@ -337,7 +337,12 @@ async fn reading_what_does_not_exist_writes_nothing_and_a_month_with_data_is_pac
         .get_item()
         .table_name(&f.table)
         .key("pk", s(&tenant_days))
-        .key("sk", s(month_pack::sort_key(&month_pack::month(in_month))))
+        .key(
+            "sk",
+            s(beacon_domain::rollup::keys::pack_sort_key(
+                &month_pack::month(in_month),
+            )),
+        )
         .send()
         .await
         .unwrap()

@@ -30,7 +30,6 @@ use beacon_domain::audience::suppression::{validate_check, Entry};
 use beacon_domain::config::{ConfigError, Env};
 use beacon_domain::event::validate::{check_channel, DEFAULT_CHANNEL};
 use beacon_domain::metrics;
-use beacon_domain::rollup::month_pack;
 use beacon_domain::rollup::reader::{DirectoryPage, Fields, ReadError, RollupItem, RollupReader};
 use beacon_domain::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
@@ -706,7 +705,9 @@ async fn campaign_days<R: RollupReader>(
         let latest = reader
             .latest_rollups(pk, ALL_DAYS.0, ALL_DAYS.1, fields, most + 1)
             .await?;
-        let last_day = latest.first().and_then(|i| month_pack::day_of(&i.sk));
+        let last_day = latest
+            .first()
+            .and_then(|i| beacon_domain::rollup::keys::day_of(&i.sk));
         let (Some(last_day), true) = (last_day, latest.len() > most) else {
             return Ok(select_days(items(&latest), None));
         };

@@ -147,7 +147,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// A client for tenant-chosen destinations: every name resolved through
 /// [`GuardedResolver`], no proxy (a proxy would resolve the name itself), no redirects,
 /// and https only unless the policy allows loopback. Requests made with it must still
-/// pass [`check_url`] (address literals are not resolved).
+/// pass [`outbound::check_url`] (address literals are not resolved).
 pub fn client_builder(policy: Policy, lookup: Arc<dyn Lookup>) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver::new(lookup, policy)))

@@ -6,7 +6,7 @@
 //!
 //! A port (a trait a function needs a store or a sender behind) lives here beside the
 //! domain that uses it; its AWS implementation is in `beacon-aws`, its in-memory one in
-//! [`testkit`] (the `testkit` feature: tests and benchmarks only).
+//! `testkit` (the `testkit` feature: tests and benchmarks only).
 //!
 //! Follow one open: `beacon-instrument` puts a signed pixel URL in the email; the open
 //! pixel verifies it ([`tracking::token`]), builds the event ([`tracking`], [`event`])

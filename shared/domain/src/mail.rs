@@ -1,5 +1,5 @@
 //! Sending a finished MIME message, for reports and alerts alike: the [`Mailer`] port.
-//! Its SES adapter is `beacon_aws::ses`; an in-memory one is in [`crate::testkit`].
+//! Its SES adapter is `beacon_aws::ses`; an in-memory one is in `crate::testkit`.
 
 use std::future::Future;
 use thiserror::Error;

@@ -7,7 +7,7 @@ use beacon_domain::audience::engagement::{self, Changes};
 use beacon_domain::audience::reader::{
     encode_cursor, parse_cursor, AudienceError, AudienceReader, Marks, Page, MAX_QUERIES_PER_PAGE,
 };
-use beacon_domain::audience::suppression::{self, Entry, Reason, Suppression};
+use beacon_domain::audience::suppression::{Entry, Reason, Suppression};
 use beacon_domain::stats::rfc3339;
 use std::collections::{BTreeSet, HashMap};
 
@@ -83,7 +83,7 @@ impl DynamoAudience {
                 .collect();
             updates.push((
                 key(
-                    suppression::partition(&sup.tenant, &sup.channel),
+                    beacon_domain::rollup::keys::suppression_partition(&sup.tenant, &sup.channel),
                     &sup.recipient,
                 ),
                 expression,
@@ -93,7 +93,7 @@ impl DynamoAudience {
         }
         for ((tenant, recipient), whole) in &changes.0 {
             let pieces = whole.by_page().into_iter().flat_map(|(page, change)| {
-                let sort_key = engagement::marks_sort_key(recipient, page);
+                let sort_key = beacon_domain::rollup::keys::marks_sort_key(recipient, page);
                 change
                     .pieces(MARKS_PER_UPDATE)
                     .into_iter()
@@ -121,7 +121,10 @@ impl DynamoAudience {
                     expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
                 }
                 updates.push((
-                    key(engagement::partition(tenant), &sort_key),
+                    key(
+                        beacon_domain::rollup::keys::marks_partition(tenant),
+                        &sort_key,
+                    ),
                     expression.trim().to_string(),
                     names,
                     values,
@@ -197,7 +200,7 @@ impl DynamoAudience {
         crate::dynamo::delete_existing(
             &self.client,
             &self.table,
-            suppression::partition(tenant, channel),
+            beacon_domain::rollup::keys::suppression_partition(tenant, channel),
             recipient,
         )
         .await
@@ -216,16 +219,21 @@ impl DynamoAudience {
         if pages.is_empty() {
             return Ok(());
         }
-        let pk = engagement::partition(tenant);
+        let pk = beacon_domain::rollup::keys::marks_partition(tenant);
         let keys = pages
-            .map(|page| key(pk.clone(), &engagement::marks_sort_key(recipient, page)))
+            .map(|page| {
+                key(
+                    pk.clone(),
+                    &beacon_domain::rollup::keys::marks_sort_key(recipient, page),
+                )
+            })
             .collect();
         let items = crate::dynamo::batch_get(&self.client, &self.table, keys, false)
             .await
             .map_err(unavailable("reading engagement"))?;
         for item in &items {
             if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
-                let page = engagement::split_marks_sort_key(sk).1;
+                let page = beacon_domain::rollup::keys::split_marks_sort_key(sk).1;
                 engagement::merge_page(marks, page, marks_of(item));
             }
         }
@@ -303,7 +311,7 @@ impl AudienceReader for DynamoAudience {
         channel: &str,
         recipients: &[String],
     ) -> Result<HashMap<String, Entry>, AudienceError> {
-        let pk = suppression::partition(tenant, channel);
+        let pk = beacon_domain::rollup::keys::suppression_partition(tenant, channel);
         // BatchGetItem refuses a key twice, and takes 100 keys a call.
         let unique: BTreeSet<&String> = recipients.iter().collect();
         let unique: Vec<&String> = unique.into_iter().collect();
@@ -330,7 +338,11 @@ impl AudienceReader for DynamoAudience {
         limit: usize,
     ) -> Result<Page<Entry>, AudienceError> {
         let (items, next) = self
-            .query_page(suppression::partition(tenant, channel), cursor, limit)
+            .query_page(
+                beacon_domain::rollup::keys::suppression_partition(tenant, channel),
+                cursor,
+                limit,
+            )
             .await?;
         Ok(Page {
             items: items.iter().filter_map(|i| entry_of(i, channel)).collect(),
@@ -351,11 +363,11 @@ impl AudienceReader for DynamoAudience {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<(String, Marks)>, AudienceError> {
-        let pk = engagement::partition(tenant);
+        let pk = beacon_domain::rollup::keys::marks_partition(tenant);
         let mut after = cursor
             .map(parse_cursor)
             .transpose()?
-            .map(|last| engagement::past_recipient(&last));
+            .map(|last| beacon_domain::rollup::keys::past_recipient(&last));
         let mut recipients: Vec<(String, Marks)> = Vec::new();
         // The last page read of the last recipient (pages come in order: page 0, then
         // `\u{1}1` to `\u{1}f`).
@@ -384,7 +396,7 @@ impl AudienceReader for DynamoAudience {
                 let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
                     continue;
                 };
-                let (recipient, page) = engagement::split_marks_sort_key(sk);
+                let (recipient, page) = beacon_domain::rollup::keys::split_marks_sort_key(sk);
                 if recipients.last().is_none_or(|(r, _)| r != recipient) {
                     recipients.push((recipient.to_string(), Marks::new()));
                 }

@@ -294,8 +294,12 @@ impl DynamoRollupReader {
         let keys: Vec<_> = plan
             .months
             .iter()
-            .map(|(m, _, _)| key(month_pack::sort_key(m)))
-            .chain(plan.open.iter().map(|d| key(month_pack::day_sk(*d))))
+            .map(|(m, _, _)| key(beacon_domain::rollup::keys::pack_sort_key(m)))
+            .chain(
+                plan.open
+                    .iter()
+                    .map(|d| key(beacon_domain::rollup::keys::day_sort_key(*d))),
+            )
             .collect();
         // Packs' attributes and days' counters: one request reads both kinds of item.
         let mut wanted = scalar_projection();
@@ -318,10 +322,14 @@ impl DynamoRollupReader {
                 }
             }
         }
-        let (from_sk, to_sk) = (month_pack::day_sk(from), month_pack::day_sk(to));
+        let (from_sk, to_sk) = (
+            beacon_domain::rollup::keys::day_sort_key(from),
+            beacon_domain::rollup::keys::day_sort_key(to),
+        );
         let mut out = Vec::new();
         for (month, first, needed) in &plan.months {
-            let pack = pack_from_item(found.get(&month_pack::sort_key(month)))?;
+            let pack =
+                pack_from_item(found.get(&beacon_domain::rollup::keys::pack_sort_key(month)))?;
             let days = if pack.covers(*needed) {
                 pack.days
             } else {
@@ -334,9 +342,9 @@ impl DynamoRollupReader {
             );
         }
         for day in &plan.open {
-            if let Some(item) = found.get(&month_pack::day_sk(*day)) {
+            if let Some(item) = found.get(&beacon_domain::rollup::keys::day_sort_key(*day)) {
                 out.push(RollupItem {
-                    sk: month_pack::day_sk(*day),
+                    sk: beacon_domain::rollup::keys::day_sort_key(*day),
                     counters: item_counters(item),
                 });
             }
@@ -356,7 +364,10 @@ impl DynamoRollupReader {
         gen: i64,
     ) -> Result<Vec<(String, Counters)>, ReadError> {
         let scalars = scalar_projection();
-        let (from_sk, to_sk) = (month_pack::day_sk(first), month_pack::day_sk(through));
+        let (from_sk, to_sk) = (
+            beacon_domain::rollup::keys::day_sort_key(first),
+            beacon_domain::rollup::keys::day_sort_key(through),
+        );
         let items = self
             .query_all_read(
                 "reading days to pack",
@@ -386,7 +397,10 @@ impl DynamoRollupReader {
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.to_string()))
-            .key("sk", AttributeValue::S(month_pack::sort_key(month)))
+            .key(
+                "sk",
+                AttributeValue::S(beacon_domain::rollup::keys::pack_sort_key(month)),
+            )
             .update_expression("SET #days = :days, #through = :through, packed_gen = :gen")
             .expression_attribute_names("#days", "days")
             .expression_attribute_names("#through", "through")

@@ -5,7 +5,8 @@
 use crate::dynamo::audience::DynamoAudience;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_domain::audience::reader::AudienceError;
-use beacon_domain::audience::segments::{partition, SegmentSnapshots, SnapshotState, SORT_KEY};
+use beacon_domain::audience::segments::{SegmentSnapshots, SnapshotState};
+use beacon_domain::rollup::keys::{segments_partition, SEGMENTS_SORT_KEY};
 
 fn unavailable<E: std::error::Error + 'static>(what: &'static str) -> impl Fn(E) -> AudienceError {
     move |e| {
@@ -26,8 +27,8 @@ impl SegmentSnapshots for DynamoAudience {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(partition(tenant)))
-            .key("sk", AttributeValue::S(SORT_KEY.into()))
+            .key("pk", AttributeValue::S(segments_partition(tenant)))
+            .key("sk", AttributeValue::S(SEGMENTS_SORT_KEY.into()))
             .consistent_read(consistent)
             .send()
             .await
@@ -59,8 +60,8 @@ impl SegmentSnapshots for DynamoAudience {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(partition(tenant)))
-            .key("sk", AttributeValue::S(SORT_KEY.into()))
+            .key("pk", AttributeValue::S(segments_partition(tenant)))
+            .key("sk", AttributeValue::S(SEGMENTS_SORT_KEY.into()))
             .update_expression("SET #state = :state, #version = :next")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":state", AttributeValue::S(json))

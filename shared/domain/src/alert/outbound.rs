@@ -12,8 +12,8 @@
 //!   NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) is judged by the IPv4 address it reaches.
 //! - A name is judged by what it resolves to: every address must be public. This is
 //!   done when the URL is set ([`validate`]) and again on every connection: a client
-//!   built by [`client_builder`] has [`GuardedResolver`] as its only resolver and
-//!   connects to the very addresses that resolver checked, so a name that changes to a
+//!   built by `beacon_aws::webhook::client_builder` has a guarded resolver as its only
+//!   resolver and connects to the very addresses that resolver checked, so a name that changes to a
 //!   private address after it was set (DNS rebinding) is refused. An address literal
 //!   never reaches a resolver (the connector uses it as it is), so [`check_url`] must
 //!   be run on the URL of every request. Proxies are off and redirects not followed:

@@ -221,18 +221,8 @@ impl Score {
     }
 }
 
-/// The partition of a tenant's recipients; the sort keys are [`marks_sort_key`]s.
-pub fn partition(tenant: &str) -> String {
-    format!("E#{tenant}")
-}
-
 /// Items one recipient's marks are spread over.
 pub const MARK_PAGES: u32 = 16;
-
-/// Between a recipient id and a page number in a sort key: below every character a
-/// recipient id may hold (ids are printable), so one recipient's items sort together,
-/// before any other id that begins with this one.
-const PAGE_SEPARATOR: char = '\u{1}';
 
 /// The page that holds `mark`: from the first character of its fingerprint (base64url,
 /// so the 16 pages are equally likely). A name that is not a fingerprint goes to page 0.
@@ -244,29 +234,6 @@ pub fn page_of(mark: &str) -> u32 {
         .next()
         .and_then(|b| ALPHABET.iter().position(|&a| a == b))
         .map_or(0, |i| i as u32 % MARK_PAGES)
-}
-
-/// The sort key of one page of a recipient's marks: the id itself for page 0, then
-/// `{recipient}\u{1}{page:x}`.
-pub fn marks_sort_key(recipient: &str, page: u32) -> String {
-    if page == 0 {
-        recipient.to_string()
-    } else {
-        format!("{recipient}{PAGE_SEPARATOR}{page:x}")
-    }
-}
-
-/// The recipient and page of a marks item's sort key.
-pub fn split_marks_sort_key(sort_key: &str) -> (&str, u32) {
-    match sort_key.split_once(PAGE_SEPARATOR) {
-        Some((recipient, page)) => (recipient, u32::from_str_radix(page, 16).unwrap_or(0)),
-        None => (sort_key, 0),
-    }
-}
-
-/// A sort key past every page of `recipient` and before the next recipient's.
-pub fn past_recipient(recipient: &str) -> String {
-    format!("{recipient}\u{2}")
 }
 
 /// Adds the marks stored on one page to a recipient's: a mark on its own page wins over
@@ -385,6 +352,7 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollup::keys::{marks_sort_key, past_recipient, split_marks_sort_key};
 
     #[test]
     fn weight_decays_linearly_to_ten_percent_at_ninety_days_and_stays() {

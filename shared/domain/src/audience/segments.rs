@@ -43,14 +43,6 @@ pub const REFRESH_AFTER: chrono::Duration = chrono::Duration::hours(1);
 pub const LIVE_RECIPIENTS: usize = PAGE;
 /// Tenants brought up to date at once.
 const CONCURRENCY: usize = 8;
-/// The snapshot's sort key.
-pub const SORT_KEY: &str = "segments";
-
-/// The partition of a tenant's segment snapshot.
-pub fn partition(tenant: &str) -> String {
-    format!("G#{tenant}")
-}
-
 /// How many recipients each segment holds, scored as of one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {

@@ -81,11 +81,6 @@ impl Suppression {
     }
 }
 
-/// The partition of a tenant's list for one channel; the sort key is the recipient id.
-pub fn partition(tenant: &str, channel: &str) -> String {
-    format!("S#{tenant}#{channel}")
-}
-
 /// A recipient as the list holds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

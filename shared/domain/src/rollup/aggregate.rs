@@ -58,7 +58,7 @@
 //!    `ValidationException`, an item or expression over DynamoDB's limits, a transaction
 //!    cancelled for one action's validation error) would be refused on every retry, and
 //!    a run mixes tenants. So the refused run is applied again in halves
-//!    ([`apply_isolating`]): every half that commits does so
+//!    (`apply_isolating`): every half that commits does so
 //!    atomically with the checkpoint (points 1-3 hold for it), and the one record left
 //!    alone with the refusal becomes a dead letter like a poison record (point 7), its
 //!    trail staged again as it was so its hit never counts. Temporary failures
@@ -105,7 +105,7 @@ pub struct DedupeKey {
 
 impl DedupeKey {
     pub fn partition_key(&self) -> String {
-        format!("E#{}#{}", self.tenant, self.day)
+        crate::rollup::keys::dedupe_partition(&self.tenant, &self.day)
     }
     pub fn sort_key(&self) -> String {
         self.page_sort_key(0)
@@ -1358,7 +1358,7 @@ mod tests {
         let outcome = apply_batch(&store, &dead, &settings, &records)
             .await
             .unwrap();
-        let month = crate::rollup::month_pack::sort_key(&crate::rollup::month_pack::month(
+        let month = crate::rollup::keys::pack_sort_key(&crate::rollup::month_pack::month(
             late_at.date_naive(),
         ));
         let expected: HashMap<(String, String), i64> = [

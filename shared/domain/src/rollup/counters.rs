@@ -1,6 +1,6 @@
 //! What a rollup item counts, declared once.
 //!
-//! The list in [`counter_list!`] is the only place a counter is named. It gives the
+//! The list in [`crate::counter_list!`] is the only place a counter is named. It gives the
 //! [`Counters`] struct its fields, the table its attribute names ([`Counters::SCALAR_FIELDS`],
 //! what the writer adds and the reader sets), and every view its key, label and kind:
 //! the stats API's counts (`crate::stats::Counts`) and the report's metrics (the

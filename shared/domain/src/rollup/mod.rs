@@ -6,33 +6,12 @@
 //! per recipient (unique opens and clicks) are kept as sets of recipient fingerprints
 //! ([`UniqueKey`]), which can be added to idempotently and are counted when read.
 //!
-//! # The rollups table
-//!
-//! One DynamoDB table (`pk`, `sk`, both strings) holds everything the stream's
-//! consumers keep and the stats API reads. Every key is built by the function named
-//! here, and nowhere else:
-//!
-//! | item | `pk` | `sk` | built by |
-//! |---|---|---|---|
-//! | counters of the tenant, a campaign or a channel | `R#{tenant}#{H\|D}#{all\|c:{campaign}\|ch:{channel}:{provider}}` | `H#{yyyy-mm-ddThh}` or `D#{yyyy-mm-dd}` | [`rollup_partition`], [`Grain::sort_key`] |
-//! | a link's clicks | `R#{tenant}#{H\|D}#l:{campaign}` | `{period}#{link id}` | [`link_partition`], [`link_sort_key`] |
-//! | a month's pack of day counters | the day items' | `P#{yyyy-mm}` | [`crate::rollup::month_pack::sort_key`] |
-//! | unique set page | `U#{tenant}#{campaign}#{kind}` | `B#{bucket}` then `B#{bucket}#{page}` | [`unique_partition`], [`bucket_page_sort_key`] |
-//! | dedupe set page | `E#{tenant}#{yyyy-mm-dd}` | as unique sets | [`crate::rollup::aggregate::DedupeKey`] |
-//! | a shard's checkpoint | `K#{stream}/{shard}` | `checkpoint` | [`checkpoint_key`] |
-//! | campaign and channel directory | `C#{tenant}` | `c:{campaign}`, `ch:{channel}:{provider}` | [`directory_partition`], [`directory_entries`] |
-//! | tenants that sent events | `TENANTS` | tenant | [`TENANTS_PARTITION`] |
-//! | a message's trail | `M#{tenant}#{message}` | `trail` | [`crate::verdict::trail::TrailKey`] |
-//! | suppression entry | `S#{tenant}#{channel}` | recipient | [`crate::audience::suppression::partition`] |
-//! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`crate::audience::engagement::partition`], [`crate::audience::engagement::marks_sort_key`] |
-//! | segment snapshot | `G#{tenant}` | `segments` | [`crate::audience::segments`] |
-//!
-//! Tenant ids are checked ([`crate::tenant::check`]) before they reach a key, so no
-//! tenant's keys can reach into another's. Worst-case sizes of every item and what keeps
-//! them under DynamoDB's limits: docs/rollups.md, "Item sizes".
+//! Every key of the rollups table is built in [`keys`], where the table's layout is
+//! documented.
 
 pub mod aggregate;
 pub mod counters;
+pub mod keys;
 pub mod month_pack;
 pub mod reader;
 
@@ -40,151 +19,11 @@ use crate::event::{BounceType, Event, EventType, EventView};
 use crate::verdict::classify::Classifier;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 pub use counters::{Counter, Counters, LinkCounters};
+pub use keys::*;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Time grain of a rollup item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Grain {
-    Hour,
-    Day,
-}
-
-impl Grain {
-    /// Sort-key prefix and the bucket label of `t` (`H#2026-11-23T10`, `D#2026-11-23`).
-    pub fn sort_key(self, t: DateTime<Utc>) -> String {
-        match self {
-            Grain::Hour => format!("H#{}", t.format("%Y-%m-%dT%H")),
-            Grain::Day => format!("D#{}", t.format("%Y-%m-%d")),
-        }
-    }
-}
-
-/// The directory partition of a tenant.
-pub fn directory_partition(tenant: &str) -> String {
-    format!("C#{tenant}")
-}
-
-/// Directory sort-key prefix of campaigns (`c:{campaign}`).
-pub const CAMPAIGN_PREFIX: &str = "c:";
-/// Directory sort-key prefix of channels (`ch:{channel}:{provider}`).
-pub const CHANNEL_PREFIX: &str = "ch:";
-
-/// Channel and provider of a directory sort key `ch:{channel}:{provider}` (a channel
-/// has no `:`; a provider may).
-pub fn parse_channel(sk: &str) -> Option<(&str, &str)> {
-    sk.strip_prefix(CHANNEL_PREFIX)?
-        .split_once(':')
-        .filter(|(ch, p)| !ch.is_empty() && !p.is_empty())
-}
-
-/// The partition listing every tenant that has sent events (sort key: the tenant), for
-/// the jobs that go through all tenants (alerts).
-pub const TENANTS_PARTITION: &str = "TENANTS";
-
-/// The directory entries of a run's rollups.
-pub fn directory_entries<'a>(
-    keys: impl Iterator<Item = &'a RollupKey>,
-) -> BTreeSet<(String, String)> {
-    keys.map(|k| match &k.scope {
-        Scope::Tenant => (TENANTS_PARTITION.to_string(), k.tenant.clone()),
-        Scope::Campaign(c) => (
-            directory_partition(&k.tenant),
-            format!("{CAMPAIGN_PREFIX}{c}"),
-        ),
-        Scope::Channel(ch, p) => (
-            directory_partition(&k.tenant),
-            format!("{CHANNEL_PREFIX}{ch}:{p}"),
-        ),
-    })
-    .collect()
-}
-
-/// The key of a shard's checkpoint item: the last sequence number applied, moved by
-/// each run's transaction (`crate::rollup::aggregate`).
-pub fn checkpoint_key(shard: &str) -> (String, String) {
-    (format!("K#{shard}"), "checkpoint".to_string())
-}
-
-/// What a rollup item is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Tenant,
-    Campaign(String),
-    /// Channel and provider (`-` when the event named none).
-    Channel(String, String),
-}
-
-/// One rollup item: partition key from [`rollup_partition`], sort key per [`Grain`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RollupKey {
-    pub tenant: String,
-    pub scope: Scope,
-    pub grain: Grain,
-    /// `H#...` or `D#...`
-    pub period: String,
-}
-
-impl RollupKey {
-    pub fn partition_key(&self) -> String {
-        rollup_partition(&self.tenant, &self.scope, self.grain)
-    }
-}
-
-/// The partition key of a scope's rollups of one grain: `R#acme#D#all`,
-/// `R#acme#H#c:spring`, `R#acme#D#ch:email:ses`. Day and hour items live in separate
-/// partitions so a 90-day series reads 90 items and walks past no hour items.
-pub fn rollup_partition(tenant: &str, scope: &Scope, grain: Grain) -> String {
-    let g = match grain {
-        Grain::Hour => 'H',
-        Grain::Day => 'D',
-    };
-    match scope {
-        Scope::Tenant => format!("R#{tenant}#{g}#all"),
-        Scope::Campaign(c) => format!("R#{tenant}#{g}#c:{c}"),
-        Scope::Channel(ch, p) => format!("R#{tenant}#{g}#ch:{ch}:{p}"),
-    }
-}
-
-/// The partition of a campaign's link items of one grain: `R#acme#D#l:spring`. Each
-/// clicked link has its own item per hour and day (sort key [`link_sort_key`]) holding
-/// its `human` and `bot` clicks and its `url`, so no item's size depends on how many
-/// distinct links a campaign has: a campaign item holds scalar counters and latency
-/// buckets only, and a link item at most one URL (2,048 characters, checked at the edge).
-pub fn link_partition(tenant: &str, campaign: &str, grain: Grain) -> String {
-    let g = match grain {
-        Grain::Hour => 'H',
-        Grain::Day => 'D',
-    };
-    format!("R#{tenant}#{g}#l:{campaign}")
-}
-
-/// A link item's sort key: the period, then the link id (`D#2026-11-23#9f86d081884c7d65`),
-/// so one Query of a period range reads every link of those periods.
-pub fn link_sort_key(period: &str, link_id: &str) -> String {
-    format!("{period}#{link_id}")
-}
-
-/// Period and link id of a link item's sort key.
-pub fn split_link_sort_key(sk: &str) -> Option<(&str, &str)> {
-    sk.rsplit_once('#')
-        .filter(|(period, _)| period.contains('#'))
-}
-
-/// The link partition beside a campaign's rollup partition (`R#acme#D#c:spring` →
-/// `R#acme#D#l:spring`); `None` for any other partition. Tenant ids hold no `#`.
-pub fn link_partition_of(rollup_pk: &str) -> Option<String> {
-    let mut parts = rollup_pk.splitn(4, '#');
-    let (Some("R"), Some(tenant), Some(grain), Some(rest)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let campaign = rest.strip_prefix("c:")?;
-    Some(format!("R#{tenant}#{grain}#l:{campaign}"))
-}
 
 /// Delivery latency histogram: bucket `i` holds latencies up to `LATENCY_BOUNDS_MS[i]`;
 /// the last bucket is open-ended. Four buckets per doubling, so a percentile read from
@@ -323,68 +162,6 @@ impl Counters {
         self.cost_micros += e.cost.map(to_micros).unwrap_or(0);
         new_link
     }
-}
-
-/// Which unique set: human opens or human clicks of one campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UniqueKind {
-    Opens,
-    Clicks,
-}
-
-/// One unique-set item: partition `U#{tenant}#{campaign}#{kind}`, sort key `B#{bucket}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UniqueKey {
-    pub tenant: String,
-    pub campaign: String,
-    pub kind: UniqueKind,
-    pub bucket: u32,
-}
-
-impl UniqueKey {
-    pub fn partition_key(&self) -> String {
-        unique_partition(&self.tenant, &self.campaign, self.kind)
-    }
-
-    pub fn sort_key(&self) -> String {
-        self.page_sort_key(0)
-    }
-
-    /// The sort key of one page of the bucket: `B#07`, then `B#07#1`, `B#07#2`, ...
-    /// A page takes members while it holds at most [`UNIQUE_PAGE_MEMBERS`]; the next is
-    /// started only when one is full, so pages are contiguous. Readers union every item
-    /// of the partition, so a member written to two pages (a retry after a page filled)
-    /// still counts once.
-    pub fn page_sort_key(&self, page: u32) -> String {
-        bucket_page_sort_key(self.bucket, page)
-    }
-}
-
-/// The sort key of one page of a bucketed set (unique sets, dedupe sets): `B#07` for the
-/// first page, then `B#07#1`, `B#07#2`, ... so every page of every bucket sits in the
-/// set's partition, where one Query reads them all.
-pub fn bucket_page_sort_key(bucket: u32, page: u32) -> String {
-    if page == 0 {
-        format!("B#{bucket:02}")
-    } else {
-        format!("B#{bucket:02}#{page}")
-    }
-}
-
-/// Members one unique-set page holds at most. A member is at most 33 bytes (a link id,
-/// `:` and a fingerprint), so a full page stays under 340 KB, below DynamoDB's 400 KB
-/// per item, however many recipients click however many links.
-pub const UNIQUE_PAGE_MEMBERS: usize = 10_000;
-
-/// Members added to a page in one update: the page's condition leaves room for them.
-pub const UNIQUE_ADD_CHUNK: usize = 1_000;
-
-pub fn unique_partition(tenant: &str, campaign: &str, kind: UniqueKind) -> String {
-    let kind = match kind {
-        UniqueKind::Opens => "opens",
-        UniqueKind::Clicks => "clicks",
-    };
-    format!("U#{tenant}#{campaign}#{kind}")
 }
 
 /// What an event is, worked out once: machine open or bot click, and its link.
@@ -946,7 +723,7 @@ mod tests {
 
     use crate::event::RequestContext;
 
-    fn at(s: &str) -> DateTime<Utc> {
+    fn at(s: &str) -> DateTime<chrono::Utc> {
         s.parse().unwrap()
     }
 

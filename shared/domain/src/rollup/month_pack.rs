@@ -31,24 +31,6 @@ pub const MAX_MONTHS: usize = 15;
 
 /// How long after its end a day may be packed.
 pub const CLOSED_AFTER: Duration = Duration::hours(1);
-/// Sort-key prefix of packs; outside every day range (`D#...`).
-pub const SK_PREFIX: &str = "P#";
-
-/// The pack's sort key of a month (`2026-08`).
-pub fn sort_key(month: &str) -> String {
-    format!("{SK_PREFIX}{month}")
-}
-
-/// The day of a day item's sort key (`D#2026-08-03`).
-pub fn day_of(sk: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(sk.strip_prefix("D#")?, "%Y-%m-%d").ok()
-}
-
-/// A day's sort key.
-pub fn day_sk(day: NaiveDate) -> String {
-    format!("D#{}", day.format("%Y-%m-%d"))
-}
-
 /// The last day a reader may pack at `now`.
 pub fn closed_through(now: DateTime<Utc>) -> NaiveDate {
     (now - CLOSED_AFTER).date_naive() - Duration::days(1)
@@ -80,8 +62,13 @@ pub fn bumps<'a>(
     keys.into_iter()
         .filter(|k| k.grain == Grain::Day)
         .filter_map(|k| {
-            let day = day_of(&k.period)?;
-            (day < today).then(|| (k.partition_key(), sort_key(&month(day))))
+            let day = crate::rollup::keys::day_of(&k.period)?;
+            (day < today).then(|| {
+                (
+                    k.partition_key(),
+                    crate::rollup::keys::pack_sort_key(&month(day)),
+                )
+            })
         })
         .collect()
 }

@@ -19,7 +19,6 @@
 //! Every read but [`RollupReader::directory`] makes a bounded number of DynamoDB
 //! requests whatever the partition holds: [`cost`] says how many.
 
-use crate::rollup::month_pack;
 use crate::rollup::Counters;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
@@ -360,7 +359,10 @@ macro_rules! audience_through {
 /// The days of a read that goes through month packs: scalar counters of a daily range
 /// no longer than a stats range.
 pub fn packed_days(from_sk: &str, to_sk: &str, fields: Fields) -> Option<(NaiveDate, NaiveDate)> {
-    let (from, to) = (month_pack::day_of(from_sk)?, month_pack::day_of(to_sk)?);
+    let (from, to) = (
+        crate::rollup::keys::day_of(from_sk)?,
+        crate::rollup::keys::day_of(to_sk)?,
+    );
     (fields == Fields::Scalars
         && from <= to
         && (to - from).num_days() <= crate::stats::MAX_DAY_RANGE_DAYS)

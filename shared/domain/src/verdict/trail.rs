@@ -14,7 +14,7 @@
 //! exactly once, however often a trail is settled.
 //!
 //! The rules, on top of the request's own verdict ([`crate::verdict::classify`]):
-//! - **honeypot**: a click on the invisible link [`crate::instrument`] can insert is a
+//! - **honeypot**: a click on the invisible link `beacon-instrument` can insert is a
 //!   scanner's, and so is every click of the message within [`HONEYPOT_WINDOW`] of it;
 //! - **burst**: clicks on two or more different links of one message within
 //!   [`CLICK_BURST`] of each other are a scanner's (a person reads between clicks);
@@ -61,10 +61,10 @@ pub struct TrailKey {
 
 impl TrailKey {
     pub fn partition_key(&self) -> String {
-        format!("M#{}#{}", self.tenant, self.message)
+        crate::rollup::keys::trail_partition(&self.tenant, &self.message)
     }
 
-    pub const SORT_KEY: &'static str = "trail";
+    pub const SORT_KEY: &'static str = crate::rollup::keys::TRAIL_SORT_KEY;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

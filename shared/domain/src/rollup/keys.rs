@@ -1,0 +1,309 @@
+//! The rollups table's keys: every partition and sort key of the one DynamoDB table
+//! the stream's consumers keep and the stats API reads, built here and nowhere else.
+//!
+//! One DynamoDB table (`pk`, `sk`, both strings) holds everything the stream's
+//! consumers keep and the stats API reads. Every key is built by the function named
+//! here, and nowhere else:
+//!
+//! | item | `pk` | `sk` | built by |
+//! |---|---|---|---|
+//! | counters of the tenant, a campaign or a channel | `R#{tenant}#{H\|D}#{all\|c:{campaign}\|ch:{channel}:{provider}}` | `H#{yyyy-mm-ddThh}` or `D#{yyyy-mm-dd}` | [`rollup_partition`], [`Grain::sort_key`] |
+//! | a link's clicks | `R#{tenant}#{H\|D}#l:{campaign}` | `{period}#{link id}` | [`link_partition`], [`link_sort_key`] |
+//! | a month's pack of day counters | the day items' | `P#{yyyy-mm}` | [`pack_sort_key`] |
+//! | unique set page | `U#{tenant}#{campaign}#{kind}` | `B#{bucket}` then `B#{bucket}#{page}` | [`unique_partition`], [`bucket_page_sort_key`] |
+//! | dedupe set page | `E#{tenant}#{yyyy-mm-dd}` | as unique sets | [`dedupe_partition`], [`bucket_page_sort_key`] |
+//! | a shard's checkpoint | `K#{stream}/{shard}` | `checkpoint` | [`checkpoint_key`] |
+//! | campaign and channel directory | `C#{tenant}` | `c:{campaign}`, `ch:{channel}:{provider}` | [`directory_partition`], [`directory_entries`] |
+//! | tenants that sent events | `TENANTS` | tenant | [`TENANTS_PARTITION`] |
+//! | a message's trail | `M#{tenant}#{message}` | `trail` | [`trail_partition`], [`TRAIL_SORT_KEY`] |
+//! | suppression entry | `S#{tenant}#{channel}` | recipient | [`suppression_partition`] |
+//! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`marks_partition`], [`marks_sort_key`] |
+//! | segment snapshot | `G#{tenant}` | `segments` | [`segments_partition`], [`SEGMENTS_SORT_KEY`] |
+//!
+//! Tenant ids are checked ([`crate::tenant::check`]) before they reach a key, so no
+//! tenant's keys can reach into another's. Worst-case sizes of every item and what keeps
+//! them under DynamoDB's limits: docs/rollups.md, "Item sizes".
+
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeSet;
+
+/// Time grain of a rollup item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grain {
+    Hour,
+    Day,
+}
+
+impl Grain {
+    /// Sort-key prefix and the bucket label of `t` (`H#2026-11-23T10`, `D#2026-11-23`).
+    pub fn sort_key(self, t: DateTime<Utc>) -> String {
+        match self {
+            Grain::Hour => format!("H#{}", t.format("%Y-%m-%dT%H")),
+            Grain::Day => format!("D#{}", t.format("%Y-%m-%d")),
+        }
+    }
+}
+
+/// The directory partition of a tenant.
+pub fn directory_partition(tenant: &str) -> String {
+    format!("C#{tenant}")
+}
+
+/// Directory sort-key prefix of campaigns (`c:{campaign}`).
+pub const CAMPAIGN_PREFIX: &str = "c:";
+/// Directory sort-key prefix of channels (`ch:{channel}:{provider}`).
+pub const CHANNEL_PREFIX: &str = "ch:";
+
+/// Channel and provider of a directory sort key `ch:{channel}:{provider}` (a channel
+/// has no `:`; a provider may).
+pub fn parse_channel(sk: &str) -> Option<(&str, &str)> {
+    sk.strip_prefix(CHANNEL_PREFIX)?
+        .split_once(':')
+        .filter(|(ch, p)| !ch.is_empty() && !p.is_empty())
+}
+
+/// The partition listing every tenant that has sent events (sort key: the tenant), for
+/// the jobs that go through all tenants (alerts).
+pub const TENANTS_PARTITION: &str = "TENANTS";
+
+/// The directory entries of a run's rollups.
+pub fn directory_entries<'a>(
+    keys: impl Iterator<Item = &'a RollupKey>,
+) -> BTreeSet<(String, String)> {
+    keys.map(|k| match &k.scope {
+        Scope::Tenant => (TENANTS_PARTITION.to_string(), k.tenant.clone()),
+        Scope::Campaign(c) => (
+            directory_partition(&k.tenant),
+            format!("{CAMPAIGN_PREFIX}{c}"),
+        ),
+        Scope::Channel(ch, p) => (
+            directory_partition(&k.tenant),
+            format!("{CHANNEL_PREFIX}{ch}:{p}"),
+        ),
+    })
+    .collect()
+}
+
+/// The key of a shard's checkpoint item: the last sequence number applied, moved by
+/// each run's transaction (`crate::rollup::aggregate`).
+pub fn checkpoint_key(shard: &str) -> (String, String) {
+    (format!("K#{shard}"), "checkpoint".to_string())
+}
+
+/// What a rollup item is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Tenant,
+    Campaign(String),
+    /// Channel and provider (`-` when the event named none).
+    Channel(String, String),
+}
+
+/// One rollup item: partition key from [`rollup_partition`], sort key per [`Grain`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub tenant: String,
+    pub scope: Scope,
+    pub grain: Grain,
+    /// `H#...` or `D#...`
+    pub period: String,
+}
+
+impl RollupKey {
+    pub fn partition_key(&self) -> String {
+        rollup_partition(&self.tenant, &self.scope, self.grain)
+    }
+}
+
+/// The partition key of a scope's rollups of one grain: `R#acme#D#all`,
+/// `R#acme#H#c:spring`, `R#acme#D#ch:email:ses`. Day and hour items live in separate
+/// partitions so a 90-day series reads 90 items and walks past no hour items.
+pub fn rollup_partition(tenant: &str, scope: &Scope, grain: Grain) -> String {
+    let g = match grain {
+        Grain::Hour => 'H',
+        Grain::Day => 'D',
+    };
+    match scope {
+        Scope::Tenant => format!("R#{tenant}#{g}#all"),
+        Scope::Campaign(c) => format!("R#{tenant}#{g}#c:{c}"),
+        Scope::Channel(ch, p) => format!("R#{tenant}#{g}#ch:{ch}:{p}"),
+    }
+}
+
+/// The partition of a campaign's link items of one grain: `R#acme#D#l:spring`. Each
+/// clicked link has its own item per hour and day (sort key [`link_sort_key`]) holding
+/// its `human` and `bot` clicks and its `url`, so no item's size depends on how many
+/// distinct links a campaign has: a campaign item holds scalar counters and latency
+/// buckets only, and a link item at most one URL (2,048 characters, checked at the edge).
+pub fn link_partition(tenant: &str, campaign: &str, grain: Grain) -> String {
+    let g = match grain {
+        Grain::Hour => 'H',
+        Grain::Day => 'D',
+    };
+    format!("R#{tenant}#{g}#l:{campaign}")
+}
+
+/// A link item's sort key: the period, then the link id (`D#2026-11-23#9f86d081884c7d65`),
+/// so one Query of a period range reads every link of those periods.
+pub fn link_sort_key(period: &str, link_id: &str) -> String {
+    format!("{period}#{link_id}")
+}
+
+/// Period and link id of a link item's sort key.
+pub fn split_link_sort_key(sk: &str) -> Option<(&str, &str)> {
+    sk.rsplit_once('#')
+        .filter(|(period, _)| period.contains('#'))
+}
+
+/// The link partition beside a campaign's rollup partition (`R#acme#D#c:spring` →
+/// `R#acme#D#l:spring`); `None` for any other partition. Tenant ids hold no `#`.
+pub fn link_partition_of(rollup_pk: &str) -> Option<String> {
+    let mut parts = rollup_pk.splitn(4, '#');
+    let (Some("R"), Some(tenant), Some(grain), Some(rest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let campaign = rest.strip_prefix("c:")?;
+    Some(format!("R#{tenant}#{grain}#l:{campaign}"))
+}
+
+/// Which unique set: human opens or human clicks of one campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UniqueKind {
+    Opens,
+    Clicks,
+}
+
+/// One unique-set item: partition `U#{tenant}#{campaign}#{kind}`, sort key `B#{bucket}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UniqueKey {
+    pub tenant: String,
+    pub campaign: String,
+    pub kind: UniqueKind,
+    pub bucket: u32,
+}
+
+impl UniqueKey {
+    pub fn partition_key(&self) -> String {
+        unique_partition(&self.tenant, &self.campaign, self.kind)
+    }
+
+    pub fn sort_key(&self) -> String {
+        self.page_sort_key(0)
+    }
+
+    /// The sort key of one page of the bucket: `B#07`, then `B#07#1`, `B#07#2`, ...
+    /// A page takes members while it holds at most [`UNIQUE_PAGE_MEMBERS`]; the next is
+    /// started only when one is full, so pages are contiguous. Readers union every item
+    /// of the partition, so a member written to two pages (a retry after a page filled)
+    /// still counts once.
+    pub fn page_sort_key(&self, page: u32) -> String {
+        bucket_page_sort_key(self.bucket, page)
+    }
+}
+
+/// The sort key of one page of a bucketed set (unique sets, dedupe sets): `B#07` for the
+/// first page, then `B#07#1`, `B#07#2`, ... so every page of every bucket sits in the
+/// set's partition, where one Query reads them all.
+pub fn bucket_page_sort_key(bucket: u32, page: u32) -> String {
+    if page == 0 {
+        format!("B#{bucket:02}")
+    } else {
+        format!("B#{bucket:02}#{page}")
+    }
+}
+
+/// Members one unique-set page holds at most. A member is at most 33 bytes (a link id,
+/// `:` and a fingerprint), so a full page stays under 340 KB, below DynamoDB's 400 KB
+/// per item, however many recipients click however many links.
+pub const UNIQUE_PAGE_MEMBERS: usize = 10_000;
+
+/// Members added to a page in one update: the page's condition leaves room for them.
+pub const UNIQUE_ADD_CHUNK: usize = 1_000;
+
+pub fn unique_partition(tenant: &str, campaign: &str, kind: UniqueKind) -> String {
+    let kind = match kind {
+        UniqueKind::Opens => "opens",
+        UniqueKind::Clicks => "clicks",
+    };
+    format!("U#{tenant}#{campaign}#{kind}")
+}
+
+/// The partition of a tenant's suppression list for one channel; the sort key is the
+/// recipient id.
+pub fn suppression_partition(tenant: &str, channel: &str) -> String {
+    format!("S#{tenant}#{channel}")
+}
+
+/// The partition of a tenant's engagement marks; the sort keys are [`marks_sort_key`]s.
+pub fn marks_partition(tenant: &str) -> String {
+    format!("E#{tenant}")
+}
+
+/// Between a recipient id and a page number in a sort key: below every character a
+/// recipient id may hold (ids are printable), so one recipient's items sort together,
+/// before any other id that begins with this one.
+const PAGE_SEPARATOR: char = '\u{1}';
+
+/// The sort key of one page of a recipient's marks: the id itself for page 0, then
+/// `{recipient}\u{1}{page:x}`.
+pub fn marks_sort_key(recipient: &str, page: u32) -> String {
+    if page == 0 {
+        recipient.to_string()
+    } else {
+        format!("{recipient}{PAGE_SEPARATOR}{page:x}")
+    }
+}
+
+/// The recipient and page of a marks item's sort key.
+pub fn split_marks_sort_key(sort_key: &str) -> (&str, u32) {
+    match sort_key.split_once(PAGE_SEPARATOR) {
+        Some((recipient, page)) => (recipient, u32::from_str_radix(page, 16).unwrap_or(0)),
+        None => (sort_key, 0),
+    }
+}
+
+/// A sort key past every page of `recipient` and before the next recipient's.
+pub fn past_recipient(recipient: &str) -> String {
+    format!("{recipient}\u{2}")
+}
+
+/// The partition of a tenant's segment snapshot.
+pub fn segments_partition(tenant: &str) -> String {
+    format!("G#{tenant}")
+}
+
+/// The segment snapshot's sort key.
+pub const SEGMENTS_SORT_KEY: &str = "segments";
+
+/// The partition of a message's trail.
+pub fn trail_partition(tenant: &str, message: &str) -> String {
+    format!("M#{tenant}#{message}")
+}
+
+/// A trail's sort key.
+pub const TRAIL_SORT_KEY: &str = "trail";
+
+/// The partition of a tenant's dedupe set of one day of receipt (`yyyy-mm-dd`).
+pub fn dedupe_partition(tenant: &str, day: &str) -> String {
+    format!("E#{tenant}#{day}")
+}
+
+/// Sort-key prefix of month packs; outside every day range (`D#...`).
+pub const PACK_PREFIX: &str = "P#";
+
+/// The sort key of a month's pack (`2026-08`), in the partition of the day items.
+pub fn pack_sort_key(month: &str) -> String {
+    format!("{PACK_PREFIX}{month}")
+}
+
+/// A day item's sort key.
+pub fn day_sort_key(day: NaiveDate) -> String {
+    format!("D#{}", day.format("%Y-%m-%d"))
+}
+
+/// The day of a day item's sort key (`D#2026-08-03`).
+pub fn day_of(sk: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(sk.strip_prefix("D#")?, "%Y-%m-%d").ok()
+}
