@@ -120,7 +120,7 @@ async fn segments<R: RollupReader + AudienceReader + SegmentSnapshots>(
         Err(e) => {
             tracing::error!(error = %e, "segment counts not taken further");
             metrics::count("SegmentSnapshotErrors", 1, &[]);
-            json!({"error": e})
+            json!({"error": e.to_string()})
         }
     }
 }

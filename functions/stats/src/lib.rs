@@ -312,7 +312,7 @@ async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeySt
             let channel = check.channel.unwrap_or_else(|| DEFAULT_CHANNEL.to_string());
             validate_channel(&channel)?;
             validate_check(&check.recipients)
-                .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m))?;
+                .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m.0))?;
             let found = reader
                 .suppressed(tenant, &channel, &check.recipients)
                 .await?;
@@ -466,7 +466,7 @@ fn page_limit(value: Option<&str>) -> Result<usize, ApiError> {
 
 /// A channel as events carry it.
 fn validate_channel(channel: &str) -> Result<(), ApiError> {
-    check_channel(channel).map_err(|m| ParamError::new("channel", m).into())
+    check_channel(channel).map_err(|m| ParamError::new("channel", m.0).into())
 }
 
 /// A bad cursor is the client's mistake; anything else is the store's.

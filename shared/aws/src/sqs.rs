@@ -1,7 +1,7 @@
 //! The SQS adapter for dead letters: records that can never be applied, with why.
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use beacon_domain::event::stream::{DeadLetter, DeadLetterSink};
+use beacon_domain::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetters {
@@ -22,7 +22,7 @@ impl SqsDeadLetters {
 const MAX_BODY: usize = 200 * 1024;
 
 impl DeadLetterSink for SqsDeadLetters {
-    async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
+    async fn send(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
         for chunk in letters.chunks(10) {
             let entries = chunk
                 .iter()
@@ -49,12 +49,14 @@ impl DeadLetterSink for SqsDeadLetters {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+                .map_err(|e| {
+                    DeadLetterError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+                })?;
             if let Some(f) = out.failed().first() {
-                return Err(format!(
+                return Err(DeadLetterError(format!(
                     "SQS refused a dead letter: {}",
                     f.message().unwrap_or(f.code())
-                ));
+                )));
             }
         }
         Ok(())

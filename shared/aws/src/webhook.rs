@@ -3,7 +3,7 @@
 //! request, and names are resolved, checked and connected to by a guarded resolver.
 
 use beacon_domain::alert::outbound::{self, check_resolved, Lookup, Policy, LOOKUP_TIMEOUT};
-use beacon_domain::alert::store::WebhookSender;
+use beacon_domain::alert::store::{WebhookError, WebhookSender};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -49,11 +49,11 @@ impl WebhookSender for HttpWebhooks {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<u16, String> {
+    ) -> Result<u16, WebhookError> {
         // Stored URLs are checked again: they may predate the checks, and an address
         // literal is connected to without any lookup.
-        let checked =
-            outbound::check_url(url, self.policy).map_err(|e| format!("POST refused: {e}"))?;
+        let checked = outbound::check_url(url, self.policy)
+            .map_err(|e| WebhookError(format!("POST refused: {e}")))?;
         let shown = checked.to_string();
         let mut request = self
             .client
@@ -67,14 +67,16 @@ impl WebhookSender for HttpWebhooks {
             .send()
             .await
             .map_err(|e| match outbound::refusal(&e) {
-                Some(refused) => format!("POST {shown} refused: {refused}"),
-                None => format!("POST {shown}: {}", with_causes(&e)),
+                Some(refused) => WebhookError(format!("POST {shown} refused: {refused}")),
+                None => WebhookError(format!("POST {shown}: {}", with_causes(&e))),
             })?;
         let status = response.status();
         if status.is_success() {
             Ok(status.as_u16())
         } else {
-            Err(format!("POST {shown}: the receiver answered {status}"))
+            Err(WebhookError(format!(
+                "POST {shown}: the receiver answered {status}"
+            )))
         }
     }
 }

@@ -14,6 +14,31 @@
 //! ([`verdict`]) and folds it into the rollups exactly once ([`rollup::aggregate`]); the
 //! stats API reads them back ([`rollup::reader`], [`stats`]).
 
+/// Declares an error that is a message for a person (a refusal, what a store or a
+/// provider answered): it shows as the message, and reads as one (`error.contains(..)`).
+#[macro_export]
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
 // What happened: the event model, its validation, and the stream that carries it.
 pub mod event;
 pub mod tenant;

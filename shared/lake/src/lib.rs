@@ -402,7 +402,7 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LakeError> {
     };
     let mut events = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
-        let kind = EventType::parse(event_type.value(i)).map_err(LakeError::Format)?;
+        let kind = EventType::parse(event_type.value(i)).map_err(|e| LakeError::Format(e.0))?;
         let mut e = Event::new(
             event_id.value(i).to_string(),
             tenant_id.value(i).to_string(),
@@ -983,7 +983,7 @@ pub fn convert_ndjson<R: std::io::BufRead, W: std::io::Write + Send>(
                         if done.first_bad.len() < BAD_LINES_REPORTED {
                             done.first_bad.push(BadLine {
                                 line: number,
-                                reason,
+                                reason: reason.to_string(),
                             });
                         }
                     }

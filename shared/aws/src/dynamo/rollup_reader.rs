@@ -269,7 +269,7 @@ fn pack_from_item(item: Option<&HashMap<String, AttributeValue>>) -> Result<Pack
         packed_gen: int("packed_gen"),
         through: crate::dynamo::string_attribute(item, "through").and_then(|t| t.parse().ok()),
         days: match item.get("days").and_then(|v| v.as_s().ok()) {
-            Some(text) => Pack::decode_days(text).map_err(ReadError)?,
+            Some(text) => Pack::decode_days(text).map_err(|e| ReadError(e.0))?,
             None => Vec::new(),
         },
     })

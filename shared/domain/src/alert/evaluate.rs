@@ -7,17 +7,21 @@
 //! notify. A notice that cannot be delivered stays on the state and is tried again on
 //! the next evaluation, to the destinations it has not reached yet.
 
-use crate::alert::store::{state_key, AlertStore, AlertStoreExt, WebhookSender, BUDGET_STATE_KEY};
+use crate::alert::store::{
+    state_key, AlertStore, AlertStoreError, AlertStoreExt, WebhookError, WebhookSender,
+    BUDGET_STATE_KEY,
+};
 use crate::alert::{
     budget_step, effective, history_start, month_days, queue, read, sign, step, Destinations,
     Hours, Notice, NoticeKind, Pending, SIGNATURE_HEADER,
 };
-use crate::mail::Mailer;
-use crate::rollup::reader::{Fields, RollupReader};
+use crate::mail::{MailError, Mailer};
+use crate::rollup::reader::{Fields, ReadError, RollupReader};
 use crate::rollup::TENANTS_PARTITION;
 use crate::rollup::{rollup_partition, Grain, Scope};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use thiserror::Error;
 
 /// A stored state with notices still to send.
 trait Unsent {
@@ -41,6 +45,21 @@ impl Unsent for crate::alert::BudgetState {
 pub struct Settings {
     /// The SES identity notices are sent from.
     pub from: String,
+}
+
+/// Why an evaluation, or one delivery of it, did not go through.
+#[derive(Debug, Error)]
+pub enum EvaluateError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Store(#[from] AlertStoreError),
+    #[error("building the alert email: {0}")]
+    Build(String),
+    #[error("email to {to}: {error}")]
+    Email { to: String, error: MailError },
+    #[error(transparent)]
+    Webhook(WebhookError),
 }
 
 /// What became of one tenant's evaluation.
@@ -75,12 +94,8 @@ pub struct Alerter<'a, R, S, M, W> {
 impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R, S, M, W> {
     /// Every tenant that has sent events, one after another; a tenant that fails is
     /// reported and the others go on.
-    pub async fn run_all(&self, now: DateTime<Utc>) -> Result<Vec<TenantOutcome>, String> {
-        let tenants = self
-            .reader
-            .directory(TENANTS_PARTITION, "")
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn run_all(&self, now: DateTime<Utc>) -> Result<Vec<TenantOutcome>, EvaluateError> {
+        let tenants = self.reader.directory(TENANTS_PARTITION, "").await?;
         let mut out = Vec::with_capacity(tenants.len());
         for t in tenants {
             out.push(self.evaluate(&t.sk, now).await);
@@ -95,7 +110,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             ..Default::default()
         };
         if let Err(e) = self.evaluate_into(tenant, now, &mut outcome).await {
-            outcome.error = Some(e);
+            outcome.error = Some(e.to_string());
         }
         outcome
     }
@@ -105,8 +120,8 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
         tenant: &str,
         now: DateTime<Utc>,
         outcome: &mut TenantOutcome,
-    ) -> Result<(), String> {
-        let cfg = self.store.tenant(tenant).await.map_err(|e| e.to_string())?;
+    ) -> Result<(), EvaluateError> {
+        let cfg = self.store.tenant(tenant).await?;
         let pk = rollup_partition(tenant, &Scope::Tenant, Grain::Hour);
         let items = self
             .reader
@@ -116,8 +131,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
                 &Grain::Hour.sort_key(now),
                 Fields::Scalars,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let hours = Hours::from_items(items.iter().map(|i| (i.sk.as_str(), &i.counters)));
         for rule in effective(&cfg.rules).iter().filter(|r| r.enabled) {
             outcome.rules += 1;
@@ -153,8 +167,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             let days = self
                 .reader
                 .rollups(&day_pk, &first, &last, Fields::Scalars)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let spent = crate::stats::decimal(days.iter().map(|d| d.counters.cost_micros).sum());
             let state = &cfg.budget_state;
             let (mut next, notice) = budget_step(tenant, budget, state, spent, now);
@@ -193,7 +206,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
         to: &Destinations,
         now: DateTime<Utc>,
         outcome: &mut TenantOutcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), EvaluateError> {
         if !self.claim(tenant, sk, next, version).await? {
             return Ok(());
         }
@@ -212,12 +225,11 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
         sk: &str,
         value: &T,
         version: u64,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EvaluateError> {
         let stored = self
             .store
             .put_json(tenant, sk, value, Some(version))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !stored {
             tracing::info!(%tenant, item = sk, "another evaluation changed this state first; leaving its notices to it");
         }
@@ -241,7 +253,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
                         p.email = false;
                         outcome.delivered += 1;
                     }
-                    Err(e) => outcome.failures.push(e),
+                    Err(e) => outcome.failures.push(e.to_string()),
                 }
             }
             if p.webhook {
@@ -250,7 +262,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
                         p.webhook = false;
                         outcome.delivered += 1;
                     }
-                    Err(e) => outcome.failures.push(e),
+                    Err(e) => outcome.failures.push(e.to_string()),
                 }
             }
             if !p.is_done() {
@@ -260,7 +272,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
         left
     }
 
-    async fn email(&self, to: &Destinations, notice: &Notice) -> Result<(), String> {
+    async fn email(&self, to: &Destinations, notice: &Notice) -> Result<(), EvaluateError> {
         if to.emails.is_empty() {
             return Ok(());
         }
@@ -270,12 +282,15 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             .subject(notice.subject())
             .text_body(notice.text())
             .write_to_vec()
-            .map_err(|e| format!("building the alert email: {e}"))?;
+            .map_err(|e| EvaluateError::Build(e.to_string()))?;
         self.mailer
             .send(&self.settings.from, &to.emails, raw)
             .await
             .map(|_| ())
-            .map_err(|e| format!("email to {}: {e}", to.emails.join(", ")))
+            .map_err(|error| EvaluateError::Email {
+                to: to.emails.join(", "),
+                error,
+            })
     }
 
     async fn webhook(
@@ -283,7 +298,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
         to: &Destinations,
         notice: &Notice,
         now: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EvaluateError> {
         let Some(hook) = &to.webhook else {
             return Ok(());
         };
@@ -300,6 +315,7 @@ impl<R: RollupReader, S: AlertStore, M: Mailer, W: WebhookSender> Alerter<'_, R,
             .post(&hook.url, &headers, body)
             .await
             .map(|_| ())
+            .map_err(EvaluateError::Webhook)
     }
 }
 

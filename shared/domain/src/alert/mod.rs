@@ -83,15 +83,15 @@ impl Metric {
         }
     }
 
-    pub fn parse(name: &str) -> Result<Metric, String> {
+    pub fn parse(name: &str) -> Result<Metric, Invalid> {
         Metric::ALL
             .into_iter()
             .find(|m| m.as_str() == name)
             .ok_or_else(|| {
-                format!(
+                Invalid(format!(
                     "unknown metric `{name}`; one of {}",
                     Metric::ALL.map(Metric::as_str).join(", ")
-                )
+                ))
             })
     }
 
@@ -152,16 +152,16 @@ pub enum Operator {
 }
 
 impl Operator {
-    pub fn parse(text: &str) -> Result<Operator, String> {
+    pub fn parse(text: &str) -> Result<Operator, Invalid> {
         Ok(match text {
             ">" | "above" | "gt" => Operator::Above,
             ">=" | "at_least" | "gte" => Operator::AtLeast,
             "<" | "below" | "lt" => Operator::Below,
             "<=" | "at_most" | "lte" => Operator::AtMost,
             other => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "unknown operator `{other}`; one of >, >=, <, <= (or above, at_least, below, at_most)"
-                ))
+                )))
             }
         })
     }
@@ -344,8 +344,13 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
+crate::message_error!(
+    /// Why an alert setting was refused: what a person reads.
+    Invalid
+);
+
 /// Checks an id: 1-64 of a-z, 0-9, `-`, `_`.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), Invalid> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -354,16 +359,16 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "id `{id}` must be 1-64 characters of a-z, 0-9, - and _"
-        ))
+        )))
     }
 }
 
 /// A window in whole hours: `"6h"`, `"2d"`, 1 to 168 hours.
-pub fn parse_window(text: &str) -> Result<u32, String> {
+pub fn parse_window(text: &str) -> Result<u32, Invalid> {
     let bad = || {
-        format!("window `{text}` must be whole hours or days from 1h to 7d, like \"1h\", \"24h\" or \"7d\"")
+        Invalid(format!("window `{text}` must be whole hours or days from 1h to 7d, like \"1h\", \"24h\" or \"7d\""))
     };
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: u32 = number.parse().map_err(|_| bad())?;
@@ -379,7 +384,7 @@ pub fn parse_window(text: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_threshold(metric: Metric, value: &Value) -> Result<f64, String> {
+fn parse_threshold(metric: Metric, value: &Value) -> Result<f64, Invalid> {
     if metric.is_rate() {
         let text = value.as_str().unwrap_or_default();
         let parsed = text
@@ -387,10 +392,10 @@ fn parse_threshold(metric: Metric, value: &Value) -> Result<f64, String> {
             .and_then(|n| n.trim().parse::<f64>().ok())
             .filter(|p| p.is_finite() && (0.0..=100.0).contains(p));
         return parsed.map(|p| p / 100.0).ok_or_else(|| {
-            format!(
+            Invalid(format!(
                 "threshold of {} must be a percentage from 0% to 100%, like \"5%\" (got {value})",
                 metric.as_str()
-            )
+            ))
         });
     }
     let amount = match value {
@@ -401,23 +406,27 @@ fn parse_threshold(metric: Metric, value: &Value) -> Result<f64, String> {
     amount
         .filter(|a| a.is_finite() && *a >= 0.0)
         .ok_or_else(|| {
-            format!("threshold of spend must be an amount of 0 or more, like 250 (got {value})")
+            Invalid(format!(
+                "threshold of spend must be an amount of 0 or more, like 250 (got {value})"
+            ))
         })
 }
 
 impl RuleInput {
     /// The rule, or every problem with the definition.
     pub fn validate(&self) -> Result<Rule, RuleError> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
         if let Err(e) = validate_id(&self.id) {
-            problems.push(e);
+            problems.push(e.to_string());
         }
         let metric = Metric::parse(&self.metric)
-            .map_err(|e| problems.push(e))
+            .map_err(|e| problems.push(e.to_string()))
             .ok();
         let window_hours = match &self.window {
             None => Some(if self.sigmas.is_some() { 1 } else { 24 }),
-            Some(w) => parse_window(w).map_err(|e| problems.push(e)).ok(),
+            Some(w) => parse_window(w)
+                .map_err(|e| problems.push(e.to_string()))
+                .ok(),
         };
         let condition = match (self.sigmas, metric) {
             (Some(sigmas), metric) => {
@@ -444,7 +453,9 @@ impl RuleInput {
                         problems.push("operator is missing: one of >, >=, <, <=".into());
                         None
                     }
-                    Some(o) => Operator::parse(o).map_err(|e| problems.push(e)).ok(),
+                    Some(o) => Operator::parse(o)
+                        .map_err(|e| problems.push(e.to_string()))
+                        .ok(),
                 };
                 let threshold = match &self.threshold {
                     None => {
@@ -459,7 +470,7 @@ impl RuleInput {
                         None
                     }
                     Some(t) => parse_threshold(metric, t)
-                        .map_err(|e| problems.push(e))
+                        .map_err(|e| problems.push(e.to_string()))
                         .ok(),
                 };
                 operator
@@ -473,7 +484,7 @@ impl RuleInput {
             (None, None) => {
                 // Still say what else is wrong with it.
                 if let Some(Err(e)) = self.operator.as_deref().map(Operator::parse) {
-                    problems.push(e);
+                    problems.push(e.to_string());
                 }
                 None
             }
@@ -869,17 +880,17 @@ pub struct Budget {
 pub const BUDGET_LEVELS: [u32; 3] = [75, 90, 100];
 
 impl Budget {
-    pub fn new(monthly: f64, currency: Option<String>) -> Result<Budget, String> {
+    pub fn new(monthly: f64, currency: Option<String>) -> Result<Budget, Invalid> {
         if !(monthly.is_finite() && monthly > 0.0) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the monthly budget must be an amount above 0 (got {monthly})"
-            ));
+            )));
         }
         if let Some(c) = &currency {
             if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "currency `{c}` must be a three-letter ISO 4217 code like USD"
-                ));
+                )));
             }
         }
         Ok(Budget { monthly, currency })
@@ -1002,18 +1013,18 @@ pub async fn validate_webhook_url(
     text: &str,
     policy: crate::alert::outbound::Policy,
     lookup: &dyn crate::alert::outbound::Lookup,
-) -> Result<crate::alert::outbound::Checked, String> {
+) -> Result<crate::alert::outbound::Checked, Invalid> {
     crate::alert::outbound::validate(text, policy, lookup)
         .await
-        .map_err(|e| format!("webhook URL {e}"))
+        .map_err(|e| Invalid(format!("webhook URL {e}")))
 }
 
 /// Checks an email address for notices.
-pub fn validate_email(address: &str) -> Result<(), String> {
+pub fn validate_email(address: &str) -> Result<(), Invalid> {
     if email_address::EmailAddress::is_valid(address) {
         Ok(())
     } else {
-        Err(format!("`{address}` is not an email address"))
+        Err(Invalid(format!("`{address}` is not an email address")))
     }
 }
 
@@ -1056,7 +1067,7 @@ pub fn verify(
     body: &[u8],
     now: i64,
     tolerance_secs: i64,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
@@ -1066,15 +1077,17 @@ pub fn verify(
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or("the signature has no t= timestamp")?;
+    let timestamp = timestamp.ok_or_else(|| Invalid("the signature has no t= timestamp".into()))?;
     // Checked: the header is the sender's (or an attacker's) to choose.
-    let age = now
-        .checked_sub(timestamp)
-        .ok_or_else(|| format!("the signature's time t={timestamp} is out of range"))?;
+    let age = now.checked_sub(timestamp).ok_or_else(|| {
+        Invalid(format!(
+            "the signature's time t={timestamp} is out of range"
+        ))
+    })?;
     if age.checked_abs().is_none_or(|a| a > tolerance_secs) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "the signature is {age} s old; at most {tolerance_secs} s allowed"
-        ));
+        )));
     }
     let expected = hex::encode(mac(secret, timestamp, body));
     let matched = signatures.iter().any(|s| {
@@ -1084,7 +1097,7 @@ pub fn verify(
     if matched {
         Ok(())
     } else {
-        Err("the signature does not match the body".into())
+        Err(Invalid("the signature does not match the body".into()))
     }
 }
 

@@ -125,6 +125,12 @@ pub trait AlertStoreExt: AlertStore {
 
 impl<S: AlertStore> AlertStoreExt for S {}
 
+crate::message_error!(
+    /// Why a webhook notice was not delivered (refused by the outbound policy, the
+    /// request failed, or the receiver answered other than 2xx).
+    WebhookError
+);
+
 /// Where webhook notices are POSTed.
 pub trait WebhookSender: Send + Sync {
     /// POSTs `body` with `headers`; Ok with the status when the receiver answered 2xx.
@@ -133,5 +139,5 @@ pub trait WebhookSender: Send + Sync {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> impl Future<Output = Result<u16, String>> + Send;
+    ) -> impl Future<Output = Result<u16, WebhookError>> + Send;
 }

@@ -23,7 +23,7 @@
 
 use crate::audience::engagement::{epoch_day, Score, Segment};
 use crate::audience::reader::{AudienceError, AudienceReader, Marks};
-use crate::rollup::reader::RollupReader;
+use crate::rollup::reader::{ReadError, RollupReader};
 use crate::rollup::TENANTS_PARTITION;
 use crate::stats::rfc3339;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -221,11 +221,8 @@ pub async fn refresh<R: AudienceReader + SegmentSnapshots>(
 pub async fn refresh_all<R: RollupReader + AudienceReader + SegmentSnapshots>(
     reader: &R,
     now: DateTime<Utc>,
-) -> Result<Vec<Refreshed>, String> {
-    let tenants = reader
-        .directory(TENANTS_PARTITION, "")
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Vec<Refreshed>, ReadError> {
+    let tenants = reader.directory(TENANTS_PARTITION, "").await?;
     Ok(futures_util::stream::iter(tenants)
         .map(|t| async move {
             refresh(reader, &t.sk, now, PAGES_PER_RUN)

@@ -116,24 +116,31 @@ impl Entry {
 /// The most recipients one check request may ask about.
 pub const MAX_CHECK: usize = 1000;
 
+crate::message_error!(
+    /// Why a suppression check request was refused: what the caller reads.
+    BadCheck
+);
+
 /// Checks the recipient ids of a check request: 1-`MAX_CHECK` ids of 1-256 characters.
-pub fn validate_check(recipients: &[String]) -> Result<(), String> {
+pub fn validate_check(recipients: &[String]) -> Result<(), BadCheck> {
     if recipients.is_empty() {
-        return Err("`recipients` must list at least one recipient id".into());
+        return Err(BadCheck(
+            "`recipients` must list at least one recipient id".into(),
+        ));
     }
     if recipients.len() > MAX_CHECK {
-        return Err(format!(
+        return Err(BadCheck(format!(
             "`recipients` lists {} ids; at most {MAX_CHECK} per request",
             recipients.len()
-        ));
+        )));
     }
     if let Some(bad) = recipients
         .iter()
         .find(|r| r.is_empty() || r.chars().count() > 256)
     {
-        return Err(format!(
+        return Err(BadCheck(format!(
             "recipient id `{bad}` must be 1-256 characters, as events carry them"
-        ));
+        )));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! the IP is reduced, the full address is looked up in the range lists
 //! ([`crate::verdict::networks`]) and only the label is kept.
 
-use crate::event::{DeviceClass, RequestContext};
+use crate::event::{BadValue, DeviceClass, RequestContext};
 use crate::verdict::networks::Networks;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -25,15 +25,15 @@ pub enum IpPolicy {
 }
 
 impl FromStr for IpPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
         match s {
             "anonymize" => Ok(IpPolicy::Anonymize),
             "full" => Ok(IpPolicy::Full),
             "drop" => Ok(IpPolicy::Drop),
-            other => Err(format!(
+            other => Err(BadValue(format!(
                 "IP policy `{other}` is not one of anonymize, full, drop"
-            )),
+            ))),
         }
     }
 }

@@ -62,7 +62,7 @@ impl EventType {
     }
 
     /// Parses a type name; the error says what is accepted.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, BadValue> {
         if let Some(known) = Self::BUILT_IN.iter().find(|t| t.as_str() == name) {
             return Ok(known.clone());
         }
@@ -75,19 +75,19 @@ impl EventType {
             return if valid {
                 Ok(EventType::Custom(name.to_string()))
             } else {
-                Err(format!(
+                Err(BadValue(format!(
                     "custom type `{name}` must be `custom.` followed by 1-64 of a-z 0-9 . _ -"
-                ))
+                )))
             };
         }
-        Err(format!(
+        Err(BadValue(format!(
             "unknown type `{name}`; expected one of {} or `custom.<name>`",
             Self::BUILT_IN
                 .iter()
                 .map(|t| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))
+        )))
     }
 
     /// Types that are about one message to one recipient, and so need both ids.
@@ -439,13 +439,13 @@ impl<'a> From<&'a Event> for EventView<'a> {
 fn read_str<'de, D, T>(
     d: D,
     expecting: &'static str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
+    parse: impl FnOnce(&str) -> Result<T, BadValue>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
     struct Read<P>(&'static str, P);
-    impl<'de, T, P: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for Read<P> {
+    impl<'de, T, P: FnOnce(&str) -> Result<T, BadValue>> serde::de::Visitor<'de> for Read<P> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str(self.0)
@@ -456,6 +456,12 @@ where
     }
     d.deserialize_str(Read(expecting, parse))
 }
+
+crate::message_error!(
+    /// Why a value of an event (its type, channel or a setting about it) was refused:
+    /// what the sender reads.
+    BadValue
+);
 
 /// A new time-ordered event id (UUIDv7), so ids sort roughly by arrival.
 pub fn new_event_id() -> String {
@@ -476,7 +482,7 @@ pub(crate) mod millis {
                 Some(t) => Ok(t),
                 None => DateTime::parse_from_rfc3339(text)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| BadValue(e.to_string())),
             }
         })
     }

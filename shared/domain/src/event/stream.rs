@@ -6,6 +6,7 @@
 
 use crate::event::{Event, EventView};
 use std::future::Future;
+use thiserror::Error;
 
 /// One stream record, as the Kinesis event source delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,30 +32,51 @@ pub struct DeadLetter {
     pub data_base64: String,
 }
 
+/// Why a record is poison: it will never apply, however often it is read.
+#[derive(Debug, Error)]
+pub enum Poison {
+    #[error("not an event: {0}")]
+    NotAnEvent(#[from] serde_json::Error),
+    #[error("event_id and tenant_id must not be empty")]
+    MissingIds,
+    /// Readable, but its writes are refused as sent (over a store limit), so it never
+    /// applies either.
+    #[error("the rollup store refuses its writes: {0}")]
+    Refused(String),
+}
+
+crate::message_error!(
+    /// Why dead letters could not be handed over (the batch is then delivered again).
+    DeadLetterError
+);
+
 /// Reads a record: a JSON event whose required fields hold. Anything else is poison.
-pub fn decode(data: &[u8]) -> Result<Event, String> {
-    let event: Event = serde_json::from_slice(data).map_err(|e| format!("not an event: {e}"))?;
+pub fn decode(data: &[u8]) -> Result<Event, Poison> {
+    let event: Event = serde_json::from_slice(data)?;
     required(&event.event_id, &event.tenant_id)?;
     Ok(event)
 }
 
 /// [`decode`] for the fold: the same rules, without copying the record's strings.
-pub fn decode_view(data: &[u8]) -> Result<EventView<'_>, String> {
-    let event = EventView::parse(data).map_err(|e| format!("not an event: {e}"))?;
+pub fn decode_view(data: &[u8]) -> Result<EventView<'_>, Poison> {
+    let event = EventView::parse(data)?;
     required(&event.event_id, &event.tenant_id)?;
     Ok(event)
 }
 
-fn required(event_id: &str, tenant_id: &str) -> Result<(), String> {
+fn required(event_id: &str, tenant_id: &str) -> Result<(), Poison> {
     if event_id.is_empty() || tenant_id.is_empty() {
-        return Err("event_id and tenant_id must not be empty".into());
+        return Err(Poison::MissingIds);
     }
     Ok(())
 }
 
 /// Where poison records go.
 pub trait DeadLetterSink: Send + Sync {
-    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), String>> + Send;
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Result<(), DeadLetterError>> + Send;
 }
 
 #[cfg(test)]

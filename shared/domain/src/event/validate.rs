@@ -5,7 +5,7 @@
 //! becomes an [`Event`] with server-side fields filled in.
 
 use crate::event::context::{request_context, IpPolicy};
-use crate::event::{new_event_id, BounceType, Event, EventType};
+use crate::event::{new_event_id, BadValue, BounceType, Event, EventType};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -136,7 +136,7 @@ pub fn validate_event(raw: &Value, ingest: &Ingest) -> Result<Event, Vec<FieldEr
         Some(name) => match EventType::parse(name) {
             Ok(kind) => Some(kind),
             Err(msg) => {
-                f.errors.push(FieldError::new("type", "enum", msg));
+                f.errors.push(FieldError::new("type", "enum", msg.0));
                 None
             }
         },
@@ -288,16 +288,16 @@ pub const CHANNEL_MAX: usize = 32;
 
 /// Checks a channel name as events' `channel` field is checked (1-32 of a-z 0-9 _ -),
 /// for the places that take one on its own (the suppression API).
-pub fn check_channel(channel: &str) -> Result<(), String> {
+pub fn check_channel(channel: &str) -> Result<(), BadValue> {
     let len = channel.chars().count();
     if !(1..=CHANNEL_MAX).contains(&len) {
-        return Err(format!(
+        return Err(BadValue(format!(
             "`channel` must be 1 to {CHANNEL_MAX} characters long, got {len}"
-        ));
+        )));
     }
     Charset::Token
         .check(channel)
-        .map_err(|msg| format!("`channel` {msg}"))
+        .map_err(|msg| BadValue(format!("`channel` {msg}")))
 }
 
 #[derive(Clone, Copy)]

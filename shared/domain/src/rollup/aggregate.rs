@@ -77,7 +77,7 @@
 
 use crate::audience::engagement::{self, Action};
 use crate::audience::suppression::Suppression;
-use crate::event::stream::{decode_view, padded, DeadLetter, DeadLetterSink, StreamRecord};
+use crate::event::stream::{decode_view, padded, DeadLetter, DeadLetterSink, Poison, StreamRecord};
 use crate::event::{EventType, EventView};
 use crate::rollup::{
     directory_entries, unique_member, Aggregate, Counters, Reclassified, RollupKey, Scope,
@@ -660,11 +660,11 @@ fn past_checkpoint<'r>(
 fn decode_all<'r>(
     pending: &[&'r StreamRecord],
     refused: &HashMap<String, String>,
-) -> Vec<Result<EventView<'r>, String>> {
+) -> Vec<Result<EventView<'r>, Poison>> {
     pending
         .iter()
         .map(|r| match refused.get(&r.sequence) {
-            Some(reason) => Err(format!("the rollup store refuses its writes: {reason}")),
+            Some(reason) => Err(Poison::Refused(reason.clone())),
             None => decode_view(&r.data),
         })
         .collect()
@@ -672,7 +672,7 @@ fn decode_all<'r>(
 
 /// The dedupe buckets the events may already be in: of their day of receipt and the
 /// `window_days` before it.
-fn dedupe_lookups(decoded: &[Result<EventView, String>], settings: &Settings) -> Vec<DedupeKey> {
+fn dedupe_lookups(decoded: &[Result<EventView, Poison>], settings: &Settings) -> Vec<DedupeKey> {
     let mut lookups: BTreeSet<DedupeKey> = BTreeSet::new();
     for e in decoded.iter().flatten() {
         let fp = event_fingerprint(&e.tenant_id, &e.event_id);
@@ -689,7 +689,7 @@ fn dedupe_lookups(decoded: &[Result<EventView, String>], settings: &Settings) ->
 }
 
 /// When the trails the records touch may expire: `TRAIL_DAYS` after the latest receipt.
-fn trail_expiry(decoded: &[Result<EventView, String>]) -> i64 {
+fn trail_expiry(decoded: &[Result<EventView, Poison>]) -> i64 {
     let latest = decoded
         .iter()
         .flatten()
@@ -719,7 +719,7 @@ fn refused_trails(
 /// open and click is judged knowing them.
 async fn read_trails<S: RollupStore>(
     store: &S,
-    decoded: &[Result<EventView<'_>, String>],
+    decoded: &[Result<EventView<'_>, Poison>],
     refused_trails: &HashMap<usize, TrailKey>,
     trail_expires: i64,
     outcome: &mut Outcome,
@@ -823,11 +823,11 @@ impl Draft {
         state: &mut ShardState,
         index: usize,
         record: &StreamRecord,
-        decoded: &Result<EventView, String>,
+        decoded: &Result<EventView, Poison>,
     ) -> bool {
         let taken = match decoded {
             Err(reason) => {
-                self.dead_letter(state, index, record, reason);
+                self.dead_letter(state, index, record, &reason.to_string());
                 true
             }
             Ok(e) => self.take_event(state, e),

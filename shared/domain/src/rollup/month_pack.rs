@@ -115,9 +115,9 @@ impl Pack {
         serde_json::to_string(&stored).expect("a pack serializes")
     }
 
-    pub fn decode_days(text: &str) -> Result<Vec<(String, Counters)>, String> {
-        let stored: Stored =
-            serde_json::from_str(text).map_err(|e| format!("reading a month pack: {e}"))?;
+    pub fn decode_days(text: &str) -> Result<Vec<(String, Counters)>, CorruptPack> {
+        let stored: Stored = serde_json::from_str(text)
+            .map_err(|e| CorruptPack(format!("reading a month pack: {e}")))?;
         Ok(stored
             .d
             .into_iter()
@@ -131,6 +131,11 @@ impl Pack {
             .collect())
     }
 }
+
+crate::message_error!(
+    /// A stored month pack that does not read back.
+    CorruptPack
+);
 
 /// What a daily series over `from..=to` reads at `now`: for each month with closed days
 /// in range, the month and the last of its days a pack must hold; and the open days.

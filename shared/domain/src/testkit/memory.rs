@@ -2,9 +2,9 @@
 //! API keys, alert rules and webhooks. Each keeps what it was given so a test can look.
 
 use crate::alert::outbound::Lookup;
-use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookSender};
+use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookError, WebhookSender};
 use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, StoreError};
-use crate::event::stream::{DeadLetter, DeadLetterSink};
+use crate::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 use crate::event::Event;
 use crate::tracking::sink::{encode_record, EventSink, Unstored};
 use std::collections::{BTreeMap, HashMap};
@@ -89,7 +89,7 @@ pub struct MemoryDeadLetters {
 }
 
 impl DeadLetterSink for MemoryDeadLetters {
-    async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
+    async fn send(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
         self.letters.lock().unwrap().extend(letters.iter().cloned());
         Ok(())
     }
@@ -199,9 +199,9 @@ impl WebhookSender for MemoryWebhooks {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<u16, String> {
+    ) -> Result<u16, WebhookError> {
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(format!("POST {url}: failing on purpose"));
+            return Err(WebhookError(format!("POST {url}: failing on purpose")));
         }
         self.sent.lock().unwrap().push((
             url.to_string(),

@@ -93,12 +93,18 @@ fn index(name: &str) -> Option<usize> {
     LISTS.iter().position(|n| *n == name)
 }
 
-fn unknown_list(name: &str) -> String {
-    format!(
+fn unknown_list(name: &str) -> BadList {
+    BadList(format!(
         "unknown network list `{name}`; the lists are {}",
         LISTS.join(", ")
-    )
+    ))
 }
+
+crate::message_error!(
+    /// Why range lists were refused: the list, the line number and the text of each
+    /// bad line.
+    BadList
+);
 
 /// The search key of an address: IPv4 (and IPv4-mapped IPv6) as `::ffff:a.b.c.d`.
 fn key(ip: IpAddr) -> u128 {
@@ -202,7 +208,7 @@ impl Networks {
     /// comma-separated column (a CIDR, or a single address); blank lines and everything
     /// after a `#` are ignored. A name given twice adds to the same list. Errors name
     /// the list, the line number and the text.
-    pub fn from_lists(lists: &[(&str, &str)]) -> Result<Networks, String> {
+    pub fn from_lists(lists: &[(&str, &str)]) -> Result<Networks, BadList> {
         let mut nets: [Vec<IpNet>; 2] = Default::default();
         let mut bad = Vec::new();
         let mut bad_count = 0usize;
@@ -234,7 +240,7 @@ impl Networks {
             if bad_count > bad.len() {
                 bad.push(format!("and {} more bad lines", bad_count - bad.len()));
             }
-            return Err(bad.join("\n"));
+            return Err(BadList(bad.join("\n")));
         }
         let lists = nets.map(|nets| {
             let collapsed = IpNet::aggregate(&nets);
