@@ -5,7 +5,7 @@
 
 use beacon_domain::audience::engagement::Changes;
 use beacon_domain::audience::suppression::Suppression;
-use beacon_domain::rollup::aggregate::{DedupeKey, DedupeSets, RollupStore, Run, StoreError};
+use beacon_domain::rollup::aggregate::{DedupeKey, DedupeSets, RollupStore, RollupStoreError, Run};
 use beacon_domain::rollup::UniqueKey;
 use beacon_domain::verdict::trail::{Trail, TrailKey};
 use std::collections::{BTreeSet, HashMap};
@@ -41,11 +41,11 @@ impl<S> FaultyStore<S> {
         self
     }
 
-    fn after_write(&self) -> Result<(), StoreError> {
+    fn after_write(&self) -> Result<(), RollupStoreError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fail_after.lock().unwrap().remove(&n) {
             self.injected.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Failed(format!(
+            return Err(RollupStoreError::Failed(format!(
                 "injected crash after write {n}"
             )));
         }
@@ -54,18 +54,18 @@ impl<S> FaultyStore<S> {
 }
 
 impl<S: RollupStore> RollupStore for FaultyStore<S> {
-    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, RollupStoreError> {
         self.inner.checkpoint(shard).await
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, RollupStoreError> {
         self.inner.dedupe_members(keys).await
     }
 
     async fn add_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.inner.add_uniques(uniques).await?;
         self.after_write()
     }
@@ -73,7 +73,7 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
     async fn remove_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.inner.remove_uniques(uniques).await?;
         self.after_write()
     }
@@ -82,12 +82,15 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
         &self,
         suppressions: &[Suppression],
         engagement: &Changes,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.inner.audience(suppressions, engagement).await?;
         self.after_write()
     }
 
-    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    async fn trails(
+        &self,
+        keys: &[TrailKey],
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         self.inner.trails(keys).await
     }
 
@@ -95,22 +98,22 @@ impl<S: RollupStore> RollupStore for FaultyStore<S> {
         &self,
         deliveries: &[(TrailKey, i64)],
         expires: i64,
-    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         let trails = self.inner.deliver(deliveries, expires).await?;
         self.after_write()?;
         Ok(trails)
     }
 
-    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+    async fn stage(&self, run: &Run) -> Result<(), RollupStoreError> {
         self.inner.stage(run).await?;
         self.after_write()
     }
 
-    async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+    async fn apply(&self, run: &Run) -> Result<(), RollupStoreError> {
         if let Some(tenant) = &self.refused_tenant {
             if run.rollups.iter().any(|(k, _)| &k.tenant == tenant) {
                 self.refused.fetch_add(1, Ordering::SeqCst);
-                return Err(StoreError::Permanent(format!(
+                return Err(RollupStoreError::Permanent(format!(
                     "ValidationException: an item of {tenant} is over the size limit"
                 )));
             }

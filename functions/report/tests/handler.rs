@@ -11,7 +11,7 @@ use beacon_domain::{Event, EventType};
 use beacon_report::definition::DefinitionInput;
 use beacon_report::run::Settings;
 use beacon_report::store::{
-    Definitions, MemoryReportFiles, MemoryReports, ReportFiles, RunStatus, Runs, StoreError,
+    Definitions, MemoryReportFiles, MemoryReports, ReportFiles, ReportStoreError, RunStatus, Runs,
 };
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
@@ -28,16 +28,27 @@ struct Files {
 }
 
 impl ReportFiles for Files {
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ReportStoreError> {
         if let Some(t) = &self.broken_tenant {
             if key.starts_with(&format!("tenants/{t}/")) {
-                return Err(StoreError::Unavailable(format!("access denied to {key}")));
+                return Err(ReportStoreError::Unavailable(format!(
+                    "access denied to {key}"
+                )));
             }
         }
         self.inner.put(key, body, content_type).await
     }
 
-    async fn link(&self, key: &str, expires_in: std::time::Duration) -> Result<String, StoreError> {
+    async fn link(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, ReportStoreError> {
         self.inner.link(key, expires_in).await
     }
 }

@@ -27,7 +27,7 @@ pub struct ApiKeyRecord {
 }
 
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum ApiKeyStoreError {
     #[error("API key store unavailable: {0}")]
     Unavailable(String),
     #[error("API key record `{0}` is incomplete")]
@@ -44,7 +44,7 @@ pub enum AuthError {
     #[error("API key has been revoked")]
     Revoked,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] ApiKeyStoreError),
 }
 
 /// A fresh random key.
@@ -62,8 +62,11 @@ pub trait ApiKeyStore: Send + Sync {
     fn find(
         &self,
         key_hash: &str,
-    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
-    fn save(&self, record: &ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, ApiKeyStoreError>> + Send;
+    fn save(
+        &self,
+        record: &ApiKeyRecord,
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send;
 }
 
 /// Checks a presented key and returns its record.
@@ -84,7 +87,7 @@ pub async fn authenticate<S: ApiKeyStore>(
         // A record written around `beacon apikey create` with a tenant id that could
         // reach into another tenant's keys is refused, not trusted.
         Some(record) if crate::tenant::check(&record.tenant_id).is_err() => {
-            Err(StoreError::Corrupt(record.tenant_id).into())
+            Err(ApiKeyStoreError::Corrupt(record.tenant_id).into())
         }
         Some(record) => Ok(record),
     }
@@ -114,7 +117,7 @@ impl<S> CachedApiKeys<S> {
 const MAX_CACHED: usize = 10_000;
 
 impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeys<S> {
-    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, ApiKeyStoreError> {
         if let Some((at, record)) = self.entries.lock().expect("cache lock").get(key_hash) {
             let ttl = if record.is_some() {
                 self.ttl
@@ -134,7 +137,7 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeys<S> {
         Ok(record)
     }
 
-    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), ApiKeyStoreError> {
         self.entries
             .lock()
             .expect("cache lock")
@@ -155,7 +158,7 @@ mod tests {
         let key = store.issue("acme#D");
         assert!(matches!(
             authenticate(&store, Some(&key)).await,
-            Err(AuthError::Store(StoreError::Corrupt(t))) if t == "acme#D"
+            Err(AuthError::Store(ApiKeyStoreError::Corrupt(t))) if t == "acme#D"
         ));
     }
 

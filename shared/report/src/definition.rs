@@ -150,12 +150,12 @@ pub const MAX_RECIPIENTS: usize = 50;
 
 /// One problem with a definition, and the field it is in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
+pub struct DefinitionProblem {
     pub field: &'static str,
     pub message: String,
 }
 
-impl fmt::Display for FieldError {
+impl fmt::Display for DefinitionProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.message)
     }
@@ -163,7 +163,7 @@ impl fmt::Display for FieldError {
 
 /// Every problem found in a definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidDefinition(pub Vec<FieldError>);
+pub struct InvalidDefinition(pub Vec<DefinitionProblem>);
 
 impl fmt::Display for InvalidDefinition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -188,14 +188,14 @@ fn parse_list<T: Copy + PartialEq>(
     values: &[String],
     parse: impl Fn(&str) -> Option<T>,
     known: String,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Vec<DefinitionProblem>,
 ) -> Vec<T> {
     let mut out = Vec::new();
     for v in values {
         match parse(v.trim()) {
             Some(t) if !out.contains(&t) => out.push(t),
             Some(_) => {}
-            None => errors.push(FieldError {
+            None => errors.push(DefinitionProblem {
                 field,
                 message: format!("unknown {what} `{v}`; known: {known}"),
             }),
@@ -221,7 +221,7 @@ impl DefinitionInput {
         now: DateTime<Utc>,
     ) -> Result<ReportDefinition, InvalidDefinition> {
         let mut errors = Vec::new();
-        let mut err = |field, message: String| errors.push(FieldError { field, message });
+        let mut err = |field, message: String| errors.push(DefinitionProblem { field, message });
         if let Err(e) = beacon_domain::tenant::check(tenant) {
             err("tenant", e.to_string());
         }
@@ -314,7 +314,7 @@ impl DefinitionInput {
             &mut errors_after,
         );
         errors.append(&mut errors_after);
-        let mut err = |field, message: String| errors.push(FieldError { field, message });
+        let mut err = |field, message: String| errors.push(DefinitionProblem { field, message });
         // Top links come from campaign rollups and the channel breakdown from channel
         // rollups: neither can be cut by the other kind of scope.
         if !self.channels.is_empty() && breakdowns.contains(&Breakdown::TopLinks) {

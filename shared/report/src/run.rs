@@ -72,7 +72,7 @@ pub enum RunError {
     #[error("rendering: {0}")]
     Render(#[from] render::RenderError),
     #[error("{0}")]
-    Store(#[from] super::store::StoreError),
+    Store(#[from] super::store::ReportStoreError),
     #[error("building the message: {0}")]
     Mail(#[from] std::io::Error),
     #[error("{0}")]
@@ -292,7 +292,7 @@ impl<R: RollupReader, F: ReportFiles, M: Mailer> Reporter<'_, R, F, M> {
         defs: &D,
         runs: &S,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Outcome>, super::store::StoreError> {
+    ) -> Result<Vec<Outcome>, super::store::ReportStoreError> {
         let mut out = Vec::new();
         for def in defs.all().await? {
             let period = Period::just_closed(def.cadence, def.tz(), now);

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum ReportStoreError {
     #[error("report `{0}` already exists; delete it first or choose another id")]
     Exists(String),
     #[error("{0}")]
@@ -27,32 +27,36 @@ pub enum StoreError {
 
 /// An SDK error (DynamoDB, S3 or SES) with its whole chain of causes, as every other
 /// adapter of the project reports them.
-fn unavailable<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
+fn unavailable<E: std::error::Error + 'static>(
+    what: &str,
+) -> impl FnOnce(E) -> ReportStoreError + '_ {
+    move |e| ReportStoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
 /// Report definitions, per tenant.
 pub trait Definitions: Send + Sync {
     /// Stores a new definition; an existing id is an error, never overwritten.
-    fn create(&self, def: &ReportDefinition)
-        -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn create(
+        &self,
+        def: &ReportDefinition,
+    ) -> impl Future<Output = Result<(), ReportStoreError>> + Send;
     fn get(
         &self,
         tenant: &str,
         id: &str,
-    ) -> impl Future<Output = Result<Option<ReportDefinition>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ReportDefinition>, ReportStoreError>> + Send;
     fn list(
         &self,
         tenant: &str,
-    ) -> impl Future<Output = Result<Vec<ReportDefinition>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ReportDefinition>, ReportStoreError>> + Send;
     /// True when something was deleted.
     fn delete(
         &self,
         tenant: &str,
         id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, ReportStoreError>> + Send;
     /// Every tenant's definitions: what the schedule walks.
-    fn all(&self) -> impl Future<Output = Result<Vec<ReportDefinition>, StoreError>> + Send;
+    fn all(&self) -> impl Future<Output = Result<Vec<ReportDefinition>, ReportStoreError>> + Send;
 }
 
 /// Where a run of one report for one period stands.
@@ -123,7 +127,7 @@ pub trait Runs: Send + Sync {
         period: &str,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Claim, ReportStoreError>> + Send;
     /// Moves a claimed run on (`Sending`, `Sent` with the message id and files,
     /// `Failed` with the error).
     fn update(
@@ -134,13 +138,13 @@ pub trait Runs: Send + Sync {
         status: RunStatus,
         detail: RunDetail,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), ReportStoreError>> + Send;
     /// Every run of a report, by period.
     fn history(
         &self,
         tenant: &str,
         id: &str,
-    ) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RunRecord>, ReportStoreError>> + Send;
 }
 
 /// What a status update records besides the status.
@@ -202,7 +206,10 @@ impl DynamoReports {
         }
     }
 
-    async fn query_pk(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    async fn query_pk(
+        &self,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ReportStoreError> {
         beacon_aws::dynamo::query_partition(&self.client, &self.table, pk, false)
             .await
             .map_err(unavailable("reading reports"))
@@ -210,7 +217,7 @@ impl DynamoReports {
 }
 
 impl Definitions for DynamoReports {
-    async fn create(&self, def: &ReportDefinition) -> Result<(), StoreError> {
+    async fn create(&self, def: &ReportDefinition) -> Result<(), ReportStoreError> {
         let json = serde_json::to_string(def).expect("a definition serializes");
         let result = self
             .client
@@ -228,13 +235,17 @@ impl Definitions for DynamoReports {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Exists(def.id.clone()))
+                Err(ReportStoreError::Exists(def.id.clone()))
             }
             Err(e) => Err(unavailable("storing the report")(e)),
         }
     }
 
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<ReportDefinition>, StoreError> {
+    async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ReportDefinition>, ReportStoreError> {
         let out = self
             .client
             .get_item()
@@ -248,7 +259,7 @@ impl Definitions for DynamoReports {
         Ok(out.item.as_ref().and_then(parse_definition))
     }
 
-    async fn list(&self, tenant: &str) -> Result<Vec<ReportDefinition>, StoreError> {
+    async fn list(&self, tenant: &str) -> Result<Vec<ReportDefinition>, ReportStoreError> {
         Ok(self
             .query_pk(&def_pk(tenant))
             .await?
@@ -257,13 +268,13 @@ impl Definitions for DynamoReports {
             .collect())
     }
 
-    async fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, tenant: &str, id: &str) -> Result<bool, ReportStoreError> {
         beacon_aws::dynamo::delete_existing(&self.client, &self.table, def_pk(tenant), id)
             .await
             .map_err(unavailable("deleting the report"))
     }
 
-    async fn all(&self) -> Result<Vec<ReportDefinition>, StoreError> {
+    async fn all(&self) -> Result<Vec<ReportDefinition>, ReportStoreError> {
         // Definitions are few (tens per tenant) and read once an hour: a filtered Scan
         // is cheaper than keeping an index of them.
         let mut out = Vec::new();
@@ -296,7 +307,7 @@ impl Runs for DynamoReports {
         period: &str,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Claim, ReportStoreError> {
         let result = self
             .client
             .update_item()
@@ -343,7 +354,9 @@ impl Runs for DynamoReports {
                     .await
                     .map_err(unavailable("reading the run"))?;
                 let record = current.item.as_ref().and_then(parse_run).ok_or_else(|| {
-                    StoreError::Unavailable("the run record vanished after a failed claim".into())
+                    ReportStoreError::Unavailable(
+                        "the run record vanished after a failed claim".into(),
+                    )
                 })?;
                 Ok(Claim::Taken(record))
             }
@@ -359,7 +372,7 @@ impl Runs for DynamoReports {
         status: RunStatus,
         detail: RunDetail,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ReportStoreError> {
         let mut expr = "SET #status = :status, updated_at = :now".to_string();
         let mut req = self
             .client
@@ -394,7 +407,7 @@ impl Runs for DynamoReports {
         Ok(())
     }
 
-    async fn history(&self, tenant: &str, id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn history(&self, tenant: &str, id: &str) -> Result<Vec<RunRecord>, ReportStoreError> {
         Ok(self
             .query_pk(&run_pk(tenant, id))
             .await?
@@ -415,22 +428,26 @@ pub struct MemoryReports {
 }
 
 impl Definitions for MemoryReports {
-    async fn create(&self, def: &ReportDefinition) -> Result<(), StoreError> {
+    async fn create(&self, def: &ReportDefinition) -> Result<(), ReportStoreError> {
         let mut defs = self.defs.lock().unwrap();
         let key = (def.tenant.clone(), def.id.clone());
         if defs.contains_key(&key) {
-            return Err(StoreError::Exists(def.id.clone()));
+            return Err(ReportStoreError::Exists(def.id.clone()));
         }
         defs.insert(key, def.clone());
         Ok(())
     }
 
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<ReportDefinition>, StoreError> {
+    async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ReportDefinition>, ReportStoreError> {
         let defs = self.defs.lock().unwrap();
         Ok(defs.get(&(tenant.to_string(), id.to_string())).cloned())
     }
 
-    async fn list(&self, tenant: &str) -> Result<Vec<ReportDefinition>, StoreError> {
+    async fn list(&self, tenant: &str) -> Result<Vec<ReportDefinition>, ReportStoreError> {
         let defs = self.defs.lock().unwrap();
         Ok(defs
             .values()
@@ -439,12 +456,12 @@ impl Definitions for MemoryReports {
             .collect())
     }
 
-    async fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, tenant: &str, id: &str) -> Result<bool, ReportStoreError> {
         let mut defs = self.defs.lock().unwrap();
         Ok(defs.remove(&(tenant.to_string(), id.to_string())).is_some())
     }
 
-    async fn all(&self) -> Result<Vec<ReportDefinition>, StoreError> {
+    async fn all(&self) -> Result<Vec<ReportDefinition>, ReportStoreError> {
         Ok(self.defs.lock().unwrap().values().cloned().collect())
     }
 }
@@ -457,7 +474,7 @@ impl Runs for MemoryReports {
         period: &str,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Claim, ReportStoreError> {
         let mut runs = self.runs.lock().unwrap();
         let key = (tenant.to_string(), id.to_string(), period.to_string());
         if let Some((record, lease_until)) = runs.get(&key) {
@@ -494,7 +511,7 @@ impl Runs for MemoryReports {
         status: RunStatus,
         detail: RunDetail,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ReportStoreError> {
         let mut runs = self.runs.lock().unwrap();
         let key = (tenant.to_string(), id.to_string(), period.to_string());
         let (record, _) = runs.entry(key).or_insert_with(|| {
@@ -525,7 +542,7 @@ impl Runs for MemoryReports {
         Ok(())
     }
 
-    async fn history(&self, tenant: &str, id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn history(&self, tenant: &str, id: &str) -> Result<Vec<RunRecord>, ReportStoreError> {
         let runs = self.runs.lock().unwrap();
         Ok(runs
             .iter()
@@ -542,13 +559,13 @@ pub trait ReportFiles: Send + Sync {
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), ReportStoreError>> + Send;
     /// A link that downloads `key` for `expires_in`.
     fn link(
         &self,
         key: &str,
         expires_in: std::time::Duration,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<String, ReportStoreError>> + Send;
 }
 
 /// The S3 adapter: server-side encryption on every object.
@@ -572,7 +589,12 @@ impl S3ReportFiles {
 }
 
 impl ReportFiles for S3ReportFiles {
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ReportStoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -586,9 +608,13 @@ impl ReportFiles for S3ReportFiles {
         Ok(())
     }
 
-    async fn link(&self, key: &str, expires_in: std::time::Duration) -> Result<String, StoreError> {
+    async fn link(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, ReportStoreError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
-            .map_err(|e| StoreError::Unavailable(format!("presigning: {e}")))?;
+            .map_err(|e| ReportStoreError::Unavailable(format!("presigning: {e}")))?;
         let req = self
             .client
             .get_object()
@@ -608,7 +634,12 @@ pub struct MemoryReportFiles {
 }
 
 impl ReportFiles for MemoryReportFiles {
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ReportStoreError> {
         self.files
             .lock()
             .unwrap()
@@ -620,7 +651,7 @@ impl ReportFiles for MemoryReportFiles {
         &self,
         key: &str,
         _expires_in: std::time::Duration,
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, ReportStoreError> {
         Ok(format!("memory://{key}"))
     }
 }

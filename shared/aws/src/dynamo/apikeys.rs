@@ -2,7 +2,7 @@
 //! key `key_hash`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon_domain::apikey::{ApiKeyRecord, ApiKeyStore, StoreError};
+use beacon_domain::apikey::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 
 /// The DynamoDB adapter: one item per key, partition key `key_hash`.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ impl DynamoApiKeys {
 }
 
 impl ApiKeyStore for DynamoApiKeys {
-    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, ApiKeyStoreError> {
         let out = self
             .client
             .get_item()
@@ -31,7 +31,7 @@ impl ApiKeyStore for DynamoApiKeys {
             .send()
             .await
             .map_err(|e| {
-                StoreError::Unavailable(
+                ApiKeyStoreError::Unavailable(
                     aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
                 )
             })?;
@@ -42,7 +42,7 @@ impl ApiKeyStore for DynamoApiKeys {
         Ok(Some(ApiKeyRecord {
             key_hash: key_hash.to_string(),
             tenant_id: text("tenant_id")
-                .ok_or_else(|| StoreError::Corrupt(key_hash.to_string()))?,
+                .ok_or_else(|| ApiKeyStoreError::Corrupt(key_hash.to_string()))?,
             name: text("name").unwrap_or_default(),
             created_at: text("created_at").unwrap_or_default(),
             revoked: item
@@ -53,7 +53,7 @@ impl ApiKeyStore for DynamoApiKeys {
         }))
     }
 
-    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), ApiKeyStoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -65,7 +65,7 @@ impl ApiKeyStore for DynamoApiKeys {
             .send()
             .await
             .map_err(|e| {
-                StoreError::Unavailable(
+                ApiKeyStoreError::Unavailable(
                     aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
                 )
             })?;

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
-use beacon_domain::rollup::aggregate::StoreError;
+use beacon_domain::rollup::aggregate::RollupStoreError;
 use std::collections::HashMap;
 
 /// Deletes the item `pk`/`sk` of `table`; whether there was one.
@@ -166,7 +166,7 @@ pub fn string_attribute(
 
 /// A DynamoDB error while doing `what`, as the rollup store reports it: permanent or
 /// not by [`is_permanent`].
-pub fn store_error<E, R>(what: &str, e: SdkError<E, R>) -> StoreError
+pub fn store_error<E, R>(what: &str, e: SdkError<E, R>) -> RollupStoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -177,9 +177,9 @@ where
         aws_sdk_dynamodb::error::DisplayErrorContext(&e)
     );
     if permanent {
-        StoreError::Permanent(text)
+        RollupStoreError::Permanent(text)
     } else {
-        StoreError::Failed(text)
+        RollupStoreError::Failed(text)
     }
 }
 

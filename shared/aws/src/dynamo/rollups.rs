@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use beacon_domain::audience::engagement::Changes;
 use beacon_domain::audience::suppression::Suppression;
 use beacon_domain::rollup::aggregate::{
-    staged_counts, DedupeKey, DedupeSets, RollupStore, Run, StoreError, DEDUPE_PAGE_IDS,
+    staged_counts, DedupeKey, DedupeSets, RollupStore, RollupStoreError, Run, DEDUPE_PAGE_IDS,
 };
 use beacon_domain::rollup::{UniqueKey, UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS};
 use beacon_domain::verdict::trail::{Trail, TrailKey};
@@ -48,7 +48,7 @@ fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
-fn failed<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+fn failed<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> RollupStoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -57,8 +57,8 @@ where
 }
 
 /// A task of a batch of concurrent writes that did not finish (panicked or cancelled).
-fn lost(what: &str, e: tokio::task::JoinError) -> StoreError {
-    StoreError::Failed(format!("{what}: {e}"))
+fn lost(what: &str, e: tokio::task::JoinError) -> RollupStoreError {
+    RollupStoreError::Failed(format!("{what}: {e}"))
 }
 
 /// `ADD` for counters and `SET ... if_not_exists` for strings, in one update action.
@@ -108,7 +108,7 @@ impl DynamoRollupStore {
     async fn add_to_pages(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         for (k, members) in uniques {
             let members: Vec<String> = members.iter().cloned().collect();
             let bucket = (k.partition_key(), k.sort_key());
@@ -155,7 +155,7 @@ impl DynamoRollupStore {
     async fn remove_from_pages(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         for (k, members) in uniques {
             let members: Vec<String> = members.iter().cloned().collect();
             for chunk in members.chunks(UNIQUE_ADD_CHUNK) {
@@ -193,7 +193,7 @@ impl DynamoRollupStore {
         &self,
         keys: Vec<HashMap<String, AttributeValue>>,
         what: &str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, RollupStoreError> {
         crate::dynamo::batch_get(&self.client, &self.table, keys, true)
             .await
             .map_err(|e| failed(what, e))
@@ -216,7 +216,7 @@ fn staged_by(item: &HashMap<String, AttributeValue>) -> Option<(&str, &str)> {
 fn trail_from_item(
     item: &HashMap<String, AttributeValue>,
     counts: bool,
-) -> Result<Trail, StoreError> {
+) -> Result<Trail, RollupStoreError> {
     let number = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_n().ok())
@@ -225,7 +225,7 @@ fn trail_from_item(
     let body = if counts { "body" } else { "prev_body" };
     let mut trail: Trail = match item.get(body).and_then(|v| v.as_s().ok()) {
         Some(body) => serde_json::from_str(body)
-            .map_err(|e| StoreError::Failed(format!("reading a trail: {e}")))?,
+            .map_err(|e| RollupStoreError::Failed(format!("reading a trail: {e}")))?,
         None => Trail::default(),
     };
     trail.version = number("v").unwrap_or(0).max(0) as u64;
@@ -238,7 +238,7 @@ impl DynamoRollupStore {
     async fn resolve(
         &self,
         items: Vec<(TrailKey, HashMap<String, AttributeValue>)>,
-    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         let mut checkpoints: HashMap<String, Option<String>> = HashMap::new();
         for (_, item) in &items {
             if let Some((shard, _)) = staged_by(item) {
@@ -260,12 +260,13 @@ impl DynamoRollupStore {
     }
 }
 
-fn trail_json(trail: &Trail) -> Result<String, StoreError> {
-    serde_json::to_string(trail).map_err(|e| StoreError::Failed(format!("encoding a trail: {e}")))
+fn trail_json(trail: &Trail) -> Result<String, RollupStoreError> {
+    serde_json::to_string(trail)
+        .map_err(|e| RollupStoreError::Failed(format!("encoding a trail: {e}")))
 }
 
 impl RollupStore for DynamoRollupStore {
-    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, RollupStoreError> {
         let out = self
             .client
             .get_item()
@@ -283,7 +284,7 @@ impl RollupStore for DynamoRollupStore {
             .and_then(|i| i.get("seq").and_then(|v| v.as_s().ok()).cloned()))
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, RollupStoreError> {
         let mut out = DedupeSets::default();
         // Page 0 of every bucket, then the next page of each bucket marked `more`.
         let mut round: Vec<(DedupeKey, u32)> = keys.iter().map(|k| (k.clone(), 0)).collect();
@@ -328,14 +329,14 @@ impl RollupStore for DynamoRollupStore {
     async fn add_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.add_to_pages(uniques).await
     }
 
     async fn remove_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.remove_from_pages(uniques).await
     }
 
@@ -343,14 +344,17 @@ impl RollupStore for DynamoRollupStore {
         &self,
         suppressions: &[Suppression],
         engagement: &Changes,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         self.audience
             .write(suppressions, engagement)
             .await
-            .map_err(|e| StoreError::Failed(e.to_string()))
+            .map_err(|e| RollupStoreError::Failed(e.to_string()))
     }
 
-    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    async fn trails(
+        &self,
+        keys: &[TrailKey],
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         let mut out = Vec::new();
         for chunk in keys.chunks(100) {
             let by_pk: HashMap<String, &TrailKey> =
@@ -378,7 +382,7 @@ impl RollupStore for DynamoRollupStore {
         &self,
         deliveries: &[(TrailKey, i64)],
         expires: i64,
-    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         // One update per message, a few at a time: DynamoDB has no batch update. The
         // earliest time wins; when a stored one is earlier, the trail is read instead.
         let mut out = Vec::new();
@@ -428,7 +432,7 @@ impl RollupStore for DynamoRollupStore {
         self.resolve(out).await
     }
 
-    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+    async fn stage(&self, run: &Run) -> Result<(), RollupStoreError> {
         let staged: Vec<_> = run.trails.iter().zip(&run.trails_before).collect();
         for chunk in staged.chunks(16) {
             let mut calls = tokio::task::JoinSet::new();
@@ -461,7 +465,7 @@ impl RollupStore for DynamoRollupStore {
                         if e.as_service_error()
                             .is_some_and(|e| e.is_conditional_check_failed_exception())
                         {
-                            StoreError::Failed(format!("trail {pk} changed meanwhile"))
+                            RollupStoreError::Failed(format!("trail {pk} changed meanwhile"))
                         } else {
                             failed("staging a trail", e)
                         }
@@ -475,7 +479,7 @@ impl RollupStore for DynamoRollupStore {
         Ok(())
     }
 
-    async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+    async fn apply(&self, run: &Run) -> Result<(), RollupStoreError> {
         let mut items = Vec::with_capacity(
             run.rollups.len() + run.dedupe.len() + run.directory.len() + run.packs.len() + 1,
         );
@@ -583,9 +587,9 @@ impl RollupStore for DynamoRollupStore {
                 if now == Some(run.through.clone()) {
                     Ok(()) // our own earlier attempt landed
                 } else if now != run.after {
-                    Err(StoreError::CheckpointMoved(run.shard.clone()))
+                    Err(RollupStoreError::CheckpointMoved(run.shard.clone()))
                 } else if refused {
-                    Err(StoreError::Permanent(format!(
+                    Err(RollupStoreError::Permanent(format!(
                         "applying a run: {}",
                         DisplayErrorContext(&e)
                     )))

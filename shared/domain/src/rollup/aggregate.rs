@@ -54,7 +54,7 @@
 //!    with the reason before the run that covers them commits, and are then passed by
 //!    the checkpoint like any other record: never retried forever.
 //! 8. **Refused writes cost only their own record.** A write the store refuses as sent
-//!    ([`StoreError::Permanent`], classified by `beacon_aws::dynamo::is_permanent`: a
+//!    ([`RollupStoreError::Permanent`], classified by `beacon_aws::dynamo::is_permanent`: a
 //!    `ValidationException`, an item or expression over DynamoDB's limits, a transaction
 //!    cancelled for one action's validation error) would be refused on every retry, and
 //!    a run mixes tenants. So the refused run is applied again in halves
@@ -301,7 +301,7 @@ pub fn trail_key(e: &EventView) -> Option<TrailKey> {
 }
 
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum RollupStoreError {
     /// The checkpoint was not what the run expected: another invocation moved it.
     #[error("the checkpoint of {0} moved")]
     CheckpointMoved(String),
@@ -322,48 +322,48 @@ pub trait RollupStore: Send + Sync {
     fn checkpoint(
         &self,
         shard: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, RollupStoreError>> + Send;
     /// The ids of every page of these dedupe buckets (missing ones are empty), and each
     /// bucket's last page.
     fn dedupe_members(
         &self,
         keys: &[DedupeKey],
-    ) -> impl Future<Output = Result<DedupeSets, StoreError>> + Send;
+    ) -> impl Future<Output = Result<DedupeSets, RollupStoreError>> + Send;
     /// Adds members to unique sets (idempotent).
     fn add_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), RollupStoreError>> + Send;
     /// Removes members from unique sets (idempotent).
     fn remove_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), RollupStoreError>> + Send;
     /// These trails as stored (missing ones are left out).
     fn trails(
         &self,
         keys: &[TrailKey],
-    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, RollupStoreError>> + Send;
     /// Stores delivery times on trails (creating them; a stored time stays) and returns
     /// the trails as they now are.
     fn deliver(
         &self,
         deliveries: &[(TrailKey, i64)],
         expires: i64,
-    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<TrailKey, Trail>, RollupStoreError>> + Send;
     /// Puts recipients on the suppression list and sets or removes engagement marks
     /// (both idempotent).
     fn audience(
         &self,
         suppressions: &[Suppression],
         engagement: &engagement::Changes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), RollupStoreError>> + Send;
     /// Stores the run's trails ahead of its transaction, each only over the version it
     /// was read at. A staged trail counts once the shard's checkpoint reaches
     /// `run.through`; until then readers get it as it was before the run.
-    fn stage(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn stage(&self, run: &Run) -> impl Future<Output = Result<(), RollupStoreError>> + Send;
     /// Applies a run atomically, if the checkpoint is still `run.after`.
-    fn apply(&self, run: &Run) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn apply(&self, run: &Run) -> impl Future<Output = Result<(), RollupStoreError>> + Send;
 }
 
 /// Whether a trail staged by the run through `staged_through` counts: that run committed
@@ -417,7 +417,7 @@ pub struct Outcome {
 pub struct BatchError {
     pub first_unapplied: String,
     #[source]
-    pub source: StoreError,
+    pub source: RollupStoreError,
 }
 
 /// The fingerprint of an event id within its tenant (96 bits of SHA-256).
@@ -462,7 +462,7 @@ pub async fn apply_batch<S: RollupStore, D: DeadLetterSink>(
 }
 
 /// Applies one shard's records so that writes the store refuses as sent
-/// ([`StoreError::Permanent`]) cost only the records behind them: the refused run's
+/// ([`RollupStoreError::Permanent`]) cost only the records behind them: the refused run's
 /// records are applied again in halves until the one record whose writes are refused is
 /// alone; it goes to the dead-letter destination with the store's reason, and the rest
 /// go on.
@@ -498,7 +498,7 @@ async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
                 error:
                     BatchError {
                         first_unapplied,
-                        source: StoreError::Permanent(reason),
+                        source: RollupStoreError::Permanent(reason),
                     },
                 records,
             }) => {
@@ -515,7 +515,7 @@ async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
                     // Even its dead letter's run is refused: nothing more to take out.
                     return Err(BatchError {
                         first_unapplied,
-                        source: StoreError::Permanent(reason),
+                        source: RollupStoreError::Permanent(reason),
                     });
                 }
                 if suspects == 1 {
@@ -535,7 +535,7 @@ async fn apply_isolating<S: RollupStore, D: DeadLetterSink>(
             Err(Stopped {
                 error:
                     BatchError {
-                        source: StoreError::CheckpointMoved(_),
+                        source: RollupStoreError::CheckpointMoved(_),
                         ..
                     },
                 ..
@@ -632,7 +632,7 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
     Ok(())
 }
 
-fn stopped(first_unapplied: &str, records: usize, source: StoreError) -> Stopped {
+fn stopped(first_unapplied: &str, records: usize, source: RollupStoreError) -> Stopped {
     Stopped {
         error: BatchError {
             first_unapplied: first_unapplied.to_string(),
@@ -723,7 +723,7 @@ async fn read_trails<S: RollupStore>(
     refused_trails: &HashMap<usize, TrailKey>,
     trail_expires: i64,
     outcome: &mut Outcome,
-) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
     let mut deliveries: BTreeMap<TrailKey, i64> = BTreeMap::new();
     let mut wanted: BTreeSet<TrailKey> = refused_trails.values().cloned().collect();
     for e in decoded.iter().flatten() {
@@ -1056,11 +1056,11 @@ async fn write_run<S: RollupStore, D: DeadLetterSink>(
     dead: &D,
     planned: &Planned,
     outcome: &mut Outcome,
-) -> Result<(), StoreError> {
+) -> Result<(), RollupStoreError> {
     if !planned.letters.is_empty() {
         dead.send(&planned.letters)
             .await
-            .map_err(|e| StoreError::Failed(format!("dead-letter queue: {e}")))?;
+            .map_err(|e| RollupStoreError::Failed(format!("dead-letter queue: {e}")))?;
     }
     let (suppressions, engagement) = (&planned.suppressions, &planned.engagement);
     if !suppressions.is_empty() || !engagement.is_empty() {
@@ -1257,47 +1257,53 @@ mod tests {
     }
 
     impl RollupStore for DiesBeforeCommit {
-        async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+        async fn checkpoint(&self, shard: &str) -> Result<Option<String>, RollupStoreError> {
             self.inner.checkpoint(shard).await
         }
-        async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
+        async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, RollupStoreError> {
             self.inner.dedupe_members(keys).await
         }
-        async fn add_uniques(&self, u: &[(UniqueKey, BTreeSet<String>)]) -> Result<(), StoreError> {
+        async fn add_uniques(
+            &self,
+            u: &[(UniqueKey, BTreeSet<String>)],
+        ) -> Result<(), RollupStoreError> {
             self.inner.add_uniques(u).await
         }
         async fn remove_uniques(
             &self,
             u: &[(UniqueKey, BTreeSet<String>)],
-        ) -> Result<(), StoreError> {
+        ) -> Result<(), RollupStoreError> {
             self.inner.remove_uniques(u).await
         }
-        async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        async fn trails(
+            &self,
+            keys: &[TrailKey],
+        ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
             self.inner.trails(keys).await
         }
         async fn deliver(
             &self,
             d: &[(TrailKey, i64)],
             expires: i64,
-        ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+        ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
             self.inner.deliver(d, expires).await
         }
         async fn audience(
             &self,
             s: &[Suppression],
             e: &engagement::Changes,
-        ) -> Result<(), StoreError> {
+        ) -> Result<(), RollupStoreError> {
             self.inner.audience(s, e).await
         }
-        async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+        async fn stage(&self, run: &Run) -> Result<(), RollupStoreError> {
             self.inner.stage(run).await
         }
-        async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+        async fn apply(&self, run: &Run) -> Result<(), RollupStoreError> {
             use std::sync::atomic::Ordering;
             let left = self.failures.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures.store(left - 1, Ordering::SeqCst);
-                return Err(StoreError::Failed("died before committing".into()));
+                return Err(RollupStoreError::Failed("died before committing".into()));
             }
             self.inner.apply(run).await
         }

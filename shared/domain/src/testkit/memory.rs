@@ -3,7 +3,7 @@
 
 use crate::alert::outbound::Lookup;
 use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookError, WebhookSender};
-use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, StoreError};
+use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 use crate::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 use crate::event::Event;
 use crate::tracking::sink::{encode_record, EventSink, Unstored};
@@ -122,13 +122,13 @@ impl MemoryApiKeys {
 }
 
 impl ApiKeyStore for MemoryApiKeys {
-    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, ApiKeyStoreError> {
         self.lookups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.records.lock().unwrap().get(key_hash).cloned())
     }
 
-    async fn save(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn save(&self, record: &ApiKeyRecord) -> Result<(), ApiKeyStoreError> {
         self.records
             .lock()
             .unwrap()

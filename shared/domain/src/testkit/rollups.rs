@@ -368,11 +368,11 @@ impl MemoryState {
 }
 
 impl RollupStore for MemoryStore {
-    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, StoreError> {
+    async fn checkpoint(&self, shard: &str) -> Result<Option<String>, RollupStoreError> {
         Ok(self.state.lock().unwrap().checkpoints.get(shard).cloned())
     }
 
-    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, StoreError> {
+    async fn dedupe_members(&self, keys: &[DedupeKey]) -> Result<DedupeSets, RollupStoreError> {
         let state = self.state.lock().unwrap();
         let mut out = DedupeSets::default();
         for k in keys {
@@ -398,7 +398,7 @@ impl RollupStore for MemoryStore {
     async fn add_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         for (k, members) in uniques {
             state
@@ -414,7 +414,7 @@ impl RollupStore for MemoryStore {
     async fn remove_uniques(
         &self,
         uniques: &[(UniqueKey, BTreeSet<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         for (k, members) in uniques {
             let set = state.uniques.entry(k.clone()).or_default();
@@ -428,14 +428,17 @@ impl RollupStore for MemoryStore {
         &self,
         suppressions: &[Suppression],
         engagement: &engagement::Changes,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         state.audience.apply(suppressions, engagement);
         state.writes += suppressions.len() + engagement.len();
         Ok(())
     }
 
-    async fn trails(&self, keys: &[TrailKey]) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    async fn trails(
+        &self,
+        keys: &[TrailKey],
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         Ok(keys
             .iter()
@@ -447,7 +450,7 @@ impl RollupStore for MemoryStore {
         &self,
         deliveries: &[(TrailKey, i64)],
         _expires: i64,
-    ) -> Result<HashMap<TrailKey, Trail>, StoreError> {
+    ) -> Result<HashMap<TrailKey, Trail>, RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         let mut out = HashMap::new();
         for (k, at) in deliveries {
@@ -462,7 +465,7 @@ impl RollupStore for MemoryStore {
         Ok(out)
     }
 
-    async fn apply(&self, run: &Run) -> Result<(), StoreError> {
+    async fn apply(&self, run: &Run) -> Result<(), RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         let actions = run.rollup_updates().len()
             + run.dedupe.iter().map(DedupeWrite::actions).sum::<usize>()
@@ -470,7 +473,7 @@ impl RollupStore for MemoryStore {
             + run.packs.len()
             + 1;
         if actions > 100 {
-            return Err(StoreError::Permanent(format!(
+            return Err(RollupStoreError::Permanent(format!(
                 "a transaction of {actions} actions (DynamoDB takes 100)"
             )));
         }
@@ -479,14 +482,14 @@ impl RollupStore for MemoryStore {
             .iter()
             .find(|(k, _)| state.refused_tenants.contains(&k.tenant))
         {
-            return Err(StoreError::Permanent(format!(
+            return Err(RollupStoreError::Permanent(format!(
                 "ValidationException: item {} {} is over its size limit",
                 k.partition_key(),
                 k.period
             )));
         }
         if state.checkpoints.get(&run.shard) != run.after.as_ref() {
-            return Err(StoreError::CheckpointMoved(run.shard.clone()));
+            return Err(RollupStoreError::CheckpointMoved(run.shard.clone()));
         }
         for (k, c) in &run.rollups {
             state.rollups.entry(k.clone()).or_default().merge(c);
@@ -501,7 +504,7 @@ impl RollupStore for MemoryStore {
                 .map_or(0, HashSet::len);
             if held + w.ids.len() > DEDUPE_PAGE_IDS {
                 // The condition a concurrent writer can make fail: a temporary refusal.
-                return Err(StoreError::Failed(format!(
+                return Err(RollupStoreError::Failed(format!(
                     "dedupe page {} {} filled meanwhile",
                     w.key.partition_key(),
                     w.key.page_sort_key(w.page)
@@ -532,12 +535,12 @@ impl RollupStore for MemoryStore {
         Ok(())
     }
 
-    async fn stage(&self, run: &Run) -> Result<(), StoreError> {
+    async fn stage(&self, run: &Run) -> Result<(), RollupStoreError> {
         let mut state = self.state.lock().unwrap();
         for (k, t) in &run.trails {
             let stored = state.trail(k).map_or(0, |s| s.version);
             if stored != t.version {
-                return Err(StoreError::Failed(format!(
+                return Err(RollupStoreError::Failed(format!(
                     "trail {} changed meanwhile",
                     k.partition_key()
                 )));
