@@ -63,7 +63,8 @@ pub async fn handle<L: LakeStore>(
 mod tests {
     use super::*;
     use beacon_domain::{Event, EventType};
-    use beacon_lake::{write_parquet, LakeStore, MemoryLake, PutIf, STAGING_PREFIX};
+    use beacon_lake::testkit::MemoryLake;
+    use beacon_lake::{write_parquet, LakeStore, PutIf, STAGING_PREFIX};
 
     fn scheduled(time: &str) -> LambdaEvent<EventBridgeEvent<Value>> {
         let payload = serde_json::from_value(json!({

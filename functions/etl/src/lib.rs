@@ -70,7 +70,8 @@ mod tests {
     use super::*;
     use beacon_domain::testkit::memory::MemoryDeadLetters;
     use beacon_domain::{Event, EventType};
-    use beacon_lake::{LakeError, LakeObject, MemoryLake, PutIf};
+    use beacon_lake::testkit::MemoryLake;
+    use beacon_lake::{LakeError, LakeObject, PutIf};
 
     /// Refuses every write, as S3 would when throttling or down.
     struct Down;
