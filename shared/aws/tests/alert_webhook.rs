@@ -7,7 +7,7 @@ use beacon_domain::alert::evaluate::{Alerter, Settings};
 use beacon_domain::alert::outbound::Policy;
 use beacon_domain::alert::store::{AlertStoreExt, NOTIFY_KEY};
 use beacon_domain::alert::{Destinations, Webhook};
-use beacon_domain::rollup::{rollup_partition, Counters, Grain, Scope, TENANTS_PARTITION};
+use beacon_domain::rollup::{Counters, TENANTS_PARTITION};
 use beacon_domain::testkit::memory::{MemoryAlerts, MemoryMailer, StaticLookup};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use chrono::{DateTime, Utc};
@@ -37,27 +37,6 @@ fn world() -> World {
     w.reader
         .set_directory(TENANTS_PARTITION, "acme", "2026-11-23T10:00:00Z");
     w
-}
-
-impl World {
-    /// An hour of `sent` mails of which `bounced` bounced hard, in the tenant's rollups.
-    fn hour(&self, t: &str, sent: u64, bounced: u64, cost_micros: i64) {
-        let c = Counters {
-            sent,
-            delivered: sent - bounced,
-            bounced_hard: bounced,
-            cost_micros,
-            ..Default::default()
-        };
-        let t = at(t);
-        for grain in [Grain::Hour, Grain::Day] {
-            self.reader.add_rollup(
-                &rollup_partition("acme", &Scope::Tenant, grain),
-                &grain.sort_key(t),
-                &c,
-            );
-        }
-    }
 }
 
 #[tokio::test]
@@ -93,7 +72,15 @@ async fn a_webhook_to_an_address_inside_is_a_failed_delivery_and_nothing_is_sent
         .put_json("acme", NOTIFY_KEY, &to, None)
         .await
         .unwrap();
-    w.hour("2026-11-23T10:00:00Z", 1000, 120, 0);
+    // An hour with 12% hard bounces: the built-in bounce rule breaches.
+    let bouncy = Counters {
+        sent: 1000,
+        delivered: 880,
+        bounced_hard: 120,
+        ..Default::default()
+    };
+    w.reader
+        .add_tenant_hour("acme", at("2026-11-23T10:00:00Z"), &bouncy);
     let alerter = Alerter {
         reader: &w.reader,
         store: &w.store,

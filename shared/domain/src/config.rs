@@ -42,6 +42,16 @@ impl Env {
         }
     }
 
+    /// A fixed set of variables from name-value pairs (tests, tools).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Env::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, name: &str) -> Option<String> {
         let value = match &self.overrides {
             Some(map) => map.get(name).cloned(),
@@ -119,12 +129,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Env::from_pairs(pairs)
     }
 
     #[test]

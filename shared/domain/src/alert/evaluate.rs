@@ -378,17 +378,7 @@ mod tests {
                 cost_micros,
                 ..Default::default()
             };
-            let t = at(t);
-            self.reader.add_rollup(
-                &rollup_partition("acme", &Scope::Tenant, Grain::Hour),
-                &Grain::Hour.sort_key(t),
-                &c,
-            );
-            self.reader.add_rollup(
-                &rollup_partition("acme", &Scope::Tenant, Grain::Day),
-                &Grain::Day.sort_key(t),
-                &c,
-            );
+            self.reader.add_tenant_hour("acme", at(t), &c);
         }
 
         async fn run(&self, now: &str) -> TenantOutcome {

@@ -71,6 +71,17 @@ impl MemoryRollupReader {
             .extend(members.into_iter().map(str::to_string));
     }
 
+    /// Adds `c` to the tenant-wide hour item and day item of `t`, as the writer would.
+    pub fn add_tenant_hour(&self, tenant: &str, t: chrono::DateTime<chrono::Utc>, c: &Counters) {
+        for grain in [crate::rollup::Grain::Hour, crate::rollup::Grain::Day] {
+            self.add_rollup(
+                &crate::rollup::rollup_partition(tenant, &Scope::Tenant, grain),
+                &grain.sort_key(t),
+                c,
+            );
+        }
+    }
+
     /// Sets a directory item (`C#{tenant}`, `c:...` or `ch:...`).
     pub fn set_directory(&self, pk: &str, sk: &str, last_seen: &str) {
         self.directory
