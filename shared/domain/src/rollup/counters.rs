@@ -121,11 +121,8 @@ macro_rules! declare_counters {
 
             /// The table's attribute name.
             pub fn stored(self) -> &'static str {
-                match self {
-                    $(Counter::$variant => stringify!($field),)*
-                    $(Counter::$avariant => stringify!($afield),)*
-                    $(Counter::$ivariant => stringify!($ifield),)*
-                }
+                // The enum and the field list come from one list, in one order.
+                Counters::SCALAR_FIELDS[self as usize]
             }
 
             /// What views call it (`cost` for `cost_micros`).
