@@ -1,7 +1,9 @@
 //! What every function does once at start: load the AWS SDK configuration, set up JSON
-//! logs, and read the tracking keys (from a variable locally, from Secrets Manager in AWS).
+//! logs, and read the tracking and ingest keys (from a variable locally, from Secrets
+//! Manager in AWS).
 
 use beacon_domain::config::{ConfigError, Env};
+use beacon_domain::ingest::credentials::IngestKeys;
 use beacon_domain::tracking::token::Keyring;
 
 /// The AWS SDK configuration, loaded once per process. Honours `AWS_ENDPOINT_URL`,
@@ -26,30 +28,50 @@ pub fn init_tracing() {
 /// The tracking keyring: `BEACON_TRACKING_KEYS` (JSON, local use) or else the
 /// Secrets Manager secret named by `BEACON_TRACKING_KEYS_SECRET` (in AWS).
 pub async fn keyring(env: &Env, aws: &aws_config::SdkConfig) -> Result<Keyring, ConfigError> {
-    let json = match env.get("BEACON_TRACKING_KEYS") {
-        Some(json) => json,
-        None => {
-            let secret_id = env.get("BEACON_TRACKING_KEYS_SECRET").ok_or(ConfigError::Keys(
-                "set BEACON_TRACKING_KEYS_SECRET (a Secrets Manager secret) or BEACON_TRACKING_KEYS (JSON)".into(),
-            ))?;
-            let client = aws_sdk_secretsmanager::Client::new(aws);
-            let out = client
-                .get_secret_value()
-                .secret_id(&secret_id)
-                .send()
-                .await
-                .map_err(|e| {
-                    ConfigError::Keys(format!(
-                        "reading secret {secret_id}: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                    ))
-                })?;
-            out.secret_string.ok_or_else(|| {
-                ConfigError::Keys(format!("secret {secret_id} has no string value"))
-            })?
-        }
-    };
+    let json = secret_json(env, aws, "BEACON_TRACKING_KEYS").await?;
     Keyring::from_json(&json).map_err(|e| ConfigError::Keys(e.to_string()))
+}
+
+/// The ingest keys (provider credentials' sealing, recipient ids): `BEACON_INGEST_KEYS`
+/// (JSON, local use) or else the secret named by `BEACON_INGEST_KEYS_SECRET`.
+pub async fn ingest_keys(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<IngestKeys, ConfigError> {
+    let json = secret_json(env, aws, "BEACON_INGEST_KEYS").await?;
+    IngestKeys::from_json(&json).map_err(|e| ConfigError::Keys(e.to_string()))
+}
+
+/// A JSON secret: the variable `name` itself, or the Secrets Manager secret named by
+/// `<name>_SECRET`.
+async fn secret_json(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<String, ConfigError> {
+    if let Some(json) = env.get(name) {
+        return Ok(json);
+    }
+    let secret_var = format!("{name}_SECRET");
+    let secret_id = env.get(&secret_var).ok_or_else(|| {
+        ConfigError::Keys(format!(
+            "set {secret_var} (a Secrets Manager secret) or {name} (JSON)"
+        ))
+    })?;
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let out = client
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            ConfigError::Keys(format!(
+                "reading secret {secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    out.secret_string
+        .ok_or_else(|| ConfigError::Keys(format!("secret {secret_id} has no string value")))
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
-    #[error("tracking keys: {0}")]
+    /// The tracking or ingest keys (the message names which).
+    #[error("{0}")]
     Keys(String),
 }
 

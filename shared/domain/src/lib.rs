@@ -46,6 +46,9 @@ pub mod tenant;
 // Tracking links: tokens, and turning a verified one into an event.
 pub mod tracking;
 
+// Provider events (SES, SendGrid, Mailgun, Postmark, Twilio): verified and mapped.
+pub mod ingest;
+
 // Human or machine.
 pub mod verdict;
 

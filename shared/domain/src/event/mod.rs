@@ -24,6 +24,9 @@ pub enum EventType {
     Bounced,
     Complained,
     Failed,
+    /// Delivery is being retried (SES DeliveryDelay, SendGrid deferred, Mailgun's
+    /// temporary failures): not a bounce yet.
+    Delayed,
     Opened,
     Clicked,
     Unsubscribed,
@@ -34,12 +37,13 @@ pub enum EventType {
 
 impl EventType {
     /// The built-in types, in the order docs/events.md documents them.
-    pub const BUILT_IN: [EventType; 9] = [
+    pub const BUILT_IN: [EventType; 10] = [
         EventType::Sent,
         EventType::Delivered,
         EventType::Bounced,
         EventType::Complained,
         EventType::Failed,
+        EventType::Delayed,
         EventType::Opened,
         EventType::Clicked,
         EventType::Unsubscribed,
@@ -53,6 +57,7 @@ impl EventType {
             EventType::Bounced => "message.bounced",
             EventType::Complained => "message.complained",
             EventType::Failed => "message.failed",
+            EventType::Delayed => "message.delayed",
             EventType::Opened => "message.opened",
             EventType::Clicked => "link.clicked",
             EventType::Unsubscribed => "message.unsubscribed",

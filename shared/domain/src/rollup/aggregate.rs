@@ -1567,7 +1567,10 @@ mod tests {
     }
 
     /// The scalar counters of every rollup item of `tenant`, by key.
-    fn rollups_of(store: &MemoryStore, tenant: &str) -> BTreeMap<String, [i64; 17]> {
+    fn rollups_of(
+        store: &MemoryStore,
+        tenant: &str,
+    ) -> BTreeMap<String, [i64; crate::rollup::counters::SCALARS]> {
         store
             .state
             .lock()

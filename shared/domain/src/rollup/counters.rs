@@ -32,6 +32,7 @@ macro_rules! counter_list {
                 BouncedSoft bounced_soft: u64 => "Soft bounces", Count bounced_soft;
                 Complained complained: u64 => "Complaints", Count complained;
                 Failed failed: u64 => "Failed", Count failed;
+                Delayed delayed: u64 => "Delivery delays", Count delayed;
                 Unsubscribed unsubscribed: u64 => "Unsubscribed", Count unsubscribed;
                 OpensHuman opens_human: u64 => "Human opens", Count opens_human;
                 OpensMachine opens_machine: u64 => "Machine opens", Count opens_machine;

@@ -123,6 +123,7 @@ impl Counters {
             },
             EventType::Complained => self.complained += 1,
             EventType::Failed => self.failed += 1,
+            EventType::Delayed => self.delayed += 1,
             EventType::Unsubscribed => self.unsubscribed += 1,
             EventType::Opened if facts.machine => self.opens_machine += 1,
             EventType::Opened => self.opens_human += 1,

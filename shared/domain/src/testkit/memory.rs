@@ -6,6 +6,8 @@ use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookError,
 use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 use crate::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 use crate::event::Event;
+use crate::ingest::credentials::{ProviderStore, ProviderStoreError, StoredCredential};
+use crate::ingest::Provider;
 use crate::tracking::sink::{encode_record, EventSink, Unstored};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -243,5 +245,140 @@ impl Lookup for StaticLookup {
                 io::Error::new(io::ErrorKind::NotFound, format!("{host}: no such name"))
             })
         })
+    }
+}
+
+/// Provider credentials, configuration sets and used tokens in memory.
+#[derive(Default)]
+pub struct MemoryProviders {
+    pub credentials: Mutex<BTreeMap<(String, Provider), StoredCredential>>,
+    pub configuration_sets: Mutex<BTreeMap<String, String>>,
+    pub tokens: Mutex<std::collections::HashSet<String>>,
+    /// Configuration-set lookups made (to test caching).
+    pub lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl ProviderStore for MemoryProviders {
+    async fn credential(
+        &self,
+        tenant: &str,
+        provider: Provider,
+    ) -> Result<Option<StoredCredential>, ProviderStoreError> {
+        Ok(self
+            .credentials
+            .lock()
+            .unwrap()
+            .get(&(tenant.to_string(), provider))
+            .cloned())
+    }
+
+    async fn put_credential(&self, c: &StoredCredential) -> Result<(), ProviderStoreError> {
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert((c.tenant_id.clone(), c.provider), c.clone());
+        Ok(())
+    }
+
+    async fn remove_credential(
+        &self,
+        tenant: &str,
+        provider: Provider,
+    ) -> Result<bool, ProviderStoreError> {
+        Ok(self
+            .credentials
+            .lock()
+            .unwrap()
+            .remove(&(tenant.to_string(), provider))
+            .is_some())
+    }
+
+    async fn credentials(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<StoredCredential>, ProviderStoreError> {
+        Ok(self
+            .credentials
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| tenant.is_none_or(|t| c.tenant_id == t))
+            .cloned()
+            .collect())
+    }
+
+    async fn configuration_set_tenant(
+        &self,
+        configuration_set: &str,
+    ) -> Result<Option<String>, ProviderStoreError> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self
+            .configuration_sets
+            .lock()
+            .unwrap()
+            .get(configuration_set)
+            .cloned())
+    }
+
+    async fn put_configuration_set(
+        &self,
+        configuration_set: &str,
+        tenant: &str,
+    ) -> Result<(), ProviderStoreError> {
+        self.configuration_sets
+            .lock()
+            .unwrap()
+            .insert(configuration_set.to_string(), tenant.to_string());
+        Ok(())
+    }
+
+    async fn remove_configuration_set(
+        &self,
+        configuration_set: &str,
+    ) -> Result<bool, ProviderStoreError> {
+        Ok(self
+            .configuration_sets
+            .lock()
+            .unwrap()
+            .remove(configuration_set)
+            .is_some())
+    }
+
+    async fn configuration_sets(&self) -> Result<Vec<(String, String)>, ProviderStoreError> {
+        Ok(self
+            .configuration_sets
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn first_use(
+        &self,
+        tenant: &str,
+        provider: Provider,
+        token: &str,
+        _expires_at: i64,
+    ) -> Result<bool, ProviderStoreError> {
+        Ok(self
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(format!("{tenant}#{provider}#{token}")))
+    }
+
+    async fn forget_use(
+        &self,
+        tenant: &str,
+        provider: Provider,
+        token: &str,
+    ) -> Result<(), ProviderStoreError> {
+        self.tokens
+            .lock()
+            .unwrap()
+            .remove(&format!("{tenant}#{provider}#{token}"));
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! [`crate::verdict::trail`]. Each verdict carries its reason.
 
 use crate::event::{DeviceClass, EventType, EventView};
-use crate::verdict::networks::{APPLE_PROXY, SCANNERS, UNLISTED};
+use crate::verdict::networks::{APPLE_PROXY, PROVIDER_FLAGGED, SCANNERS, UNLISTED};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenClass {
@@ -154,6 +154,12 @@ fn open_verdict(
             reason: "scanner_network",
         };
     }
+    if network == Some(PROVIDER_FLAGGED) {
+        return Verdict {
+            class: OpenClass::Machine,
+            reason: "provider_flagged",
+        };
+    }
     // Apple Mail Privacy Protection sends exactly this, with nothing else; so do some
     // Outlook versions. Apple's egress ranges tell them apart when they are loaded.
     if ua == "Mozilla/5.0" {
@@ -214,6 +220,12 @@ fn click_verdict(
         return Verdict {
             class: ClickClass::SuspectedBot,
             reason: "scanner_network",
+        };
+    }
+    if e.context.network.as_deref() == Some(PROVIDER_FLAGGED) {
+        return Verdict {
+            class: ClickClass::SuspectedBot,
+            reason: "provider_flagged",
         };
     }
     if e.context.device_class == Some(DeviceClass::Bot) {

@@ -32,6 +32,10 @@ pub const APPLE_PROXY: &str = "apple-proxy";
 pub const SCANNERS: &str = "scanners";
 /// Checked against Apple's ranges (a non-empty list) and not in them, nor in scanners'.
 pub const UNLISTED: &str = "unlisted";
+/// Not a range list: the sender's own tracking flagged the client as a machine
+/// (SendGrid's `sg_machine_open`, Mailgun's `client-info.bot`). Set by provider
+/// ingestion ([`crate::ingest`]); the classifier takes the provider's word.
+pub const PROVIDER_FLAGGED: &str = "provider-flagged";
 
 /// The list names, in the order [`Networks`] keeps them.
 pub const LISTS: [&str; 2] = [APPLE_PROXY, SCANNERS];

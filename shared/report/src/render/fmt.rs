@@ -72,7 +72,7 @@ pub enum Tone {
     Neutral,
 }
 
-/// An increase of bounces, complaints, failures or unsubscribes is bad; of sends,
+/// An increase of bounces, complaints, failures, delays or unsubscribes is bad; of sends,
 /// deliveries, human engagement and conversions good; machine opens, bot clicks and
 /// cost are neither.
 pub fn tone(metric: Metric, delta: Option<f64>) -> Tone {
@@ -89,6 +89,7 @@ pub fn tone(metric: Metric, delta: Option<f64>) -> Tone {
         | Metric::BouncedSoft
         | Metric::Complained
         | Metric::Failed
+        | Metric::Delayed
         | Metric::Unsubscribed
         | Metric::BounceRate
         | Metric::ComplaintRate

@@ -400,7 +400,9 @@ mod tests {
         assert!(!c2.contains("t=\"s\""), "a number, not a string: {c2}");
         assert!(c2.contains(&format!("<v>{sent}</v>")), "{c2}");
         assert!(summary.contains("ySplit=\"1\""), "frozen header row");
-        assert!(summary.contains("<autoFilter ref=\"A1:F20\""));
+        // A header row and one row per summary metric.
+        let last = data.summary.len() + 1;
+        assert!(summary.contains(&format!("<autoFilter ref=\"A1:F{last}\"")));
         assert!(summary.contains("<col "), "column widths");
 
         // The chart is on the Series sheet and reads its columns.

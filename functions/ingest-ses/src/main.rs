@@ -1,0 +1,11 @@
+use beacon_aws::config::{aws_config, init_tracing};
+use beacon_domain::config::Env;
+use lambda_runtime::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_config().await;
+    let app = ingest_ses_function::IngestSesApp::from_env(&Env::process(), &aws).await?;
+    run(service_fn(|event| ingest_ses_function::handle(&app, event))).await
+}
