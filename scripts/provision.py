@@ -738,6 +738,16 @@ def sqs_queue(stack: Stack, logical_id: str, props: dict) -> dict:
             "attrs": {"Arn": arn, "QueueName": name, "QueueUrl": url}}
 
 
+def sns_topic(stack: Stack, logical_id: str, props: dict) -> dict:
+    client = stack.client("sns")
+    p = stack.resolve(props)
+    name = p.get("TopicName") or f"{stack.name}-{logical_id}"
+    # CreateTopic is idempotent: the same name gives the same ARN.
+    arn = client.create_topic(Name=name)["TopicArn"]
+    log(f"topic {name} ready")
+    return {"name": name, "arn": arn, "ref": arn, "attrs": {"TopicArn": arn, "TopicName": name}}
+
+
 def create_email_identity(stack: Stack, identity: str, why: str) -> None:
     client = stack.client("sesv2")
     try:
@@ -769,6 +779,7 @@ EMULATORS: dict[str, Callable[[Stack, str, dict], dict]] = {
     "AWS::S3::Bucket": s3_bucket,
     "AWS::SecretsManager::Secret": secret,
     "AWS::SQS::Queue": sqs_queue,
+    "AWS::SNS::Topic": sns_topic,
     "AWS::SES::EmailIdentity": ses_identity,
 }
 

@@ -43,6 +43,8 @@ ROUTES = {
     "CompactFunction": ("compact", []),
     "ReportFunction": ("report", []),
     "AlertsFunction": ("alerts", []),
+    "IngestSesFunction": ("ingest-ses", []),
+    "IngestWebhooksFunction": ("ingest-webhooks", [{"method": "POST", "path": "/v1/webhooks/{provider}/{tenant}"}]),
 }
 SCHEDULED = {"CompactFunction", "ReportFunction", "AlertsFunction"}
 STREAM_CONSUMERS = {"AggregateFunction", "EtlFunction"}
@@ -112,6 +114,10 @@ def test_policies_are_least_privilege():
         "CollectFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem"},
         "EtlFunction": {"s3:PutObject", "sqs:SendMessage"},
         "CompactFunction": {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+        "IngestSesFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem",
+                              "secretsmanager:GetSecretValue", "sqs:SendMessage"},
+        "IngestWebhooksFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem",
+                                   "dynamodb:PutItem", "dynamodb:DeleteItem", "secretsmanager:GetSecretValue"},
     }
     for name, actions in expected.items():
         policies = template["Resources"][name]["Properties"]["Policies"]
@@ -187,6 +193,22 @@ def test_provision_creates_the_template_resources(provision, stack_name, aws):
     assert [k["AttributeName"] for k in rollups["KeySchema"]] == ["pk", "sk"]
     assert aws("dynamodb").describe_time_to_live(TableName=f"{stack_name}-rollups")["TimeToLiveDescription"]["AttributeName"] == "ttl"
     assert resources["DeadLetterQueue"]["url"].endswith(f"{stack_name}-dead-letters")
+
+    # Provider ingestion: credentials table with its token TTL, the ingest keys, the topic.
+    providers = aws("dynamodb").describe_table(TableName=f"{stack_name}-providers")["Table"]
+    assert providers["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    ttl = aws("dynamodb").describe_time_to_live(TableName=f"{stack_name}-providers")["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at"
+    ingest_keys = json.loads(aws("secretsmanager").get_secret_value(SecretId=f"{stack_name}/ingest-keys")["SecretString"])
+    assert ingest_keys["active"] == "k1" and len(ingest_keys["k1"]) == 64
+    ingest_env = {**common, "BEACON_PROVIDERS_TABLE": f"{stack_name}-providers",
+                  "BEACON_INGEST_KEYS_SECRET": resources["IngestKeysSecret"]["arn"]}
+    assert functions["IngestWebhooksFunction"]["env"] == ingest_env
+    assert functions["IngestSesFunction"]["env"] == {**ingest_env, "BEACON_SES_COST_PER_MESSAGE": "0.0001"}, \
+        "no default tenant unless one is given"
+    topic = resources["SesEventsTopic"]["arn"]
+    assert topic in [t["TopicArn"] for t in aws("sns").list_topics()["Topics"]]
+    assert out["outputs"]["SesEventsTopicArn"] == topic
 
     # Without a TrackingDomain the public URL is the API's own: here, the local gateway.
     assert out["outputs"]["ApiUrl"] == base

@@ -12,14 +12,13 @@ use beacon_aws::dynamo::providers::DynamoProviders;
 use beacon_aws::kinesis::KinesisSink;
 use beacon_domain::config::{ConfigError, Env};
 use beacon_domain::ingest::credentials::{ProviderStore, ProviderStoreError};
-use beacon_domain::ingest::{record, ses, Intake, Mapped, Provider, Recorded};
+use beacon_domain::ingest::{record, ses, Expiring, Intake, Mapped, Provider, Recorded};
 use beacon_domain::tracking::sink::EventSink;
 use beacon_domain::verdict::networks::Networks;
+use beacon_domain::EventType;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct IngestSesApp<S, P> {
     pub sink: S,
@@ -28,8 +27,11 @@ pub struct IngestSesApp<S, P> {
     /// The tenant of events that name none (no tag, no mapped configuration set):
     /// `BEACON_SES_DEFAULT_TENANT`, for a deployment that serves one tenant.
     pub default_tenant: Option<String>,
-    configuration_sets: Mutex<HashMap<String, (Option<String>, Instant)>>,
-    cache_for: Duration,
+    /// What SES charges per message sent, in US dollars (`BEACON_SES_COST_PER_MESSAGE`,
+    /// default 0.0001: $0.10 per 1,000): recorded on each `message.sent`, so spend and
+    /// the budget alert see SES mail without the sender reporting it.
+    pub cost_per_message: Option<f64>,
+    configuration_sets: Expiring<String, Option<String>>,
 }
 
 impl IngestSesApp<KinesisSink, DynamoProviders> {
@@ -44,14 +46,20 @@ impl IngestSesApp<KinesisSink, DynamoProviders> {
             ip_policy: env.ip_policy()?,
             networks: Networks::shipped(),
         };
-        Ok(Self::new(
+        let mut app = Self::new(
             KinesisSink::new(aws_sdk_kinesis::Client::new(aws), stream),
             DynamoProviders::new(aws_sdk_dynamodb::Client::new(aws), table),
             intake,
             env.get("BEACON_SES_DEFAULT_TENANT"),
-        )?)
+        )?;
+        let cost = env.parse_or("BEACON_SES_COST_PER_MESSAGE", DEFAULT_COST_PER_MESSAGE)?;
+        app.cost_per_message = (cost > 0.0).then_some(cost);
+        Ok(app)
     }
 }
+
+/// SES's price per message in US dollars ($0.10 per 1,000 emails).
+pub const DEFAULT_COST_PER_MESSAGE: f64 = 0.0001;
 
 /// The invocation failed: Lambda retries it (and keeps it on the failure queue at the end).
 #[derive(Debug, thiserror::Error)]
@@ -83,24 +91,22 @@ impl<S: EventSink, P: ProviderStore> IngestSesApp<S, P> {
             store,
             intake,
             default_tenant,
-            configuration_sets: Mutex::new(HashMap::new()),
-            cache_for: Duration::from_secs(60),
+            cost_per_message: Some(DEFAULT_COST_PER_MESSAGE),
+            configuration_sets: Expiring::new(Duration::from_secs(60)),
         })
     }
 
     /// The tenant a configuration set is mapped to, cached for a minute: a campaign's
     /// events arrive by the thousand and the mapping rarely changes.
-    async fn configuration_set_tenant(&self, set: &str) -> Result<Option<String>, ProviderStoreError> {
-        if let Some((tenant, at)) = self.configuration_sets.lock().unwrap().get(set) {
-            if at.elapsed() < self.cache_for {
-                return Ok(tenant.clone());
-            }
+    async fn configuration_set_tenant(
+        &self,
+        set: &str,
+    ) -> Result<Option<String>, ProviderStoreError> {
+        if let Some(tenant) = self.configuration_sets.get(&set.to_string()) {
+            return Ok(tenant);
         }
         let tenant = self.store.configuration_set_tenant(set).await?;
-        self.configuration_sets
-            .lock()
-            .unwrap()
-            .insert(set.to_string(), (tenant.clone(), Instant::now()));
+        self.configuration_sets.put(set.to_string(), tenant.clone());
         Ok(tenant)
     }
 }
@@ -131,13 +137,33 @@ pub async fn ingest<S: EventSink, P: ProviderStore>(
             Some(set) => app.configuration_set_tenant(set).await?,
             None => None,
         };
-        let tenant = ses::tenant_of(event, mapped_tenant.as_deref(), app.default_tenant.as_deref())
-            .and_then(|t| beacon_domain::tenant::check(&t).map(|_| t).map_err(|e| e.to_string()));
+        let tenant = ses::tenant_of(
+            event,
+            mapped_tenant.as_deref(),
+            app.default_tenant.as_deref(),
+        )
+        .and_then(|t| {
+            beacon_domain::tenant::check(&t)
+                .map(|_| t)
+                .map_err(|e| e.to_string())
+        });
         let (tenant, mapped) = match tenant {
             Ok(tenant) => {
-                let mapped = app
+                let mut mapped = app
                     .intake
-                    .with_source(Provider::Ses, &tenant, now, |source| ses::map(event, index, source));
+                    .with_source(Provider::Ses, &tenant, now, |source| {
+                        ses::map(event, index, source)
+                    });
+                if let Some(cost) = app.cost_per_message {
+                    for sent in mapped
+                        .events
+                        .iter_mut()
+                        .filter(|e| e.kind == EventType::Sent)
+                    {
+                        sent.cost = Some(cost);
+                        sent.currency = Some("USD".into());
+                    }
+                }
                 (tenant, mapped)
             }
             Err(reason) => {
@@ -162,7 +188,6 @@ mod tests {
     use beacon_domain::event::validate::Limits;
     use beacon_domain::ingest::credentials::IngestKeys;
     use beacon_domain::testkit::memory::{MemoryProviders, MemorySink};
-    use beacon_domain::EventType;
     use chrono::TimeZone;
 
     const KEYS: &str = r#"{"active":"k1","k1":"0123456789abcdef0123456789abcdef"}"#;
@@ -178,7 +203,10 @@ mod tests {
     }
 
     fn sample(name: &str) -> Value {
-        let path = format!("{}/../../events/ingest-ses/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../events/ingest-ses/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -189,8 +217,17 @@ mod tests {
     #[tokio::test]
     async fn eventbridge_and_sns_invocations_land_on_the_stream() {
         let app = app(MemoryProviders::default(), MemorySink::default());
-        let done = ingest(&app, sample("eventbridge-delivery"), now()).await.unwrap();
-        assert_eq!(done, Recorded { recorded: 1, skipped: 0, failed: 0 });
+        let done = ingest(&app, sample("eventbridge-delivery"), now())
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Recorded {
+                recorded: 1,
+                skipped: 0,
+                failed: 0
+            }
+        );
         let done = ingest(&app, sample("sns-bounce"), now()).await.unwrap();
         assert_eq!(done.recorded, 1);
         let events = app.sink.events();
@@ -199,6 +236,15 @@ mod tests {
             [EventType::Delivered, EventType::Bounced]
         );
         assert!(events.iter().all(|e| e.tenant_id == "acme"));
+        ingest(&app, sample("eventbridge-send"), now())
+            .await
+            .unwrap();
+        let sent = app.sink.events().pop().unwrap();
+        assert_eq!(
+            (sent.cost, sent.currency.as_deref()),
+            (Some(0.0001), Some("USD"))
+        );
+        assert_eq!(events[0].cost, None, "only sends cost");
     }
 
     #[tokio::test]
@@ -219,17 +265,33 @@ mod tests {
             ingest(&app, untagged.clone(), now()).await.unwrap();
         }
         assert!(app.sink.events().iter().all(|e| e.tenant_id == "globex"));
-        assert_eq!(app.store.lookups.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            app.store.lookups.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
         // The tag of another tenant on a mapped set is refused, not guessed.
-        let done = ingest(&app, sample("eventbridge-send"), now()).await.unwrap();
-        assert_eq!(done, Recorded { recorded: 0, skipped: 1, failed: 0 });
+        let done = ingest(&app, sample("eventbridge-send"), now())
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Recorded {
+                recorded: 0,
+                skipped: 1,
+                failed: 0
+            }
+        );
     }
 
     #[tokio::test]
     async fn a_refused_write_fails_the_invocation_so_lambda_retries_it() {
         let app = app(MemoryProviders::default(), MemorySink::refusing());
-        let err = ingest(&app, sample("eventbridge-open"), now()).await.unwrap_err();
+        let err = ingest(&app, sample("eventbridge-open"), now())
+            .await
+            .unwrap_err();
         assert!(matches!(err, IngestError::NotStored(1)), "{err}");
-        assert!(ingest(&app, serde_json::json!({"hello": 1}), now()).await.is_err());
+        assert!(ingest(&app, serde_json::json!({"hello": 1}), now())
+            .await
+            .is_err());
     }
 }

@@ -1,0 +1,14 @@
+use beacon_aws::config::{aws_config, init_tracing};
+use beacon_domain::config::Env;
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_config().await;
+    let app = ingest_webhooks_function::WebhooksApp::from_env(&Env::process(), &aws).await?;
+    run(service_fn(|req| {
+        ingest_webhooks_function::handle(&app, req)
+    }))
+    .await
+}
