@@ -22,6 +22,7 @@ use std::path::PathBuf;
 mod alert;
 mod lake;
 mod networks;
+mod provider;
 mod report;
 mod suppression;
 
@@ -86,6 +87,10 @@ enum Command {
     /// The suppression list: check, add, remove, export.
     #[command(subcommand)]
     Suppression(suppression::SuppressionCommand),
+    /// Senders' events: webhook credentials per tenant (add, rotate, list, remove),
+    /// SES configuration sets per tenant, and the recipient id of an address.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
 }
 
 #[derive(Subcommand)]
@@ -322,6 +327,7 @@ async fn run() -> Result<()> {
         Command::Networks(command) => networks::run(command)?,
         Command::Alert(command) => alert::run(command).await?,
         Command::Suppression(command) => suppression::run(command).await?,
+        Command::Provider(command) => provider::run(command).await?,
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! 1. provision the stack in the emulator from the SAM template;
 //! 2. start the local gateway with the three HTTP functions;
 //! 3. issue an API key and instrument the campaign email for every recipient;
-//! 4. post sends and delivery outcomes to collect, fetch pixels and follow clicks as
-//!    the recipients would, and post conversions and unsubscribes;
+//! 4. deliver the sends, outcomes and complaints as Amazon SES events through the
+//!    EventBridge rule's function (`senders`), send a second small campaign's outcomes
+//!    as signed SendGrid and Twilio webhooks, fetch pixels and follow clicks as the
+//!    recipients would, and post conversions and unsubscribes to collect;
 //! 5. read the stream back and compare it with the simulator's ground truth;
 //! 6. aggregate it into the rollups and ask the stats API;
 //! 7. build the lake (ETL consumer, then the compaction function) and query it with
@@ -214,6 +216,10 @@ pub struct DemoSummary {
     /// The bounce-spike campaign and what the alerts function did about it; the
     /// suppression list and engagement segments as the stats API gives them.
     pub alerts: Value,
+    /// The providers' side: SES events through the EventBridge path, and the webhook
+    /// campaign's numbers (SendGrid, Twilio) against its truth; addresses found in the
+    /// stream (must be none).
+    pub senders: Value,
     pub matches: bool,
     pub elapsed_ms: u128,
 }
@@ -380,57 +386,26 @@ async fn drive(
     let collect_url = format!("{gateway_url}/v1/events");
     let mut requests: BTreeMap<String, u64> = BTreeMap::new();
 
-    // Sends as JSON arrays, outcomes as NDJSON: both batch formats.
-    let sends: Vec<Value> = plan
-        .iter()
-        .map(|r| json!({"event_id": format!("{}-sent", r.recipient.message_id), "type": "message.sent", "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses", "cost": 0.0001}))
-        .collect();
-    post_json_batches(&http, &collect_url, &api_key, &sends, &mut requests).await?;
-    let delivered_at = (chrono::Utc::now() - chrono::Duration::minutes(10))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let outcomes: Vec<Value> = plan
-        .iter()
-        .map(|r| {
-            let base = json!({"event_id": format!("{}-outcome", r.recipient.message_id), "campaign_id": campaign, "message_id": r.recipient.message_id, "recipient_id": r.recipient.recipient_id, "provider": "ses"});
-            let mut e = base.as_object().cloned().unwrap_or_default();
-            match r.outcome {
-                Outcome::Delivered => {
-                    e.insert("type".into(), json!("message.delivered"));
-                    // Delivered a while before anyone reads it: an open or click within
-                    // seconds of delivery is a gateway's (`shared::trail`).
-                    e.insert("event_time".into(), json!(delivered_at));
-                    e.insert("duration_ms".into(), json!(800 + (r.recipient.recipient_id.len() * 37) % 4000));
-                }
-                Outcome::HardBounce | Outcome::SoftBounce => {
-                    e.insert("type".into(), json!("message.bounced"));
-                    let hard = r.outcome == Outcome::HardBounce;
-                    e.insert("bounce_type".into(), json!(if hard { "hard" } else { "soft" }));
-                    e.insert("reason".into(), json!(if hard { "550 5.1.1 user unknown" } else { "452 4.2.2 mailbox full" }));
-                }
-                Outcome::Failed => {
-                    e.insert("type".into(), json!("message.failed"));
-                    e.insert("reason".into(), json!("rendering error"));
-                }
-            }
-            Value::Object(e)
-        })
-        .collect();
-    for chunk in outcomes.chunks(250) {
-        let ndjson: String = chunk.iter().map(|v| format!("{v}\n")).collect();
-        post_events(
-            &http,
-            &collect_url,
-            &api_key,
-            "application/x-ndjson",
-            ndjson,
-        )
-        .await?;
-        *requests.entry("collect".into()).or_default() += 1;
+    // Sends, deliveries, bounces and rendering failures come from SES, through the
+    // EventBridge rule's function; delivered a while before anyone reads the mail (an
+    // open or click within seconds of delivery is a gateway's).
+    let delivered_at = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let sent_at = delivered_at - chrono::Duration::seconds(5);
+    let ses_events = crate::senders::ses_events(&plan, sent_at, delivered_at);
+    let invocations = crate::senders::deliver_ses_events(stack, aws, ses_events).await?;
+    requests.insert("ses_eventbridge".into(), invocations);
+    eprintln!(
+        "  {invocations} SES events (sends, outcomes, complaints) through the EventBridge rule's function"
+    );
+    // A second, small campaign whose senders call back over HTTP.
+    let hooks =
+        crate::senders::webhook_campaign(stack, aws, &http, gateway_url, options.seed).await?;
+    for (k, v) in &hooks.requests {
+        requests.insert(format!("webhook_{k}"), *v);
     }
     eprintln!(
-        "  posted {} sends and {} delivery outcomes",
-        sends.len(),
-        outcomes.len()
+        "  campaign `{}`: SendGrid and Twilio outcomes through signed webhooks",
+        hooks.campaign
     );
 
     // Opens and clicks, many recipients at once, as mail clients would.
@@ -468,9 +443,6 @@ async fn drive(
                 Value::Object(e)
             };
             let mut out = Vec::new();
-            if r.complains {
-                out.push(with("message.complained", json!({"reason": "abuse"})));
-            }
             if r.unsubscribes {
                 out.push(with("message.unsubscribed", json!({})));
             }
@@ -499,6 +471,15 @@ async fn drive(
         *stream_counts.entry(e.kind.to_string()).or_default() += 1;
     }
     let truth = expected_counts(&plan);
+    // The providers' events named recipients by address; none may reach the stream.
+    let addresses_in_stream = events
+        .iter()
+        .filter(|e| {
+            serde_json::to_string(e)
+                .unwrap_or_default()
+                .contains(crate::senders::ADDRESS_DOMAIN)
+        })
+        .count();
 
     step(
         6,
@@ -530,6 +511,28 @@ async fn drive(
         };
         stats.insert(name.clone(), value.as_u64().unwrap_or(0));
     }
+    let hooks_overview: Value = http
+        .get(format!("{gateway_url}/v1/campaigns/{}", hooks.campaign))
+        .bearer_auth(&api_key)
+        .send()
+        .await?
+        .error_for_status()
+        .context("stats API")?
+        .json()
+        .await?;
+    let hooks_stats: BTreeMap<String, u64> = hooks
+        .truth
+        .keys()
+        .map(|k| (k.clone(), hooks_overview["counts"][k].as_u64().unwrap_or(0)))
+        .collect();
+    let senders = json!({
+        "ses_events": requests.get("ses_eventbridge"),
+        "webhook_campaign": hooks.campaign,
+        "truth": hooks.truth,
+        "stats": hooks_stats,
+        "addresses_in_stream": addresses_in_stream,
+    });
+    let senders_ok = hooks_stats == hooks.truth && addresses_in_stream == 0;
     step(
         7,
         "building the lake (ETL, compaction) and querying it with DuckDB",
@@ -572,7 +575,8 @@ async fn drive(
             && stats_truth == stats
             && lake_matches
             && report_once
-            && alerts_ok,
+            && alerts_ok
+            && senders_ok,
         truth,
         stream_counts,
         stats_truth,
@@ -582,6 +586,7 @@ async fn drive(
         lake_counts,
         report,
         alerts,
+        senders,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
@@ -1164,6 +1169,14 @@ fn print_table(s: &DemoSummary) {
         s.alerts["first_run"]["budget_level"],
         s.alerts["second_run"][0]["fired"],
         s.alerts["segments"]["segments"]
+    );
+    println!(
+        "senders: {} SES events through EventBridge; webhook campaign `{}` (SendGrid, Twilio) truth {} rollups {}; addresses in the stream: {}",
+        s.senders["ses_events"],
+        s.senders["webhook_campaign"].as_str().unwrap_or("-"),
+        s.senders["truth"],
+        s.senders["stats"],
+        s.senders["addresses_in_stream"]
     );
     let rates = &s.overview["rates"];
     println!(

@@ -4,12 +4,14 @@
 use crate::stack::Function;
 use anyhow::{bail, Context as _, Result};
 use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_aws::dynamo::providers::DynamoProviders;
 use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
 use beacon_aws::kinesis::KinesisSink;
 use beacon_domain::apikey::CachedApiKeys;
 use beacon_domain::config::Env;
 use beacon_domain::tracking::Tracker;
 use collect_function::CollectApp;
+use ingest_webhooks_function::WebhooksApp;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
 use serde_json::Value;
@@ -20,6 +22,7 @@ pub enum HttpFunction {
     ClickRedirect(Tracker<KinesisSink>),
     Collect(CollectApp<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
     Stats(StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
+    Webhooks(WebhooksApp<KinesisSink, DynamoProviders>),
 }
 
 impl HttpFunction {
@@ -44,6 +47,11 @@ impl HttpFunction {
             "stats" => {
                 HttpFunction::Stats(StatsApp::from_env(&env, aws).context("initializing stats")?)
             }
+            "ingest-webhooks" => HttpFunction::Webhooks(
+                WebhooksApp::from_env(&env, aws)
+                    .await
+                    .context("initializing ingest-webhooks")?,
+            ),
             other => bail!("the local gateway does not know the HTTP function `{other}`"),
         };
         Ok(built)
@@ -72,6 +80,11 @@ impl HttpFunction {
             }
             HttpFunction::Stats(s) => {
                 Adapter::from(service_fn(|req| stats_function::handle(s, req)))
+                    .call(event)
+                    .await
+            }
+            HttpFunction::Webhooks(w) => {
+                Adapter::from(service_fn(|req| ingest_webhooks_function::handle(w, req)))
                     .call(event)
                     .await
             }

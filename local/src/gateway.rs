@@ -214,7 +214,7 @@ async fn dispatch(
         })
         .flatten()
         .unwrap_or_else(|| peer.ip().to_string());
-    let headers: Vec<(String, String)> = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .map(|(n, v)| {
@@ -224,6 +224,11 @@ async fn dispatch(
             )
         })
         .collect();
+    // API Gateway tells functions the scheme it was called with; here it is plain HTTP
+    // (Twilio's signature covers the full URL, scheme included).
+    if !parts.headers.contains_key("x-forwarded-proto") {
+        headers.push(("x-forwarded-proto".into(), "http".into()));
+    }
     let event = api_gateway_v2_event(&GatewayRequest {
         method: parts.method.as_str(),
         route: &route.path,

@@ -6,5 +6,6 @@ pub mod demo;
 pub mod functions;
 pub mod gateway;
 pub mod poller;
+pub mod senders;
 pub mod stack;
 pub mod stream;

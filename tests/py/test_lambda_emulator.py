@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 SAMPLE_KEYS = '{"active":"sample","sample":"beacon-sample-key-for-events-only-not-for-production"}'
+SAMPLE_INGEST_KEYS = '{"active":"k1","k1":"beacon-sample-ingest-key-for-events-only-not-for-production"}'
 SAMPLE_API_KEY = "bk_sample_events_key_not_for_production_000000000"
 
 
@@ -69,6 +70,10 @@ def lambda_emulator(repo_root, moto_endpoint, provision):
         BEACON_ALERTS_TABLE=stack["functions"]["AlertsFunction"]["env"]["BEACON_ALERTS_TABLE"],
         BEACON_ALERTS_FROM=stack["functions"]["AlertsFunction"]["env"]["BEACON_ALERTS_FROM"],
         BEACON_TRACKING_KEYS=SAMPLE_KEYS,
+        BEACON_PROVIDERS_TABLE=stack["functions"]["IngestSesFunction"]["env"]["BEACON_PROVIDERS_TABLE"],
+        BEACON_INGEST_KEYS=SAMPLE_INGEST_KEYS,
+        # The samples keep their dates; ingestion takes events up to 30 days old by default.
+        BEACON_MAX_EVENT_AGE_HOURS=str(24 * 365 * 20),
         PATH=f"{repo_root / '.venv' / 'bin'}:{env['PATH']}",
     )
     log = open(repo_root / ".beacon" / f"cargo-lambda-{port}.log", "w") if (repo_root / ".beacon").exists() else subprocess.DEVNULL
@@ -127,6 +132,19 @@ def test_sample_events_under_the_lambda_runtime_emulator(lambda_emulator):
     opened = next(e for e in events if e["type"] == "message.opened")
     assert (opened["tenant_id"], opened["campaign_id"], opened["recipient_id"]) == ("acme", "spring-sale", "rcpt-0001")
     assert opened["context"]["ip"] == "203.0.113.0"
+
+
+def test_ses_events_under_the_lambda_runtime_emulator(lambda_emulator):
+    """events/ingest-ses.json, an SES delivery as the EventBridge rule delivers it."""
+    invoke, stream, kinesis, _ = lambda_emulator
+    done = invoke("ingest-ses")
+    assert done == {"recorded": 1, "skipped": 0, "failed": 0}, done
+    events = [e for e in stream_events(kinesis, stream) if e.get("provider") == "ses"]
+    assert len(events) == 1
+    e = events[0]
+    assert (e["type"], e["tenant_id"], e["campaign_id"], e["duration_ms"]) == ("message.delivered", "acme", "spring-sale", 1488)
+    assert e["recipient_id"].startswith("rh_") and "recipient@example.com" not in json.dumps(e)
+    assert invoke("ingest-ses") == done, "a redelivery is accepted (and counts once downstream)"
 
 
 def test_aggregate_and_stats_under_the_lambda_runtime_emulator(lambda_emulator, moto_endpoint):
