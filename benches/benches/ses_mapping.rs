@@ -13,6 +13,10 @@ use beacon_domain::verdict::networks::Networks;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
+// The function's allocator (functions/ingest-ses/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sample(name: &str) -> String {
     let path = format!(
         "{}/../events/ingest-ses/eventbridge-{name}.json",
@@ -59,6 +63,14 @@ fn bench(c: &mut Criterion) {
                 black_box(mapped);
             }
             assert_eq!(events, payloads.len());
+        })
+    });
+    // The share of reading the envelope alone.
+    group.bench_function("eventbridge_parse_only", |b| {
+        b.iter(|| {
+            for payload in &payloads {
+                black_box(ses::read_eventbridge(payload).unwrap());
+            }
         })
     });
     group.finish();

@@ -22,7 +22,7 @@ pub enum HttpFunction {
     ClickRedirect(Tracker<KinesisSink>),
     Collect(CollectApp<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
     Stats(StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
-    Webhooks(WebhooksApp<KinesisSink, DynamoProviders>),
+    Webhooks(Box<WebhooksApp<KinesisSink, DynamoProviders>>),
 }
 
 impl HttpFunction {
@@ -47,11 +47,11 @@ impl HttpFunction {
             "stats" => {
                 HttpFunction::Stats(StatsApp::from_env(&env, aws).context("initializing stats")?)
             }
-            "ingest-webhooks" => HttpFunction::Webhooks(
+            "ingest-webhooks" => HttpFunction::Webhooks(Box::new(
                 WebhooksApp::from_env(&env, aws)
                     .await
                     .context("initializing ingest-webhooks")?,
-            ),
+            )),
             other => bail!("the local gateway does not know the HTTP function `{other}`"),
         };
         Ok(built)
@@ -84,9 +84,11 @@ impl HttpFunction {
                     .await
             }
             HttpFunction::Webhooks(w) => {
-                Adapter::from(service_fn(|req| ingest_webhooks_function::handle(w, req)))
-                    .call(event)
-                    .await
+                Adapter::from(service_fn(|req| {
+                    ingest_webhooks_function::handle(w.as_ref(), req)
+                }))
+                .call(event)
+                .await
             }
         };
         let response = response.map_err(|e| anyhow::anyhow!("function error: {e}"))?;

@@ -51,19 +51,22 @@ class Site(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def gateway(repo_root, moto_endpoint):
+def gateway(repo_root, moto_endpoint, tmp_path):
     assert (TARGET / "beacon-local").exists(), f"build first: {TARGET / 'beacon-local'} is missing (make build)"
     port = free_port()
     stack = f"br{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
+    # Its log goes to a file: a pipe nobody reads fills up and stalls the gateway.
+    log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
         [str(TARGET / "beacon-local"), "serve", "--stack", stack, "--listen", f"127.0.0.1:{port}"],
-        cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     wait_for_port(port, proc, "beacon-local serve")
     yield f"http://127.0.0.1:{port}", stack, env
     proc.terminate()
     proc.wait(timeout=30)
+    log.close()
 
 
 def test_recipient_opens_and_clicks_in_chromium(repo_root, gateway, tmp_path):

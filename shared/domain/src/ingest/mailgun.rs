@@ -27,6 +27,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Signature {
@@ -62,14 +63,16 @@ pub fn verify(keys: &Secrets, payload: &Payload, now: i64) -> Result<(), Refused
     if s.signature.is_empty() || s.token.is_empty() {
         return Err(Refused::Missing("signature.signature and signature.token"));
     }
-    let presented = hex::decode(s.signature.trim()).map_err(|_| Refused::BadSignature)?;
+    // Compared as the lowercase hex Mailgun sends, in constant time: `AB` for `ab` is a
+    // changed signature too.
+    let presented = s.signature.trim().as_bytes();
     let verified = keys.iter().any(|key| {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
         mac.update(s.timestamp.as_bytes());
         mac.update(s.token.as_bytes());
-        // Constant time.
-        mac.verify_slice(&presented).is_ok()
+        let expected = hex::encode(mac.finalize().into_bytes());
+        bool::from(expected.as_bytes().ct_eq(presented))
     });
     if !verified {
         return Err(Refused::BadSignature);
@@ -210,7 +213,14 @@ mod tests {
                     _ => &mut q.signature.signature,
                 };
                 let mut bytes = target.clone().into_bytes();
-                bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
+                bytes[i] = if bytes[i] == b'1' {
+                    b'2'
+                } else if field == 2 && bytes[i].is_ascii_lowercase() {
+                    // The same hex digit in upper case is a changed signature too.
+                    bytes[i].to_ascii_uppercase()
+                } else {
+                    b'1'
+                };
                 *target = String::from_utf8(bytes).unwrap();
                 assert!(verify(&keys, &q, now).is_err(), "field {field} char {i}");
             }

@@ -231,7 +231,13 @@ pub fn check_timestamp(timestamp: &str, now: i64) -> Result<i64, Refused> {
 /// tenant. Its value never appears in `Debug` output.
 pub struct Pseudonyms {
     hkdf: Hkdf<Sha256>,
+    /// Tenants' keys already expanded: HKDF and the HMAC key schedule cost more than
+    /// hashing an address, and a warm function sees the same few tenants.
+    expanded: std::sync::Mutex<std::collections::HashMap<String, TenantPseudonyms>>,
 }
+
+/// Most tenants' keys kept expanded; past this the cache starts over.
+const EXPANDED_TENANTS: usize = 1024;
 
 impl fmt::Debug for Pseudonyms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -245,11 +251,25 @@ impl Pseudonyms {
     pub fn new(secret: &[u8]) -> Self {
         Pseudonyms {
             hkdf: Hkdf::<Sha256>::new(None, secret),
+            expanded: Default::default(),
         }
     }
 
     /// The keyed hash of one tenant.
     pub fn for_tenant(&self, tenant: &str) -> TenantPseudonyms {
+        let mut expanded = self.expanded.lock().expect("pseudonym cache lock");
+        if let Some(known) = expanded.get(tenant) {
+            return known.clone();
+        }
+        if expanded.len() >= EXPANDED_TENANTS {
+            expanded.clear();
+        }
+        let fresh = self.expand(tenant);
+        expanded.insert(tenant.to_string(), fresh.clone());
+        fresh
+    }
+
+    fn expand(&self, tenant: &str) -> TenantPseudonyms {
         let mut key = [0u8; 32];
         self.hkdf
             .expand_multi_info(&[RECIPIENT_ID_INFO, tenant.as_bytes()], &mut key)
