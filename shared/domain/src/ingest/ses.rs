@@ -93,7 +93,21 @@ pub struct Mail {
     #[serde(default)]
     pub destination: Vec<String>,
     #[serde(default)]
-    pub tags: HashMap<String, Vec<String>>,
+    pub tags: Tags,
+}
+
+/// The message tags Beacon reads; SES's own (`ses:source-ip`, `ses:caller-identity`,
+/// ...) and the sender's other tags are skipped while parsing, not kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tags {
+    #[serde(default, rename = "beacon-tenant")]
+    pub tenant: Vec<String>,
+    #[serde(default, rename = "beacon-campaign")]
+    pub campaign: Vec<String>,
+    #[serde(default, rename = "beacon-recipient")]
+    pub recipient: Vec<String>,
+    #[serde(default, rename = "ses:configuration-set")]
+    pub configuration_set: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,14 +322,17 @@ fn checked(eb: EventBridge) -> Result<Arrival, Malformed> {
 }
 
 impl SesEvent {
-    /// The first value of a message tag.
+    /// The first value of a message tag Beacon reads (one of the `*_TAG` names).
     pub fn tag(&self, name: &str) -> Option<&str> {
-        self.mail
-            .tags
-            .get(name)
-            .and_then(|v| v.first())
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        let t = &self.mail.tags;
+        let values = match name {
+            TENANT_TAG => &t.tenant,
+            CAMPAIGN_TAG => &t.campaign,
+            RECIPIENT_TAG => &t.recipient,
+            CONFIGURATION_SET_TAG => &t.configuration_set,
+            _ => return None,
+        };
+        values.first().map(String::as_str).filter(|v| !v.is_empty())
     }
 
     pub fn configuration_set(&self) -> Option<&str> {
@@ -829,7 +846,8 @@ mod tests {
 
         let plain = read(sample!("sns-notification-delivery").as_bytes()).unwrap();
         assert_eq!(plain[0].event.event_type, "Delivery");
-        assert!(plain[0].event.mail.tags.is_empty());
+        assert_eq!(plain[0].event.tag(TENANT_TAG), None);
+        assert_eq!(plain[0].event.configuration_set(), None);
         assert_eq!(
             tenant_of(&plain[0].event, None, Some("acme")).unwrap(),
             "acme"
@@ -852,7 +870,7 @@ mod tests {
         let err = tenant_of(&ev, Some("globex"), None).unwrap_err();
         assert!(err.contains("disagrees"), "{err}");
         let mut untagged = ev.clone();
-        untagged.mail.tags.remove(TENANT_TAG);
+        untagged.mail.tags.tenant.clear();
         assert_eq!(
             tenant_of(&untagged, Some("globex"), None).unwrap(),
             "globex"
@@ -864,9 +882,7 @@ mod tests {
         let mut ev = read_eventbridge(sample!("eventbridge-open").as_bytes())
             .unwrap()
             .event;
-        ev.mail
-            .tags
-            .insert(RECIPIENT_TAG.into(), vec!["customer-42".into()]);
+        ev.mail.tags.recipient = vec!["customer-42".into()];
         let d = drafts(&ev, 3);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].0, 3);
