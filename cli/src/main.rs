@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 mod alert;
+mod dashboard;
 mod lake;
 mod networks;
 mod provider;
@@ -91,6 +92,9 @@ enum Command {
     /// SES configuration sets per tenant, and the recipient id of an address.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
+    /// Read-only dashboard links: sign one for a tenant or a campaign, list, revoke.
+    #[command(subcommand)]
+    Dashboard(dashboard::DashboardCommand),
 }
 
 #[derive(Subcommand)]
@@ -328,6 +332,7 @@ async fn run() -> Result<()> {
         Command::Alert(command) => alert::run(command).await?,
         Command::Suppression(command) => suppression::run(command).await?,
         Command::Provider(command) => provider::run(command).await?,
+        Command::Dashboard(command) => dashboard::run(command).await?,
     }
     Ok(())
 }

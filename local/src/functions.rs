@@ -5,7 +5,6 @@ use crate::stack::Function;
 use anyhow::{bail, Context as _, Result};
 use beacon_aws::dynamo::apikeys::DynamoApiKeys;
 use beacon_aws::dynamo::providers::DynamoProviders;
-use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
 use beacon_aws::kinesis::KinesisSink;
 use beacon_domain::apikey::CachedApiKeys;
 use beacon_domain::config::Env;
@@ -15,13 +14,13 @@ use ingest_webhooks_function::WebhooksApp;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
 use serde_json::Value;
-use stats_function::StatsApp;
+use stats_function::{DeployedStats, StatsApp};
 
 pub enum HttpFunction {
     OpenPixel(Tracker<KinesisSink>),
     ClickRedirect(Tracker<KinesisSink>),
     Collect(CollectApp<KinesisSink, CachedApiKeys<DynamoApiKeys>>),
-    Stats(StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>>),
+    Stats(Box<DeployedStats>),
     Webhooks(Box<WebhooksApp<KinesisSink, DynamoProviders>>),
 }
 
@@ -44,9 +43,11 @@ impl HttpFunction {
             "collect" => HttpFunction::Collect(
                 CollectApp::from_env(&env, aws).context("initializing collect")?,
             ),
-            "stats" => {
-                HttpFunction::Stats(StatsApp::from_env(&env, aws).context("initializing stats")?)
-            }
+            "stats" => HttpFunction::Stats(Box::new(
+                StatsApp::from_env(&env, aws)
+                    .await
+                    .context("initializing stats")?,
+            )),
             "ingest-webhooks" => HttpFunction::Webhooks(Box::new(
                 WebhooksApp::from_env(&env, aws)
                     .await
@@ -79,7 +80,7 @@ impl HttpFunction {
                     .await
             }
             HttpFunction::Stats(s) => {
-                Adapter::from(service_fn(|req| stats_function::handle(s, req)))
+                Adapter::from(service_fn(|req| stats_function::handle(s.as_ref(), req)))
                     .call(event)
                     .await
             }

@@ -35,7 +35,13 @@ ROUTES = {
                 "/v1/recipients/{recipient}/engagement",
                 "/v1/segments",
                 "/v1/segments/{segment}",
+                "/v1/session",
             ]
+        ]
+        + [
+            {"method": "GET", "path": "/dashboard"},
+            {"method": "GET", "path": "/dashboard/{path+}"},
+            {"method": "POST", "path": "/dashboard/signout"},
         ],
     ),
     "AggregateFunction": ("aggregate", []),
@@ -113,6 +119,8 @@ def test_policies_are_least_privilege():
         "ClickRedirectFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "secretsmanager:GetSecretValue"},
         "CollectFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem"},
         "EtlFunction": {"s3:PutObject", "sqs:SendMessage"},
+        "StatsFunction": {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                          "secretsmanager:GetSecretValue"},
         "CompactFunction": {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
         "IngestSesFunction": {"kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem",
                               "secretsmanager:GetSecretValue", "sqs:SendMessage"},
@@ -181,6 +189,7 @@ def test_provision_creates_the_template_resources(provision, stack_name, aws):
     assert functions["OpenPixelFunction"]["env"] == tracking
     assert functions["ClickRedirectFunction"]["env"] == tracking
     assert functions["CollectFunction"]["env"] == {**common, "BEACON_API_KEYS_TABLE": f"{stack_name}-api-keys"}
+    assert functions["StatsFunction"]["env"]["BEACON_DASHBOARD_KEYS_SECRET"] == resources["DashboardKeysSecret"]["arn"]
     assert functions["CollectFunction"]["timeout"] == 30
     assert functions["CollectFunction"]["memory_size"] == 256
 

@@ -13,6 +13,7 @@ use beacon_aws::testkit::stats_request;
 use beacon_domain::rollup::month_pack;
 use beacon_domain::rollup::{rollup_partition, Grain, Scope};
 use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::memory::MemoryLinks;
 use beacon_tests::TestStack;
 use chrono::{Datelike, Duration, Utc};
 use serde_json::Value;
@@ -72,7 +73,7 @@ struct Fixture {
     _stack: TestStack,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
-    app: StatsApp<DynamoRollupReader, MemoryApiKeys>,
+    app: StatsApp<DynamoRollupReader, MemoryApiKeys, MemoryLinks>,
     key: String,
     requests: Requests,
 }
@@ -90,6 +91,7 @@ async fn fixture() -> Fixture {
     let app = StatsApp {
         reader: DynamoRollupReader::new(aws_sdk_dynamodb::Client::from_conf(counted), &table),
         keys,
+        dashboard: Default::default(),
         now: Utc::now,
     };
     Fixture {

@@ -1,7 +1,8 @@
 //! The stats API: a tenant's campaigns, a campaign's overview, time series, top links
 //! and the channel/provider breakdown; the suppression list (check one recipient, a
 //! batch by `POST`, or page through it to export) and engagement scores and segments.
-//! Authenticated by the tenant's API key.
+//! Authenticated by the tenant's API key, or by the session cookie a dashboard link
+//! opened ([`dashboard`]), which also serves the dashboard's page and assets.
 //!
 //! Every answer is read from the rollups table (rollup items, unique sets and the
 //! directory, by Query) and never from events. The tenant always comes from the API
@@ -10,15 +11,21 @@
 //!
 //! Every request does bounded work: a fixed most of DynamoDB requests, whatever the
 //! tenant holds (the OpenAPI file's `x-beacon-max-dynamodb-calls`, per route; each
-//! read's share is `beacon_domain::rollup::reader::cost`). Listings page with cursors,
+//! read's share is `beacon_domain::rollup::reader::cost`; a dashboard session adds one
+//! read of its link). Listings page with cursors,
 //! ranges are capped, a campaign's whole life is read as its latest 401 days at most,
 //! and segment counts of large tenants come from a snapshot kept by a scheduled job.
 //! A request writes nothing for what does not exist: the campaign is looked up before
 //! any read that may store a month pack, and empty months are never packed.
 
+pub mod dashboard;
+
 use beacon_domain::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys};
+use beacon_domain::dashboard::access::{Link, LinkStore};
+use dashboard::Dashboard;
 
 use beacon_aws::dynamo::apikeys::DynamoApiKeys;
+use beacon_aws::dynamo::dashboard_links::DynamoDashboardLinks;
 use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
 use beacon_aws::http::{json_response, path_param, presented_api_key};
 use beacon_domain::audience::engagement::{epoch_day, Score, Segment};
@@ -50,35 +57,51 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub struct StatsApp<R, K> {
+pub struct StatsApp<R, K, L> {
     pub reader: R,
     pub keys: K,
+    pub dashboard: Dashboard<L>,
     /// The clock that default ranges end at (`Utc::now`; fixed in tests).
     pub now: fn() -> DateTime<Utc>,
 }
 
-impl StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>> {
-    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE` and
-    /// `BEACON_API_KEY_CACHE_SECONDS`.
-    pub fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+/// The function as deployed.
+pub type DeployedStats =
+    StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>, DynamoDashboardLinks>;
+
+impl DeployedStats {
+    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE`,
+    /// `BEACON_API_KEY_CACHE_SECONDS` and the dashboard link keys
+    /// (`BEACON_DASHBOARD_KEYS` or the secret `BEACON_DASHBOARD_KEYS_SECRET` names; with
+    /// neither, dashboard links are off and the API answers API keys only).
+    pub async fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let rollups = env.required("BEACON_ROLLUPS_TABLE")?;
         let keys = env.required("BEACON_API_KEYS_TABLE")?;
         let cache_secs = env.parse_or("BEACON_API_KEY_CACHE_SECONDS", 60u64)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        let dashboard_keys = beacon_aws::config::dashboard_keys(env, aws).await?;
+        if dashboard_keys.is_none() {
+            tracing::warn!("no dashboard keys configured: dashboard links are off");
+        }
         Ok(StatsApp {
-            reader: DynamoRollupReader::new(dynamodb.clone(), rollups),
+            reader: DynamoRollupReader::new(dynamodb.clone(), rollups.clone()),
             keys: CachedApiKeys::new(
-                DynamoApiKeys::new(dynamodb, keys),
+                DynamoApiKeys::new(dynamodb.clone(), keys),
                 Duration::from_secs(cache_secs),
             ),
+            dashboard: Dashboard {
+                keys: dashboard_keys,
+                links: DynamoDashboardLinks::new(dynamodb, rollups),
+            },
             now: Utc::now,
         })
     }
 }
 
 /// The API's routes (`GET` but for the batch suppression check), as the template
-/// declares them.
-pub const ROUTES: [&str; 12] = [
+/// declares them (with the dashboard's `/dashboard` and `/dashboard/{path+}`).
+pub const ROUTES: [&str; 13] = [
+    "/v1/session",
     "/v1/campaigns",
     "/v1/campaigns/{campaign}",
     "/v1/campaigns/{campaign}/timeseries",
@@ -95,6 +118,7 @@ pub const ROUTES: [&str; 12] = [
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
+    Session,
     Campaigns,
     Overview(String),
     CampaignSeries(String),
@@ -113,7 +137,8 @@ impl Route {
     /// The query parameters the route takes; any other is refused.
     fn params(&self) -> &'static [&'static str] {
         match self {
-            Route::SuppressionCheck
+            Route::Session
+            | Route::SuppressionCheck
             | Route::Suppression(..)
             | Route::Engagement(_)
             | Route::Segments => &[],
@@ -196,15 +221,123 @@ impl From<ReadError> for ApiError {
     }
 }
 
-pub async fn handle<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
-    app: &StatsApp<R, K>,
+pub async fn handle<
+    R: RollupReader + AudienceReader + SegmentSnapshots,
+    K: ApiKeyStore,
+    L: LinkStore,
+>(
+    app: &StatsApp<R, K, L>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
+    let path = request_path(&req);
+    if dashboard::is_dashboard_path(path) {
+        return Ok(dashboard::serve(&app.dashboard, &req, path, (app.now)()).await);
+    }
     Ok(answer(app, &req).await.unwrap_or_else(ApiError::response))
 }
 
-async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeyStore>(
-    app: &StatsApp<R, K>,
+fn request_path(req: &Request) -> &str {
+    match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+}
+
+/// Who is asking: a tenant's API key (the whole tenant), or a dashboard link's session
+/// (its tenant, or one campaign of it).
+enum Caller {
+    Key(String),
+    Link(Link),
+}
+
+impl Caller {
+    fn tenant(&self) -> &str {
+        match self {
+            Caller::Key(t) => t,
+            Caller::Link(l) => &l.tenant,
+        }
+    }
+
+    /// Refuses what a campaign link may not see: another campaign, and anything
+    /// beyond its campaign.
+    fn check(&self, route: &Route) -> Result<(), ApiError> {
+        let Caller::Link(link) = self else {
+            return Ok(());
+        };
+        let allowed = match route {
+            Route::Session | Route::Campaigns => true,
+            Route::Overview(c) | Route::CampaignSeries(c) | Route::Links(c) => {
+                link.allows_campaign(c)
+            }
+            _ => link.whole_tenant(),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            metrics::count("DashboardScopeRefusals", 1, &[]);
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "outside_link_scope",
+                "this dashboard link shows one campaign only",
+            ))
+        }
+    }
+}
+
+async fn caller<K: ApiKeyStore, L: LinkStore>(
+    keys: &K,
+    dashboard: &Dashboard<L>,
+    req: &Request,
+    now: i64,
+) -> Result<Caller, ApiError> {
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "try again shortly",
+        )
+    };
+    // A key, when one is presented, decides alone: a cookie never widens a key.
+    if presented_api_key(req).is_none() {
+        if let Some(session) = dashboard::session(dashboard, req, now).await {
+            return match session {
+                Ok(Ok(link)) => Ok(Caller::Link(link)),
+                Ok(Err(e)) => {
+                    metrics::count("AuthFailures", 1, &[]);
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        e.to_string(),
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dashboard link lookup failed");
+                    Err(unavailable())
+                }
+            };
+        }
+    }
+    let key = authenticate(keys, presented_api_key(req))
+        .await
+        .map_err(|err| match err {
+            AuthError::Store(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                unavailable()
+            }
+            other => {
+                metrics::count("AuthFailures", 1, &[]);
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string())
+            }
+        })?;
+    Ok(Caller::Key(key.tenant_id))
+}
+
+async fn answer<
+    R: RollupReader + AudienceReader + SegmentSnapshots,
+    K: ApiKeyStore,
+    L: LinkStore,
+>(
+    app: &StatsApp<R, K, L>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
@@ -215,33 +348,32 @@ async fn answer<R: RollupReader + AudienceReader + SegmentSnapshots, K: ApiKeySt
             format!("use {}", route.method()),
         ));
     }
-    let key = authenticate(&app.keys, presented_api_key(req))
-        .await
-        .map_err(|err| match err {
-            AuthError::Store(e) => {
-                tracing::error!(error = %e, "API key lookup failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "try again shortly",
-                )
-            }
-            other => {
-                metrics::count("AuthFailures", 1, &[]);
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string())
-            }
-        })?;
-    // The tenant comes from the key, and from nowhere else.
-    let tenant = key.tenant_id.as_str();
-    let query = Query::new(req, route.params())?;
     let now = (app.now)();
+    let caller = caller(&app.keys, &app.dashboard, req, now.timestamp()).await?;
+    caller.check(&route)?;
+    // The tenant comes from the key or the link, and from nowhere else.
+    let tenant = caller.tenant();
+    let query = Query::new(req, route.params())?;
     let reader = &app.reader;
     match route {
+        Route::Session => ok(&match &caller {
+            Caller::Key(t) => json!({"tenant": t, "campaign": null, "via": "api_key"}),
+            Caller::Link(l) => json!({
+                "tenant": l.tenant, "campaign": l.campaign, "via": "dashboard_link",
+                "expires_at": DateTime::from_timestamp(l.expires_at, 0).map(|t| t.to_rfc3339()),
+            }),
+        }),
         Route::Campaigns => {
             let limit =
                 parse_limit_within(query.get("limit"), DEFAULT_CAMPAIGN_PAGE, MAX_CAMPAIGN_PAGE)?;
             let after = directory_cursor(query.get("cursor"), CAMPAIGN_PREFIX)?;
-            ok(&campaigns(reader, tenant, after.as_deref(), limit).await?)
+            match &caller {
+                // A campaign link lists its own campaign, if it exists, and nothing else.
+                Caller::Link(Link {
+                    campaign: Some(c), ..
+                }) => ok(&one_campaign(reader, tenant, c).await?),
+                _ => ok(&campaigns(reader, tenant, after.as_deref(), limit).await?),
+            }
         }
         Route::Overview(campaign) => {
             let range = query.optional_range(now)?;
@@ -500,10 +632,7 @@ fn items(items: &[RollupItem]) -> impl Iterator<Item = (&str, &beacon_domain::ro
 /// The route from the request's path (without the stage), and the campaign from the
 /// route's path parameter.
 fn route(req: &Request) -> Result<Route, ApiError> {
-    let path = match req.raw_http_path() {
-        "" => req.uri().path(),
-        raw => raw,
-    };
+    let path = request_path(req);
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let campaign = |segment: &str| -> Result<String, ApiError> {
         let id = path_param(req, "campaign").unwrap_or(segment);
@@ -552,6 +681,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
                 ))
             })?)
         }
+        ["", "v1", "session"] => Route::Session,
         ["", "v1", "campaigns"] => Route::Campaigns,
         ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
         ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),
@@ -684,6 +814,28 @@ async fn campaigns<R: RollupReader>(
                 })
             })
             .collect(),
+    })
+}
+
+/// The campaign listing of a campaign link: its one campaign, if the tenant has it.
+async fn one_campaign<R: RollupReader>(
+    reader: &R,
+    tenant: &str,
+    campaign: &str,
+) -> Result<Campaigns, ReadError> {
+    let sk = format!("{CAMPAIGN_PREFIX}{campaign}");
+    let found = reader
+        .directory_entry(&directory_partition(tenant), &sk)
+        .await?;
+    Ok(Campaigns {
+        campaigns: found
+            .map(|d| CampaignEntry {
+                campaign_id: campaign.to_string(),
+                last_seen: d.last_seen,
+            })
+            .into_iter()
+            .collect(),
+        next_cursor: None,
     })
 }
 

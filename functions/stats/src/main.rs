@@ -7,6 +7,6 @@ use lambda_http::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = aws_config().await;
-    let app = stats_function::StatsApp::from_env(&Env::process(), &aws)?;
+    let app = stats_function::StatsApp::from_env(&Env::process(), &aws).await?;
     run(service_fn(|req| stats_function::handle(&app, req))).await
 }

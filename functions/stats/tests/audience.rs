@@ -10,6 +10,7 @@ use beacon_domain::event::stream::StreamRecord;
 use beacon_domain::event::BounceType;
 use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::memory::MemoryDeadLetters;
+use beacon_domain::testkit::memory::MemoryLinks;
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::testkit::rollups::MemoryStore;
 use beacon_domain::{Event, EventType};
@@ -21,7 +22,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks>;
 
 fn ev(tenant: &str, id: &str, kind: EventType, recipient: &str, days_ago: i64) -> Event {
     let t = now() - Duration::days(days_ago) - Duration::hours(1);
@@ -57,7 +58,16 @@ async fn app_with(events: Vec<Event>) -> (App, String, String) {
     let (acme, globex) = (keys.issue("acme"), keys.issue("globex"));
     let reader = MemoryRollupReader::default();
     *reader.audience.lock().unwrap() = store.state.lock().unwrap().audience.clone();
-    (StatsApp { reader, keys, now }, acme, globex)
+    (
+        StatsApp {
+            reader,
+            keys,
+            dashboard: Default::default(),
+            now,
+        },
+        acme,
+        globex,
+    )
 }
 
 fn fixture_events() -> Vec<Event> {

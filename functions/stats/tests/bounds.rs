@@ -14,6 +14,7 @@ use beacon_domain::rollup::{
     fingerprint, rollup_partition, unique_partition, Counters, Grain, Scope, UniqueKind,
 };
 use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::memory::MemoryLinks;
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks>;
 
 const PAIRS: usize = 1000;
 const CAMPAIGNS: usize = 2000;
@@ -136,7 +137,16 @@ fn big_tenant() -> (App, String, String) {
     }
     let keys = MemoryApiKeys::default();
     let (acme, globex) = (keys.issue("acme"), keys.issue("globex"));
-    (StatsApp { reader, keys, now }, acme, globex)
+    (
+        StatsApp {
+            reader,
+            keys,
+            dashboard: Default::default(),
+            now,
+        },
+        acme,
+        globex,
+    )
 }
 
 fn route_of(path: &str) -> String {

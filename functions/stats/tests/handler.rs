@@ -12,6 +12,7 @@ use beacon_domain::rollup::{
 };
 use beacon_domain::stats::{Counts, Rates};
 use beacon_domain::testkit::memory::MemoryApiKeys;
+use beacon_domain::testkit::memory::MemoryLinks;
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Utc};
@@ -29,7 +30,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks>;
 
 struct Fixture {
     app: App,
@@ -45,6 +46,7 @@ fn fixture() -> Fixture {
         app: StatsApp {
             reader: MemoryRollupReader::default(),
             keys,
+            dashboard: Default::default(),
             now,
         },
         acme,

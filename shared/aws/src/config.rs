@@ -42,6 +42,22 @@ pub async fn ingest_keys(
     IngestKeys::from_json(&json).map_err(|e| ConfigError::Keys(e.to_string()))
 }
 
+/// The dashboard link keys: `BEACON_DASHBOARD_KEYS` (JSON, local use) or the secret
+/// named by `BEACON_DASHBOARD_KEYS_SECRET`; `None` with neither (links are off).
+pub async fn dashboard_keys(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<Option<Keyring>, ConfigError> {
+    const NAME: &str = "BEACON_DASHBOARD_KEYS";
+    if env.get(NAME).is_none() && env.get(&format!("{NAME}_SECRET")).is_none() {
+        return Ok(None);
+    }
+    let json = secret_json(env, aws, NAME).await?;
+    Keyring::from_json(&json)
+        .map(Some)
+        .map_err(|e| ConfigError::Keys(format!("dashboard keys: {e}")))
+}
+
 /// A JSON secret: the variable `name` itself, or the Secrets Manager secret named by
 /// `<name>_SECRET`.
 async fn secret_json(

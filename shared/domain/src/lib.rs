@@ -60,9 +60,10 @@ pub mod stats;
 pub mod alert;
 pub mod audience;
 
-// Access and delivery: API keys, mail, configuration, metrics.
+// Access and delivery: API keys, dashboard links, mail, configuration, metrics.
 pub mod apikey;
 pub mod config;
+pub mod dashboard;
 pub mod mail;
 pub mod metrics;
 

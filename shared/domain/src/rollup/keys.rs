@@ -19,6 +19,7 @@
 //! | suppression entry | `S#{tenant}#{channel}` | recipient | [`suppression_partition`] |
 //! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`marks_partition`], [`marks_sort_key`] |
 //! | segment snapshot | `G#{tenant}` | `segments` | [`segments_partition`], [`SEGMENTS_SORT_KEY`] |
+//! | dashboard link | `A#{tenant}` | `link#{id}` | [`access_partition`], [`dashboard_link_sort_key`] |
 //!
 //! Tenant ids are checked ([`crate::tenant::check`]) before they reach a key, so no
 //! tenant's keys can reach into another's. Worst-case sizes of every item and what keeps
@@ -276,6 +277,19 @@ pub fn segments_partition(tenant: &str) -> String {
 
 /// The segment snapshot's sort key.
 pub const SEGMENTS_SORT_KEY: &str = "segments";
+
+/// The partition of a tenant's dashboard links.
+pub fn access_partition(tenant: &str) -> String {
+    format!("A#{tenant}")
+}
+
+/// Sort-key prefix of dashboard links.
+pub const DASHBOARD_LINK_PREFIX: &str = "link#";
+
+/// A dashboard link's sort key.
+pub fn dashboard_link_sort_key(id: &str) -> String {
+    format!("{DASHBOARD_LINK_PREFIX}{id}")
+}
 
 /// The partition of a message's trail.
 pub fn trail_partition(tenant: &str, message: &str) -> String {

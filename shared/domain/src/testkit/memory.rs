@@ -4,6 +4,7 @@
 use crate::alert::outbound::Lookup;
 use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookError, WebhookSender};
 use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
+use crate::dashboard::access::{LinkRecord, LinkStore, LinkStoreError};
 use crate::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 use crate::event::Event;
 use crate::ingest::credentials::{ProviderStore, ProviderStoreError, StoredCredential};
@@ -380,5 +381,60 @@ impl ProviderStore for MemoryProviders {
             .unwrap()
             .remove(&format!("{tenant}#{provider}#{token}"));
         Ok(())
+    }
+}
+
+/// Dashboard links in memory, by tenant and id.
+#[derive(Default)]
+pub struct MemoryLinks {
+    pub links: Mutex<BTreeMap<(String, String), LinkRecord>>,
+}
+
+impl LinkStore for MemoryLinks {
+    async fn record(&self, r: &LinkRecord) -> Result<(), LinkStoreError> {
+        self.links
+            .lock()
+            .unwrap()
+            .insert((r.link.tenant.clone(), r.link.id.clone()), r.clone());
+        Ok(())
+    }
+
+    async fn find(&self, tenant: &str, id: &str) -> Result<Option<LinkRecord>, LinkStoreError> {
+        Ok(self
+            .links
+            .lock()
+            .unwrap()
+            .get(&(tenant.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<LinkRecord>, LinkStoreError> {
+        let mut out: Vec<LinkRecord> = self
+            .links
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.link.tenant == tenant)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    async fn revoke(&self, tenant: &str, id: &str, at: &str) -> Result<bool, LinkStoreError> {
+        Ok(
+            match self
+                .links
+                .lock()
+                .unwrap()
+                .get_mut(&(tenant.to_string(), id.to_string()))
+            {
+                Some(r) => {
+                    r.revoked_at.get_or_insert_with(|| at.to_string());
+                    true
+                }
+                None => false,
+            },
+        )
     }
 }

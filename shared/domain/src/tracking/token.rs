@@ -334,6 +334,33 @@ impl Keyring {
         ))
     }
 
+    /// A key of `tenant` under master key `key_id` (the active one if `None`) for
+    /// another use of a keyring of this format (dashboard links): `info`, a label
+    /// ending in NUL, keeps each use's keys apart from tracking links' and each other's.
+    /// Returns the master key's id with the key.
+    pub fn derive(
+        &self,
+        info: &[u8],
+        tenant: &str,
+        key_id: Option<&str>,
+    ) -> Result<(&str, [u8; TENANT_KEY_BYTES]), SignError> {
+        crate::tenant::check(tenant).map_err(|e| SignError::BadTenant(e.to_string()))?;
+        let master = match key_id {
+            None => &self.keys[self.active],
+            Some(id) => self
+                .keys
+                .iter()
+                .find(|k| k.id == id)
+                .ok_or_else(|| SignError::UnknownKey(id.to_string()))?,
+        };
+        let mut key = [0u8; TENANT_KEY_BYTES];
+        master
+            .hkdf
+            .expand_multi_info(&[info, tenant.as_bytes()], &mut key)
+            .expect("32 bytes is well under HKDF-SHA256's limit");
+        Ok((&master.id, key))
+    }
+
     /// Verifies a token for the endpoint `kind` at unix time `now`.
     pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claim, TokenError> {
         if token.len() > MAX_TOKEN_CHARS {
