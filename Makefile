@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv tools build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake clean
+.PHONY: demo test venv tools dashboard-deps build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -24,6 +24,11 @@ test: venv tools lint test-rust test-py
 
 venv:
 	@scripts/venv.sh
+
+## dashboard-deps: the dashboard's pinned npm packages (uPlot, and axe-core for the
+## accessibility test) from functions/stats/dashboard/package-lock.json
+dashboard-deps:
+	cd functions/stats/dashboard && npm ci --ignore-scripts --no-audit --no-fund
 
 tools:
 	@scripts/debian-tools.sh
@@ -46,9 +51,9 @@ cfn-lint: venv
 test-rust: venv
 	scripts/moto.sh run -- cargo test --workspace
 
-## Python-side tests: template and provisioning, the browser test, each function
+## Python-side tests: template and provisioning, the browser tests, each function
 ## binary under cargo-lambda's Lambda runtime emulator with its sample event.
-test-py: venv tools build
+test-py: venv tools build dashboard-deps
 	$(VENV)/bin/pytest -q tests/py
 
 ## serve: the emulator and the local gateway for manual use (Ctrl-C stops both)

@@ -6,6 +6,7 @@ use crate::poller::{Mapping, PollStats, Poller};
 use crate::stack::Stack;
 use aggregate_function::AggregateApp;
 use anyhow::{bail, Context as _, Result};
+use beacon_aws::dynamo::live::DynamoLive;
 use beacon_aws::dynamo::rollups::DynamoRollupStore;
 use beacon_aws::sqs::SqsDeadLetters;
 use beacon_domain::config::Env;
@@ -16,7 +17,7 @@ use serde_json::Value;
 
 /// The function behind a mapping, as its binary builds it.
 enum Handler {
-    Aggregate(AggregateApp<DynamoRollupStore, SqsDeadLetters>),
+    Aggregate(AggregateApp<DynamoRollupStore, SqsDeadLetters, DynamoLive>),
     Etl(EtlApp<S3Lake, SqsDeadLetters>),
 }
 

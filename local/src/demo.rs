@@ -531,6 +531,8 @@ async fn drive(
         "truth": hooks.truth,
         "stats": hooks_stats,
         "addresses_in_stream": addresses_in_stream,
+        // Every record on the demo's stream: both campaigns.
+        "stream_events": events.len(),
     });
     let senders_ok = hooks_stats == hooks.truth && addresses_in_stream == 0;
     step(

@@ -36,6 +36,7 @@ ROUTES = {
                 "/v1/segments",
                 "/v1/segments/{segment}",
                 "/v1/session",
+                "/v1/live",
             ]
         ]
         + [

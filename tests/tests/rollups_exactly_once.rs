@@ -355,6 +355,7 @@ async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
             store: FaultyStore::new(DynamoRollupStore::new(dynamo.clone(), &table), crash_points)
                 .refusing(refused_tenant.clone()),
             dead_letters: SqsDeadLetters::new(aws_sdk_sqs::Client::new(&t.aws), &queue),
+            live: beacon_domain::testkit::memory::MemoryLive::default(),
             settings: Settings::default(),
         };
         // Odd seeds: the crash is a function error (bisection); even: a partial batch response.

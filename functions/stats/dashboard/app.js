@@ -48,7 +48,7 @@
   }
 
   function show(...nodes) {
-    main.replaceChildren(...nodes);
+    main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   }
 
   function loading(what) {
@@ -219,11 +219,14 @@
       holder.append(el("p", { class: "note" }, "The chart library did not load."));
       return;
     }
-    const xs = points.map((p) => {
-      if (grain === "hour") return Date.parse(p.start) / 1000;
-      // A local day's label, placed at its UTC noon so the axis shows that date.
-      return Date.parse(p.start.length === 10 ? p.start + "T12:00:00Z" : p.start) / 1000;
-    });
+    // Days are placed at their UTC noon and labelled by date, so a day never reads as
+    // an hour; hours are placed at their instant and shown in the chosen zone.
+    const xs = points.map((p) => (grain === "hour"
+      ? Date.parse(p.start) / 1000
+      : Date.parse(p.start.slice(0, 10) + "T12:00:00Z") / 1000));
+    const dayLabel = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+    const dayAxis = { space: 48, incrs: [86400, 7 * 86400, 30 * 86400],
+      values: (u, splits) => splits.map((s) => dayLabel.format(new Date(s * 1000))) };
     const series = ["opens_human", "opens_machine", "clicks_human", "clicks_bot", "delivered"];
     const data = [xs, ...series.map((k) => points.map((p) => p.counts[k] || 0))];
     const width = Math.max(280, holder.clientWidth || 600);
@@ -236,7 +239,7 @@
         { label: "Human clicks", stroke: "#1b6e2d", width: 2 },
         { label: "Bot clicks", stroke: "#a4161a", width: 2, dash: [6, 4] },
         { label: "Delivered", stroke: "#6b7280", width: 1 }],
-      axes: [{}, { size: 56 }],
+      axes: [grain === "hour" ? {} : dayAxis, { size: 56 }],
     }, data, holder);
     const totals = series.map((k, i) => data[i + 1].reduce((a, b) => a + b, 0));
     holder.append(el("p", { class: "note", id: "series-totals" },
@@ -450,7 +453,7 @@
       if ((a.dataset.section === section) || (section === "campaign" && a.dataset.section === "campaigns")) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     });
-    const retry = () => route();
+    const retry = () => navigate();
     try {
       if (!session) session = await api("/v1/session");
       if (session.campaign && (section !== "campaign" || decodeURIComponent(parts[1] || "") !== session.campaign) && section !== "live") {
@@ -474,7 +477,11 @@
     if (s.campaign) document.querySelectorAll("[data-tenant-only]").forEach((n) => n.remove());
   }
 
-  window.addEventListener("hashchange", route);
+  // One page at a time: a route asked for while another renders waits for it, so a
+  // slower, older page never replaces a newer one.
+  let routing = Promise.resolve();
+  const navigate = () => { routing = routing.then(route, route); };
+  window.addEventListener("hashchange", navigate);
   document.addEventListener("DOMContentLoaded", async () => {
     try {
       session = await api("/v1/session");
@@ -483,6 +490,6 @@
       show(failure(e, () => location.reload()));
       return;
     }
-    route();
+    navigate();
   });
 })();

@@ -21,18 +21,20 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 /// What the dashboard needs: the link keys (`None`: dashboard links are off in this
-/// deployment) and where links are recorded.
-pub struct Dashboard<L> {
+/// deployment), where links are recorded, and the live view.
+pub struct Dashboard<L, V> {
     pub keys: Option<Keyring>,
     pub links: L,
+    pub live: V,
 }
 
 /// Dashboard links off (no keys): only API keys are answered.
-impl<L: Default> Default for Dashboard<L> {
+impl<L: Default, V: Default> Default for Dashboard<L, V> {
     fn default() -> Self {
         Dashboard {
             keys: None,
             links: L::default(),
+            live: V::default(),
         }
     }
 }
@@ -152,8 +154,8 @@ fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
 }
 
 /// The verdict on a request's session cookie: `None` without one.
-pub async fn session<L: LinkStore>(
-    d: &Dashboard<L>,
+pub async fn session<L: LinkStore, V>(
+    d: &Dashboard<L, V>,
     req: &Request,
     now: i64,
 ) -> Option<Result<Result<Link, LinkError>, LinkStoreError>> {
@@ -170,8 +172,8 @@ pub async fn session<L: LinkStore>(
 }
 
 /// Answers a request under `/dashboard`.
-pub async fn serve<L: LinkStore>(
-    d: &Dashboard<L>,
+pub async fn serve<L: LinkStore, V>(
+    d: &Dashboard<L, V>,
     req: &Request,
     path: &str,
     now: DateTime<Utc>,
@@ -197,7 +199,11 @@ pub async fn serve<L: LinkStore>(
     }
 }
 
-async fn open<L: LinkStore>(d: &Dashboard<L>, req: &Request, now: DateTime<Utc>) -> Response<Body> {
+async fn open<L: LinkStore, V>(
+    d: &Dashboard<L, V>,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let token = req
         .query_string_parameters_ref()
         .and_then(|q| q.first("t"))

@@ -22,10 +22,12 @@ pub mod dashboard;
 
 use beacon_domain::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys};
 use beacon_domain::dashboard::access::{Link, LinkStore};
+use beacon_domain::dashboard::live::{minute_of, Live, LiveStore, LIVE_MINUTES};
 use dashboard::Dashboard;
 
 use beacon_aws::dynamo::apikeys::DynamoApiKeys;
 use beacon_aws::dynamo::dashboard_links::DynamoDashboardLinks;
+use beacon_aws::dynamo::live::DynamoLive;
 use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
 use beacon_aws::http::{json_response, path_param, presented_api_key};
 use beacon_domain::audience::engagement::{epoch_day, Score, Segment};
@@ -57,17 +59,17 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub struct StatsApp<R, K, L> {
+pub struct StatsApp<R, K, L, V> {
     pub reader: R,
     pub keys: K,
-    pub dashboard: Dashboard<L>,
+    pub dashboard: Dashboard<L, V>,
     /// The clock that default ranges end at (`Utc::now`; fixed in tests).
     pub now: fn() -> DateTime<Utc>,
 }
 
 /// The function as deployed.
 pub type DeployedStats =
-    StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>, DynamoDashboardLinks>;
+    StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>, DynamoDashboardLinks, DynamoLive>;
 
 impl DeployedStats {
     /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE`,
@@ -91,7 +93,8 @@ impl DeployedStats {
             ),
             dashboard: Dashboard {
                 keys: dashboard_keys,
-                links: DynamoDashboardLinks::new(dynamodb, rollups),
+                links: DynamoDashboardLinks::new(dynamodb.clone(), rollups.clone()),
+                live: DynamoLive::new(dynamodb, rollups),
             },
             now: Utc::now,
         })
@@ -100,8 +103,9 @@ impl DeployedStats {
 
 /// The API's routes (`GET` but for the batch suppression check), as the template
 /// declares them (with the dashboard's `/dashboard` and `/dashboard/{path+}`).
-pub const ROUTES: [&str; 13] = [
+pub const ROUTES: [&str; 14] = [
     "/v1/session",
+    "/v1/live",
     "/v1/campaigns",
     "/v1/campaigns/{campaign}",
     "/v1/campaigns/{campaign}/timeseries",
@@ -119,6 +123,7 @@ pub const ROUTES: [&str; 13] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Session,
+    Live,
     Campaigns,
     Overview(String),
     CampaignSeries(String),
@@ -138,6 +143,7 @@ impl Route {
     fn params(&self) -> &'static [&'static str] {
         match self {
             Route::Session
+            | Route::Live
             | Route::SuppressionCheck
             | Route::Suppression(..)
             | Route::Engagement(_)
@@ -225,8 +231,9 @@ pub async fn handle<
     R: RollupReader + AudienceReader + SegmentSnapshots,
     K: ApiKeyStore,
     L: LinkStore,
+    V: LiveStore,
 >(
-    app: &StatsApp<R, K, L>,
+    app: &StatsApp<R, K, L, V>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     let path = request_path(&req);
@@ -284,9 +291,9 @@ impl Caller {
     }
 }
 
-async fn caller<K: ApiKeyStore, L: LinkStore>(
+async fn caller<K: ApiKeyStore, L: LinkStore, V>(
     keys: &K,
-    dashboard: &Dashboard<L>,
+    dashboard: &Dashboard<L, V>,
     req: &Request,
     now: i64,
 ) -> Result<Caller, ApiError> {
@@ -336,8 +343,9 @@ async fn answer<
     R: RollupReader + AudienceReader + SegmentSnapshots,
     K: ApiKeyStore,
     L: LinkStore,
+    V: LiveStore,
 >(
-    app: &StatsApp<R, K, L>,
+    app: &StatsApp<R, K, L, V>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
@@ -363,6 +371,23 @@ async fn answer<
                 "expires_at": DateTime::from_timestamp(l.expires_at, 0).map(|t| t.to_rfc3339()),
             }),
         }),
+        Route::Live => {
+            let first = minute_of(now) - (LIVE_MINUTES - 1);
+            let minutes = app
+                .dashboard
+                .live
+                .minutes(tenant, first)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "reading the live view failed");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "try again shortly",
+                    )
+                })?;
+            ok(&Live::merge(first, &minutes))
+        }
         Route::Campaigns => {
             let limit =
                 parse_limit_within(query.get("limit"), DEFAULT_CAMPAIGN_PAGE, MAX_CAMPAIGN_PAGE)?;
@@ -682,6 +707,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
             })?)
         }
         ["", "v1", "session"] => Route::Session,
+        ["", "v1", "live"] => Route::Live,
         ["", "v1", "campaigns"] => Route::Campaigns,
         ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
         ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),

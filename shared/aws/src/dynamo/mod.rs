@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod apikeys;
 pub mod audience;
 pub mod dashboard_links;
+pub mod live;
 pub mod providers;
 pub mod rollup_reader;
 pub mod rollups;

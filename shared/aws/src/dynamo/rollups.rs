@@ -10,7 +10,7 @@ use beacon_domain::audience::suppression::Suppression;
 use beacon_domain::rollup::aggregate::{
     staged_counts, DedupeKey, DedupeSets, RollupStore, RollupStoreError, Run, DEDUPE_PAGE_IDS,
 };
-use beacon_domain::rollup::{UniqueKey, UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS};
+use beacon_domain::rollup::{UniqueKey, TTL_ATTRIBUTE, UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS};
 use beacon_domain::verdict::trail::{Trail, TrailKey};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -396,7 +396,7 @@ impl RollupStore for DynamoRollupStore {
                     .set_key(Some(key(k.partition_key(), TrailKey::SORT_KEY.into())))
                     .update_expression("SET d = :d, #ttl = :ttl")
                     .condition_expression("attribute_not_exists(d) OR d > :d")
-                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                     .expression_attribute_values(":d", n(*at))
                     .expression_attribute_values(":ttl", n(expires))
                     .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
@@ -449,7 +449,7 @@ impl RollupStore for DynamoRollupStore {
                     .expression_attribute_names("#pb", "prev_body")
                     .expression_attribute_names("#ss", "staged_shard")
                     .expression_attribute_names("#st", "staged_through")
-                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                     .expression_attribute_values(":body", s(trail_json(trail)?))
                     .expression_attribute_values(":prev", s(trail_json(before)?))
                     .expression_attribute_values(":shard", s(run.shard.clone()))
@@ -502,7 +502,7 @@ impl RollupStore for DynamoRollupStore {
                 .set_key(Some(key(k.partition_key(), k.page_sort_key(w.page))))
                 .update_expression("ADD ids :ids SET #ttl = :ttl")
                 .condition_expression("attribute_not_exists(ids) OR size(ids) <= :room")
-                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":ids", AttributeValue::Ss(w.ids.clone()))
                 .expression_attribute_values(":ttl", n(run.dedupe_expires))
                 .expression_attribute_values(":room", n(room))

@@ -3,3 +3,4 @@
 //! every number it shows comes from the stats API.
 
 pub mod access;
+pub mod live;

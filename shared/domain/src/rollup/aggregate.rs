@@ -409,6 +409,8 @@ pub struct Outcome {
     pub suppressed: usize,
     /// Suppression and engagement items written (one per recipient per run).
     pub audience_writes: usize,
+    /// What the committed runs add to the live view ([`crate::dashboard::live`]).
+    pub live: crate::dashboard::live::Batch,
 }
 
 /// Why a batch stopped; records from `first_unapplied` on must be delivered again.
@@ -942,6 +944,16 @@ impl Draft {
         self.agg.add_with(e, &facts);
         self.suppressions.extend(Suppression::of(e));
         mark_engagement(&mut self.engagement, e, &facts, judged.is_some());
+        let verdict = matches!(e.kind, EventType::Opened | EventType::Clicked).then(|| {
+            let reason = match self.agg.request_verdict(e) {
+                Some((true, reason)) if facts.machine => reason,
+                // Machine by its message's trail (timing, bursts, the honeypot).
+                _ if facts.machine => "message_trail",
+                _ => "",
+            };
+            (facts.machine, reason)
+        });
+        self.counted.live.note(e, verdict);
         if let Some((key, trail, moved)) = judged {
             for m in &moved {
                 self.agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
@@ -1105,6 +1117,7 @@ impl Outcome {
         self.duplicates += counted.duplicates;
         self.reclassified += counted.reclassified;
         self.dead_letters += planned.letters.len();
+        self.live.absorb(&counted.live);
     }
 }
 
@@ -1480,6 +1493,27 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(tenant_day(&store), 1);
+    }
+
+    /// The live view notes what the runs applied, once: not a client duplicate, and
+    /// not a record a redelivered batch finds behind the checkpoint.
+    #[tokio::test]
+    async fn the_live_view_notes_each_applied_event_once() {
+        let store = MemoryStore::default();
+        let dead = MemoryDeadLetters::default();
+        let e = delivered("live");
+        let batch = vec![record("s/0", 1, &e), record("s/0", 2, &e)];
+        let out = apply_batch(&store, &dead, &Settings::default(), &batch)
+            .await
+            .unwrap();
+        let tenant = &out.live.tenants[e.tenant_id.as_str()];
+        assert_eq!(tenant.counts["message.delivered"], 1);
+        assert!(tenant.feed.is_empty(), "deliveries are counted, not fed");
+        let again = apply_batch(&store, &dead, &Settings::default(), &batch)
+            .await
+            .unwrap();
+        assert_eq!(again.already_applied, 2);
+        assert!(again.live.is_empty(), "{:?}", again.live);
     }
 
     /// A client that resends day after day: each copy comes within a day of the one

@@ -20,6 +20,9 @@
 //! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`marks_partition`], [`marks_sort_key`] |
 //! | segment snapshot | `G#{tenant}` | `segments` | [`segments_partition`], [`SEGMENTS_SORT_KEY`] |
 //! | dashboard link | `A#{tenant}` | `link#{id}` | [`access_partition`], [`dashboard_link_sort_key`] |
+//! | a minute of the live view | `V#{tenant}` | `m#{minutes since the epoch, 12 digits}` | [`live_partition`], [`live_sort_key`] |
+//!
+//! Items that expire carry their Unix expiry in [`TTL_ATTRIBUTE`], the table's TTL.
 //!
 //! Tenant ids are checked ([`crate::tenant::check`]) before they reach a key, so no
 //! tenant's keys can reach into another's. Worst-case sizes of every item and what keeps
@@ -289,6 +292,19 @@ pub const DASHBOARD_LINK_PREFIX: &str = "link#";
 /// A dashboard link's sort key.
 pub fn dashboard_link_sort_key(id: &str) -> String {
     format!("{DASHBOARD_LINK_PREFIX}{id}")
+}
+
+/// The attribute holding an item's expiry (Unix seconds): the table's TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// The partition of a tenant's live view.
+pub fn live_partition(tenant: &str) -> String {
+    format!("V#{tenant}")
+}
+
+/// The sort key of one minute of the live view (minutes since the epoch).
+pub fn live_sort_key(minute: i64) -> String {
+    format!("m#{minute:012}")
 }
 
 /// The partition of a message's trail.

@@ -5,6 +5,7 @@ use crate::alert::outbound::Lookup;
 use crate::alert::store::{AlertStore, AlertStoreError, StoredItem, WebhookError, WebhookSender};
 use crate::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 use crate::dashboard::access::{LinkRecord, LinkStore, LinkStoreError};
+use crate::dashboard::live::{Batch, LiveStore, LiveStoreError, Minute};
 use crate::event::stream::{DeadLetter, DeadLetterError, DeadLetterSink};
 use crate::event::Event;
 use crate::ingest::credentials::{ProviderStore, ProviderStoreError, StoredCredential};
@@ -436,5 +437,59 @@ impl LinkStore for MemoryLinks {
                 None => false,
             },
         )
+    }
+}
+
+/// The live view in memory: per tenant and minute, the counts and each slot's entries.
+#[derive(Default)]
+pub struct MemoryLive {
+    #[allow(clippy::type_complexity)]
+    pub minutes: Mutex<
+        BTreeMap<
+            (String, i64),
+            (
+                BTreeMap<String, u64>,
+                BTreeMap<u32, Vec<crate::dashboard::live::FeedEntry>>,
+            ),
+        >,
+    >,
+    /// Writes made (one per tenant per batch).
+    pub writes: std::sync::atomic::AtomicUsize,
+}
+
+impl LiveStore for MemoryLive {
+    async fn record(&self, batch: &Batch, minute: i64, slot: u32) -> Result<(), LiveStoreError> {
+        let mut minutes = self.minutes.lock().unwrap();
+        for (tenant, t) in &batch.tenants {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (counts, slots) = minutes.entry((tenant.clone(), minute)).or_default();
+            for (k, n) in &t.counts {
+                *counts.entry(k.clone()).or_default() += n;
+            }
+            if !t.feed.is_empty() {
+                slots.insert(slot, t.feed.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn minutes(
+        &self,
+        tenant: &str,
+        first_minute: i64,
+    ) -> Result<Vec<Minute>, LiveStoreError> {
+        Ok(self
+            .minutes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, m), _)| t == tenant && *m >= first_minute)
+            .map(|((_, m), (counts, slots))| Minute {
+                minute: *m,
+                counts: counts.clone(),
+                feed: slots.values().flatten().cloned().collect(),
+            })
+            .collect())
     }
 }

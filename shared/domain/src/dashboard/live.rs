@@ -1,0 +1,320 @@
+//! What arrived in the last minutes: the dashboard's live view, read without touching
+//! events and written at one extra write per tenant per batch.
+//!
+//! The aggregate notes every event it applies ([`Batch::note`]): a count per type and,
+//! for opens, clicks, bounces and complaints, a feed entry with the verdict it got. After
+//! the batch, the adapter makes one write per tenant ([`LiveStore::record`]) to that
+//! tenant's item of the current minute: it adds the counts and puts the batch's newest
+//! [`FEED_PER_BATCH`] entries in one of [`FEED_SLOTS`] slots. The stats API reads the
+//! last [`LIVE_MINUTES`] minute items of the tenant (one Query) and merges them
+//! ([`Live::merge`]). Minute items expire by TTL after an hour.
+//!
+//! Why this is enough, and what it is not:
+//! - The counts are those of events the aggregate applied, noted only when their run
+//!   committed. A batch redelivered after that finds them behind the checkpoint and does
+//!   not note them again, so nothing counts twice. A batch that fails after some runs
+//!   committed loses those runs' notes (the view undercounts for that minute); the
+//!   rollups never do.
+//! - The feed is a sample of the latest activity, not a log: a slot is chosen by the
+//!   batch ([`slot_of`]), so a redelivered batch overwrites its own slot, and when more
+//!   than [`FEED_SLOTS`] batches of one tenant land in one minute, later ones replace
+//!   earlier ones. A minute item holds at most `FEED_SLOTS × FEED_PER_BATCH` entries,
+//!   well under DynamoDB's item size.
+//! - Minutes are the aggregate's (when the batch was applied), which trail arrival by
+//!   the stream's delay: seconds.
+
+use crate::event::{EventType, EventView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Minutes the live view covers (the current one and those before it).
+pub const LIVE_MINUTES: i64 = 10;
+/// Newest feed entries a batch keeps per tenant.
+pub const FEED_PER_BATCH: usize = 20;
+/// Feed slots of a minute item.
+pub const FEED_SLOTS: u32 = 8;
+/// Entries the API shows.
+pub const FEED_SHOWN: usize = 50;
+/// The type every custom event is counted under, so a tenant's custom types cannot
+/// grow the item.
+pub const CUSTOM: &str = "custom";
+
+/// One event in the feed: no address, only the opaque recipient id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// RFC 3339 with milliseconds: when Beacon received it.
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<String>,
+    /// `human` or `machine` for opens and clicks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One tenant's share of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantBatch {
+    /// Type (wire name, or [`CUSTOM`]) → events.
+    pub counts: BTreeMap<String, u64>,
+    /// Newest first, at most [`FEED_PER_BATCH`].
+    pub feed: Vec<FeedEntry>,
+}
+
+/// What a batch adds to the live view, by tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub tenants: BTreeMap<String, TenantBatch>,
+}
+
+fn in_feed(kind: &EventType) -> bool {
+    matches!(
+        kind,
+        EventType::Opened | EventType::Clicked | EventType::Bounced | EventType::Complained
+    )
+}
+
+impl Batch {
+    /// Notes an applied event; `machine` is its verdict (opens and clicks), with why.
+    pub fn note(&mut self, e: &EventView, machine: Option<(bool, &str)>) {
+        let t = self.tenants.entry(e.tenant_id.to_string()).or_default();
+        let kind = match &e.kind {
+            EventType::Custom(_) => CUSTOM.to_string(),
+            k => k.as_str().to_string(),
+        };
+        *t.counts.entry(kind.clone()).or_default() += 1;
+        if !in_feed(&e.kind) {
+            return;
+        }
+        let entry = FeedEntry {
+            time: e
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind,
+            campaign_id: e.campaign_id.as_deref().map(str::to_string),
+            recipient_id: e.recipient_id.as_deref().map(str::to_string),
+            verdict: machine.map(|(m, _)| if m { "machine" } else { "human" }.to_string()),
+            reason: machine.map(|(_, r)| r.to_string()),
+        };
+        push_newest(&mut t.feed, entry, FEED_PER_BATCH);
+    }
+
+    /// Adds another batch's notes (a later run of the same batch).
+    pub fn absorb(&mut self, other: &Batch) {
+        for (tenant, b) in &other.tenants {
+            let t = self.tenants.entry(tenant.clone()).or_default();
+            for (k, n) in &b.counts {
+                *t.counts.entry(k.clone()).or_default() += n;
+            }
+            for e in &b.feed {
+                push_newest(&mut t.feed, e.clone(), FEED_PER_BATCH);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+}
+
+/// Keeps `feed` newest first and at most `cap` long.
+fn push_newest(feed: &mut Vec<FeedEntry>, entry: FeedEntry, cap: usize) {
+    let at = feed.partition_point(|e| e.time >= entry.time);
+    if at < cap {
+        feed.insert(at, entry);
+        feed.truncate(cap);
+    }
+}
+
+/// The feed slot of a batch, from its first record's sequence number: the same batch
+/// always lands in the same slot.
+pub fn slot_of(first_sequence: &str) -> u32 {
+    first_sequence
+        .bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+        % FEED_SLOTS
+}
+
+/// Minutes since the epoch.
+pub fn minute_of(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+/// One stored minute of one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Minute {
+    pub minute: i64,
+    pub counts: BTreeMap<String, u64>,
+    /// Every slot's entries.
+    pub feed: Vec<FeedEntry>,
+}
+
+/// `GET /v1/live`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Live {
+    pub minutes: i64,
+    /// RFC 3339: the start of the first minute covered.
+    pub since: String,
+    /// Type → events applied in those minutes.
+    pub counts: BTreeMap<String, u64>,
+    /// Newest first, at most [`FEED_SHOWN`].
+    pub recent: Vec<FeedEntry>,
+}
+
+impl Live {
+    /// The view of the minutes from `first_minute` on.
+    pub fn merge(first_minute: i64, minutes: &[Minute]) -> Live {
+        let mut counts = BTreeMap::new();
+        let mut recent = Vec::new();
+        for m in minutes.iter().filter(|m| m.minute >= first_minute) {
+            for (k, n) in &m.counts {
+                *counts.entry(k.clone()).or_default() += n;
+            }
+            for e in &m.feed {
+                push_newest(&mut recent, e.clone(), FEED_SHOWN);
+            }
+        }
+        Live {
+            minutes: LIVE_MINUTES,
+            since: chrono::DateTime::from_timestamp(first_minute * 60, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            counts,
+            recent,
+        }
+    }
+}
+
+crate::message_error!(
+    /// The live store did not answer.
+    LiveStoreError
+);
+
+/// Where the live view is kept.
+pub trait LiveStore {
+    /// One write per tenant of `batch`: its counts added to the tenant's item of
+    /// `minute`, its feed put in `slot`.
+    fn record(
+        &self,
+        batch: &Batch,
+        minute: i64,
+        slot: u32,
+    ) -> impl Future<Output = Result<(), LiveStoreError>> + Send;
+    /// The tenant's minute items from `first_minute` on.
+    fn minutes(
+        &self,
+        tenant: &str,
+        first_minute: i64,
+    ) -> impl Future<Output = Result<Vec<Minute>, LiveStoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::stream::decode_view;
+
+    fn event(tenant: &str, kind: &str, at_ms: i64, recipient: &str) -> Vec<u8> {
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        serde_json::to_vec(&serde_json::json!({
+            "event_id": format!("e-{at_ms}-{recipient}"), "tenant_id": tenant, "type": kind,
+            "event_time": at, "received_at": at, "campaign_id": "c1",
+            "message_id": "m1", "recipient_id": recipient,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_counts_every_type_and_keeps_its_newest_feed() {
+        let mut b = Batch::default();
+        let base = 1_800_000_000_000i64;
+        for i in 0..30 {
+            let bytes = event("acme", "message.opened", base + i * 1000, &format!("r{i}"));
+            b.note(
+                &decode_view(&bytes).unwrap(),
+                Some((i % 3 == 0, "apple_proxy")),
+            );
+        }
+        for kind in ["message.sent", "custom.signup", "custom.other"] {
+            let bytes = event("globex", kind, base, "r");
+            b.note(&decode_view(&bytes).unwrap(), None);
+        }
+        let acme = &b.tenants["acme"];
+        assert_eq!(acme.counts["message.opened"], 30);
+        assert_eq!(acme.feed.len(), FEED_PER_BATCH);
+        assert_eq!(acme.feed[0].recipient_id.as_deref(), Some("r29"));
+        assert_eq!(acme.feed[0].verdict.as_deref(), Some("human"));
+        assert_eq!(acme.feed[2].recipient_id.as_deref(), Some("r27"));
+        assert_eq!(acme.feed[2].verdict.as_deref(), Some("machine"));
+        assert_eq!(acme.feed[2].reason.as_deref(), Some("apple_proxy"));
+        let globex = &b.tenants["globex"];
+        assert_eq!(globex.counts["message.sent"], 1);
+        assert_eq!(globex.counts[CUSTOM], 2);
+        assert!(globex.feed.is_empty(), "sends are counted, not fed");
+
+        let mut all = Batch::default();
+        all.absorb(&b);
+        all.absorb(&b);
+        assert_eq!(all.tenants["acme"].counts["message.opened"], 60);
+        assert_eq!(all.tenants["acme"].feed.len(), FEED_PER_BATCH);
+    }
+
+    #[test]
+    fn the_view_merges_the_minutes_it_covers() {
+        let entry = |t: &str| FeedEntry {
+            time: t.into(),
+            kind: "link.clicked".into(),
+            campaign_id: None,
+            recipient_id: None,
+            verdict: Some("human".into()),
+            reason: None,
+        };
+        let minutes = [
+            Minute {
+                minute: 99,
+                counts: [("link.clicked".to_string(), 7)].into(),
+                feed: vec![entry("2027-01-15T07:59:00.000Z")],
+            },
+            Minute {
+                minute: 100,
+                counts: [("link.clicked".to_string(), 2)].into(),
+                feed: vec![entry("2027-01-15T08:00:01.000Z")],
+            },
+            Minute {
+                minute: 101,
+                counts: [("link.clicked".to_string(), 3)].into(),
+                feed: vec![
+                    entry("2027-01-15T08:01:05.000Z"),
+                    entry("2027-01-15T08:01:00.000Z"),
+                ],
+            },
+        ];
+        let live = Live::merge(100, &minutes);
+        assert_eq!(live.counts["link.clicked"], 5);
+        let times: Vec<&str> = live.recent.iter().map(|e| e.time.as_str()).collect();
+        assert_eq!(
+            times,
+            [
+                "2027-01-15T08:01:05.000Z",
+                "2027-01-15T08:01:00.000Z",
+                "2027-01-15T08:00:01.000Z"
+            ]
+        );
+        assert_eq!(live.since, "1970-01-01T01:40:00Z");
+    }
+
+    #[test]
+    fn slots_are_stable_and_spread() {
+        assert_eq!(slot_of("4960"), slot_of("4960"));
+        let used: std::collections::BTreeSet<u32> =
+            (0..200).map(|i| slot_of(&format!("4960{i:020}"))).collect();
+        assert_eq!(used.len(), FEED_SLOTS as usize);
+    }
+}

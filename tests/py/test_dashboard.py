@@ -1,0 +1,343 @@
+"""The dashboard in headless Chromium, over the local gateway and the emulator, after the
+demo's traffic: every page renders without console errors and passes axe-core; its
+numbers are the stats API's; the range and time-zone controls change the series; a
+campaign link cannot reach past its campaign; expired, altered and revoked links are
+refused; the live view shows a collected event without a reload. Screenshots of each
+page at desktop and phone sizes go to tests/artifacts/."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import struct
+import subprocess
+import time
+import urllib.request
+import uuid
+import zlib
+from pathlib import Path
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from playwright.sync_api import sync_playwright
+
+from test_browser import CHROMIUM, TARGET, wait_for_port
+from test_lambda_emulator import free_port
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "functions" / "stats" / "dashboard"
+AXE = DASHBOARD / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+PAGES = {"campaigns": "#/", "deliverability": "#/deliverability", "audience": "#/audience", "live": "#/live"}
+
+
+@pytest.fixture(scope="module")
+def site(repo_root, moto_endpoint, summary, tmp_path_factory):
+    """`beacon-local serve` on the demo's stack, an API key and the dashboard keys."""
+    assert (TARGET / "beacon-local").exists(), "build first (make build)"
+    assert AXE.exists(), f"{AXE} is missing: make dashboard-deps (make test does it)"
+    stack = summary["stream"].removesuffix("-events")
+    port = free_port()
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
+    log_path = tmp_path_factory.mktemp("dashboard") / "serve.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [str(TARGET / "beacon-local"), "serve", "--stack", stack, "--listen", f"127.0.0.1:{port}"],
+        cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=log,
+    )
+    try:
+        wait_for_port(port, proc, "beacon-local serve", seconds=120)
+        secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
+        keys = secrets.get_secret_value(SecretId=f"{stack}/dashboard-keys")["SecretString"]
+        cli_env = dict(env, BEACON_DASHBOARD_KEYS=keys, BEACON_ROLLUPS_TABLE=f"{stack}-rollups",
+                       BEACON_API_KEYS_TABLE=f"{stack}-api-keys")
+        api_key = subprocess.run([str(TARGET / "beacon"), "apikey", "create", "--tenant", summary["tenant"]],
+                                 env=cli_env, capture_output=True, text=True, check=True).stdout.strip()
+        yield {"url": f"http://127.0.0.1:{port}", "stack": stack, "env": cli_env, "keys": json.loads(keys),
+               "tenant": summary["tenant"], "campaign": summary["campaign"], "api_key": api_key}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def make_link(site, *args) -> tuple[str, str]:
+    """A link from the CLI, and its id."""
+    done = subprocess.run([str(TARGET / "beacon"), "dashboard", "link", "--base-url", site["url"], *args],
+                          env=site["env"], capture_output=True, text=True, check=True)
+    link_id = done.stderr.split("link ", 1)[1].split()[0]
+    return done.stdout.strip(), link_id
+
+
+def api(site, path):
+    req = urllib.request.Request(site["url"] + path, headers={"x-api-key": site["api_key"]})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def python_signed_link(site, tenant, campaign, expires_at) -> str:
+    """A token made by an independent implementation of the documented format."""
+    keys = site["keys"]
+    kid = keys["active"]
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"beacon dashboard v1\0" + tenant.encode()).derive(keys[kid].encode())
+    body = bytes([ord("D"), 1, len(kid)]) + kid.encode() + bytes([len(tenant)]) + tenant.encode()
+    body += struct.pack(">H", len(campaign)) + campaign.encode() + os.urandom(16) + struct.pack(">I", expires_at)
+    tag = hmac.new(key, body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
+
+
+def not_blank(png: bytes) -> bool:
+    """Decodes the PNG's pixel rows enough to see more than one colour."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += png[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    # A one-colour image filters to a handful of byte values; text and charts to many.
+    return len(set(raw)) > 32
+
+
+def browser(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def watch_errors(page) -> list:
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors
+
+
+def test_every_page_renders_matches_the_api_and_passes_axe(site):
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/debian-tools.sh"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    link, _ = make_link(site, "--tenant", site["tenant"], "--note", "browser test")
+    campaign = site["campaign"]
+    overview = api(site, f"/v1/campaigns/{urllib.parse.quote(campaign, safe='')}")
+    with sync_playwright() as p:
+        b = browser(p)
+        context = b.new_context(viewport=SIZES["desktop"])
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(link)
+        page.wait_for_url(f"{site['url']}/dashboard/")
+        assert "t=" not in page.url, "the token leaves the address bar"
+        cookie = next(c for c in context.cookies() if c["name"] == "beacon_dashboard")
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == "", "scripts cannot read the session"
+
+        # Campaigns: the demo campaign's row shows the API's numbers.
+        row = page.locator("tbody tr", has=page.locator(f"a:text-is('{campaign}')"))
+        row.wait_for()
+        cells = row.locator("td").all_inner_texts()
+        assert cells[0].replace(",", "").replace("\u202f", "") == str(overview["counts"]["sent"])
+        assert cells[1] == f"{overview['rates']['delivery_rate'] * 100:.1f}%"
+
+        # The campaign page: every headline number equals the overview's.
+        page.click(f"a:text-is('{campaign}')")
+        page.wait_for_selector("#chart .uplot")
+        shown = {k: page.locator(f"dd[data-metric='{k}']").inner_text().split(" ")[0].replace(",", "")
+                 for k in ["Sent", "Delivered", "Human opens", "Machine opens", "Human clicks", "Bot clicks"]}
+        c = overview["counts"]
+        assert shown == {"Sent": str(c["sent"]), "Delivered": str(c["delivered"]),
+                         "Human opens": str(c["opens_human"]), "Machine opens": str(c["opens_machine"]),
+                         "Human clicks": str(c["clicks_human"]), "Bot clicks": str(c["clicks_bot"])}
+        for size, viewport in SIZES.items():
+            page.set_viewport_size(viewport)
+            png = page.screenshot(path=str(ARTIFACTS / f"dashboard-campaign-{size}.png"), full_page=True)
+            assert not_blank(png), f"campaign page at {size} is blank"
+        page.set_viewport_size(SIZES["desktop"])
+
+        for name, fragment in PAGES.items():
+            page.goto(f"{site['url']}/dashboard/{fragment}")
+            page.wait_for_selector("main h1")
+            page.wait_for_load_state("networkidle")
+            shown = page.inner_text("main")
+            assert not re.search(r"\b(null|undefined|NaN)\b", shown), f"{name}: {shown[:400]}"
+            for size, viewport in SIZES.items():
+                page.set_viewport_size(viewport)
+                png = page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{size}.png"), full_page=True)
+                assert not_blank(png), f"{name} at {size} is blank"
+            page.set_viewport_size(SIZES["desktop"])
+        assert errors == [], errors
+
+        # axe-core, injected past the page's content-security policy (which forbids
+        # any script not served by Beacon).
+        axe_context = b.new_context(viewport=SIZES["desktop"], bypass_csp=True)
+        axe_context.add_cookies([{**cookie, "url": site["url"]} if False else cookie])
+        axe_page = axe_context.new_page()
+        for name, fragment in {**PAGES, "campaign": f"#/campaign/{campaign}"}.items():
+            axe_page.goto(f"{site['url']}/dashboard/{fragment}")
+            axe_page.wait_for_selector("main h1")
+            axe_page.wait_for_load_state("networkidle")
+            axe_page.add_script_tag(path=str(AXE))
+            result = axe_page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]
+                   if v["impact"] in ("serious", "critical")]
+            assert bad == [], f"{name}: {bad}"
+        b.close()
+
+
+def test_range_and_time_zone_change_the_series(site):
+    link, _ = make_link(site, "--tenant", site["tenant"])
+    campaign = urllib.parse.quote(site["campaign"], safe="")
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page(viewport=SIZES["desktop"])
+        page.goto(link)
+        with page.expect_request(lambda r: "/timeseries" in r.url) as first:
+            page.goto(f"{site['url']}/dashboard/#/campaign/{campaign}")
+        assert "grain=day" in first.value.url
+        page.wait_for_selector("#series-totals")
+        utc_totals = page.inner_text("#series-totals")
+        api_series = api(site, first.value.url.split(site["url"], 1)[1])
+        assert f"{api_series['totals']['opens_human']:,} human opens" in utc_totals.replace("\u202f", ",")
+
+        with page.expect_request(lambda r: "/timeseries" in r.url) as tokyo:
+            page.select_option("#zone", "Asia/Tokyo")
+        assert "grain=hour" in tokyo.value.url, "local days are built from hours"
+        page.wait_for_selector("#chart-note:has-text('Days in Asia/Tokyo')")
+
+        with page.expect_request(lambda r: "/timeseries" in r.url) as hourly:
+            page.select_option("#grain", "hour")
+        assert "grain=hour" in hourly.value.url
+        page.wait_for_selector("#chart-note:has-text('Hours in Asia/Tokyo')")
+
+        with page.expect_request(lambda r: "/timeseries" in r.url):
+            page.select_option("#grain", "day")
+        with page.expect_request(lambda r: "/timeseries" in r.url) as longer:
+            page.select_option("#range", "90")
+        from_90 = longer.value.url.split("from=")[1][:10]
+        from_7 = first.value.url.split("from=")[1][:10]
+        assert from_90 < from_7
+        page.wait_for_selector("#chart-note:has-text('Days beyond 31 are UTC days')")
+        assert "days=90" in page.url and "tz=Asia%2FTokyo" in page.url
+        b.close()
+
+
+def test_a_campaign_link_reaches_nothing_else(site):
+    link, _ = make_link(site, "--tenant", site["tenant"], "--campaign", site["campaign"])
+    campaign = site["campaign"]
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page(viewport=SIZES["desktop"])
+        page.goto(link)
+        page.wait_for_selector("#campaign-id")
+        assert page.inner_text("#campaign-id") == campaign
+        assert page.locator("a[data-section='deliverability']").count() == 0
+        assert page.locator("a[data-section='audience']").count() == 0
+        # Another campaign, by editing the URL: back to its own.
+        page.goto(f"{site['url']}/dashboard/#/campaign/another-campaign")
+        own = f"#/campaign/{urllib.parse.quote(campaign, safe='')}"
+        page.wait_for_url(lambda url: own in url)
+        # And by calling the API from the page.
+        statuses = page.evaluate("""async (own) => {
+            const get = async (p) => (await fetch(p)).status;
+            const list = await (await fetch('/v1/campaigns')).json();
+            return {
+              other: await get('/v1/campaigns/another-campaign'),
+              tenant_series: await get('/v1/timeseries'),
+              suppressions: await get('/v1/suppressions'),
+              segments: await get('/v1/segments'),
+              live: await get('/v1/live'),
+              own: await get('/v1/campaigns/' + encodeURIComponent(own)),
+              own_links: await get('/v1/campaigns/' + encodeURIComponent(own) + '/links'),
+              named_tenant: await get('/v1/campaigns?tenant=globex'),
+              listed: list.campaigns.map((c) => c.campaign_id),
+            };
+        }""", campaign)
+        assert statuses == {"other": 403, "tenant_series": 403, "suppressions": 403, "segments": 403, "live": 403,
+                            "own": 200, "own_links": 200, "named_tenant": 400, "listed": [campaign]}, statuses
+
+        # A link of another tenant sees none of this tenant's campaigns.
+        other, _ = make_link(site, "--tenant", "globex-" + uuid.uuid4().hex[:6])
+        page2 = b.new_page()
+        page2.goto(other)
+        seen = page2.evaluate("""async (own) => ({
+            list: (await (await fetch('/v1/campaigns')).json()).campaigns.length,
+            own: (await fetch('/v1/campaigns/' + encodeURIComponent(own))).status,
+        })""", campaign)
+        assert seen == {"list": 0, "own": 404}, seen
+        b.close()
+
+
+def test_expired_altered_and_revoked_links_are_refused(site):
+    tenant = site["tenant"]
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page()
+        # A well-signed but expired link (signed here, independently of Beacon).
+        expired = python_signed_link(site, tenant, "", int(time.time()) - 60)
+        r = page.goto(f"{site['url']}/dashboard/open?t={expired}")
+        assert r.status == 403 and "expired" in page.inner_text("main")
+        # A well-signed, unexpired one that nobody recorded: refused like a revoked one.
+        unrecorded = python_signed_link(site, tenant, "", int(time.time()) + 600)
+        assert page.goto(f"{site['url']}/dashboard/open?t={unrecorded}").status == 403
+
+        link, link_id = make_link(site, "--tenant", tenant)
+        token = link.split("t=", 1)[1]
+        altered = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+        r = page.goto(f"{site['url']}/dashboard/open?t={altered}")
+        assert r.status == 403, r.status
+
+        assert page.goto(link).ok
+        assert page.evaluate("fetch('/v1/session').then((r) => r.status)") == 200
+        subprocess.run([str(TARGET / "beacon"), "dashboard", "revoke", "--tenant", tenant, link_id],
+                       env=site["env"], check=True, capture_output=True)
+        assert page.evaluate("fetch('/v1/session').then((r) => r.status)") == 401, "revoked at once"
+        page.goto(f"{site['url']}/dashboard/")
+        page.wait_for_selector("text=Open your dashboard link")
+        assert page.goto(link).status == 403
+        listed = subprocess.run([str(TARGET / "beacon"), "dashboard", "links", "--tenant", tenant],
+                                env=site["env"], check=True, capture_output=True, text=True).stdout
+        assert any(line.startswith(link_id) and "revoked" in line for line in listed.splitlines()), listed
+        b.close()
+
+
+def test_the_live_view_shows_a_collected_event_within_ten_seconds(site):
+    link, _ = make_link(site, "--tenant", site["tenant"])
+    recipient = "live-" + uuid.uuid4().hex[:10]
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page()
+        page.goto(link)
+        page.goto(f"{site['url']}/dashboard/#/live")
+        page.wait_for_selector("#live-feed")
+        page.evaluate("window.__notReloaded = true")
+        event = {"type": "message.bounced", "event_id": "live-" + uuid.uuid4().hex, "campaign_id": site["campaign"],
+                 "message_id": "m-" + recipient, "recipient_id": recipient, "bounce_type": "soft"}
+        req = urllib.request.Request(site["url"] + "/v1/events", data=json.dumps(event).encode(),
+                                     headers={"x-api-key": site["api_key"], "content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status in (200, 202)
+        started = time.time()
+        page.wait_for_selector(f"#live-feed li:has-text('{recipient}')", timeout=10_000)
+        assert time.time() - started <= 10
+        assert page.evaluate("window.__notReloaded") is True
+        b.close()
+
+
+def test_the_embedded_chart_library_is_the_pinned_package():
+    """vendor/ holds uPlot's built files exactly as the lockfile's package has them
+    (npm ci checked the package against the lockfile's integrity hash)."""
+    lock = json.loads((DASHBOARD / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/uplot"]["version"]
+    installed = json.loads((DASHBOARD / "node_modules" / "uplot" / "package.json").read_text())["version"]
+    assert installed == pinned
+    for name in ["uPlot.iife.min.js", "uPlot.min.css"]:
+        vendored = (DASHBOARD / "vendor" / name).read_bytes()
+        assert vendored == (DASHBOARD / "node_modules" / "uplot" / "dist" / name).read_bytes(), name
+    html = (DASHBOARD / "index.html").read_text()
+    assert "http://" not in html and "https://" not in html, "nothing from another origin"
