@@ -341,3 +341,33 @@ def test_the_embedded_chart_library_is_the_pinned_package():
         assert vendored == (DASHBOARD / "node_modules" / "uplot" / "dist" / name).read_bytes(), name
     html = (DASHBOARD / "index.html").read_text()
     assert "http://" not in html and "https://" not in html, "nothing from another origin"
+
+
+def test_deliverability_shows_the_api_rates_alerts_and_exports_the_suppression_list(site):
+    link, _ = make_link(site, "--tenant", site["tenant"])
+    series = api(site, "/v1/timeseries?grain=day")
+    alerts = api(site, "/v1/alerts")
+    expected = set()
+    cursor = None
+    while True:
+        page_ = api(site, "/v1/suppressions?channel=email&limit=1000" + (f"&cursor={cursor}" if cursor else ""))
+        expected |= {s["recipient"] for s in page_["suppressions"]}
+        cursor = page_["next_cursor"]
+        if not cursor:
+            break
+    assert expected, "the demo's bounce spike suppresses recipients"
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page(accept_downloads=True)
+        page.goto(link)
+        page.goto(f"{site['url']}/dashboard/#/deliverability")
+        page.wait_for_selector("#bounce-level")
+        assert f"{series['rates']['bounce_rate'] * 100:.1f}%" in page.inner_text("#bounce-level")
+        for rule in alerts["rules"]:
+            assert page.locator(f"th:has-text('{rule['id']}')").count() == 1, rule["id"]
+        with page.expect_download() as download:
+            page.click("text=Export the suppression list (CSV)")
+        rows = Path(download.value.path()).read_text().splitlines()
+        assert rows[0] == "recipient,channel,since,reasons,campaign"
+        assert {r.split(",")[0].strip('"') for r in rows[1:]} == expected
+        b.close()

@@ -37,6 +37,7 @@ ROUTES = {
                 "/v1/segments/{segment}",
                 "/v1/session",
                 "/v1/live",
+                "/v1/alerts",
             ]
         ]
         + [

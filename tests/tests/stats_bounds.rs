@@ -13,7 +13,7 @@ use beacon_aws::testkit::stats_request;
 use beacon_domain::rollup::month_pack;
 use beacon_domain::rollup::{rollup_partition, Grain, Scope};
 use beacon_domain::testkit::memory::MemoryApiKeys;
-use beacon_domain::testkit::memory::{MemoryLinks, MemoryLive};
+use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
 use beacon_tests::TestStack;
 use chrono::{Datelike, Duration, Utc};
 use serde_json::Value;
@@ -73,7 +73,7 @@ struct Fixture {
     _stack: TestStack,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
-    app: StatsApp<DynamoRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive>,
+    app: StatsApp<DynamoRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive, MemoryAlerts>,
     key: String,
     requests: Requests,
 }

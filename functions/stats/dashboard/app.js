@@ -348,7 +348,8 @@
 
   async function deliverabilityPage() {
     loading("deliverability");
-    const s = await api("/v1/timeseries?grain=day");
+    const [s, alerts, channels] = await Promise.all([
+      api("/v1/timeseries?grain=day"), api("/v1/alerts"), api("/v1/channels?limit=20")]);
     const lookupInput = el("input", { id: "suppression-recipient", placeholder: "Recipient id", required: true });
     const lookupChannel = el("input", { id: "suppression-channel", value: "email" });
     const lookupOut = el("div", { id: "suppression-result", "aria-live": "polite" });
@@ -357,7 +358,7 @@
       try {
         const r = await api(`/v1/suppressions/${enc(lookupChannel.value)}/${enc(lookupInput.value.trim())}`);
         lookupOut.replaceChildren(el("p", {}, r.suppressed
-          ? `Suppressed on ${r.channel}: ${r.entry ? r.entry.reason : ""}` : `Not suppressed on ${r.channel}.`));
+          ? `Suppressed on ${r.channel} since ${when(r.since)} (${reasons(r)}).` : `Not suppressed on ${r.channel}.`));
       } catch (e) { lookupOut.replaceChildren(failure(e)); }
     } }, el("label", { for: "suppression-recipient" }, "Recipient", lookupInput),
       el("label", { for: "suppression-channel" }, "Channel", lookupChannel), el("button", { type: "submit" }, "Look up"));
@@ -369,16 +370,54 @@
         card("Bounces", num(s.totals.bounced)), card("Complaints", num(s.totals.complained))),
       el("div", { class: "panel" }, el("p", { id: "bounce-level" }, "Bounce rate: ", level(s.rates.bounce_rate, SES_REVIEW.bounce)),
         el("p", { id: "complaint-level" }, "Complaint rate: ", level(s.rates.complaint_rate, SES_REVIEW.complaint))),
+      el("h2", {}, "Alerts"), el("div", { class: "panel" }, alertTable(alerts.rules)),
+      el("h2", {}, "By channel and provider"), el("div", { class: "panel" }, channels.channels.length
+        ? table("Last 30 days, all campaigns", [
+          { label: "Channel", header: true, value: (c) => c.channel },
+          { label: "Provider", value: (c) => c.provider || "–" },
+          { label: "Sent", numeric: true, value: (c) => c.counts.sent },
+          { label: "Delivery rate", numeric: true, value: (c) => c.rates.delivery_rate, show: (c) => pct(c.rates.delivery_rate) },
+          { label: "Bounce rate", numeric: true, value: (c) => c.rates.bounce_rate, show: (c) => pct(c.rates.bounce_rate) },
+          { label: "Complaint rate", numeric: true, value: (c) => c.rates.complaint_rate, show: (c) => pct(c.rates.complaint_rate) },
+          { label: "Delivery p95", numeric: true, value: (c) => c.latency.p95_ms, show: (c) => ms(c.latency.p95_ms) },
+        ], channels.channels, { sortable: true })
+        : el("p", { class: "note" }, "No channel has traffic in the last 30 days.")),
       el("h2", {}, "Suppression list"), el("div", { class: "panel" }, lookup, lookupOut, exportButton));
   }
 
+  // A suppression's reasons (hard bounce, complaint, unsubscribe, manual).
+  const reasons = (r) => Object.keys(r.reasons || {}).join(", ").replace(/_/g, " ");
+
+  function showValue(metric, v) {
+    if (v === null || v === undefined) return "–";
+    return metric === "spend" ? num(v) : pct(v);
+  }
+
+  function alertTable(rules) {
+    return table("Rules in force, as of the last evaluation (every five minutes)", [
+      { label: "Rule", header: true, value: (r) => r.id,
+        show: (r) => el("span", {}, r.id, el("br"), el("small", { class: "note" }, r.description)) },
+      { label: "State", value: (r) => r.status,
+        show: (r) => el("span", { class: r.status === "firing" ? "level-bad" : "level-ok" },
+          !r.enabled ? "disabled" : r.status === "firing" ? `firing since ${when(r.since)}` : r.since ? `resolved ${when(r.since)}` : "ok") },
+      { label: "Last reading", numeric: true, value: (r) => r.last && r.last.value,
+        show: (r) => r.last ? `${showValue(r.metric, r.last.value)} of ${num(r.last.volume)}` : "–" },
+      { label: "History", value: (r) => r.history.length,
+        show: (r) => r.history.length
+          ? el("ul", { class: "feed" }, r.history.slice(0, 5).map((c) =>
+            el("li", {}, el("time", { datetime: c.at }, when(c.at)), c.status === "firing" ? "fired" : "resolved",
+              c.value !== undefined ? ` at ${showValue(r.metric, c.value)}` : "")))
+          : "never fired" },
+    ], rules);
+  }
+
   async function exportSuppressions(channel) {
-    const lines = ["recipient,channel,reason,suppressed_at"];
+    const lines = ["recipient,channel,since,reasons,campaign"];
     let cursor = null;
     const q = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
     do {
       const page = await api(`/v1/suppressions?channel=${enc(channel)}&limit=1000${cursor ? `&cursor=${enc(cursor)}` : ""}`);
-      for (const s of page.suppressions) lines.push([s.recipient, channel, s.reason, s.suppressed_at].map(q).join(","));
+      for (const s of page.suppressions) lines.push([s.recipient, s.channel, s.since, reasons(s), s.campaign].map(q).join(","));
       cursor = page.next_cursor;
     } while (cursor);
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
@@ -399,7 +438,11 @@
         const s = e.engagement;
         out.replaceChildren(el("dl", { class: "cards" },
           card("Score", num(s.score)), card("Segment", s.segment),
-          card("Suppressed", sup.suppressed ? "yes" : "no")));
+          card("Messages delivered", num(s.delivered)), card("Opened", num(s.opened)),
+          card("Clicked", num(s.clicked)), card("Conversions", num(s.conversions)),
+          card("Last activity", s.last_activity || "–"),
+          card("Suppressed (email)", sup.suppressed ? "yes" : "no", sup.suppressed ? reasons(sup) : null)),
+          el("p", { class: "note" }, "Opens and clicks count here only when they were a person's: machine opens and bot clicks score nothing."));
       } catch (err) { out.replaceChildren(failure(err)); }
     } }, el("label", { for: "recipient" }, "Recipient", input), el("button", { type: "submit" }, "Look up"));
     show(el("h1", {}, "Audience"),

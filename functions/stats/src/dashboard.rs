@@ -21,20 +21,23 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 /// What the dashboard needs: the link keys (`None`: dashboard links are off in this
-/// deployment), where links are recorded, and the live view.
-pub struct Dashboard<L, V> {
+/// deployment), where links are recorded, the live view, and the alerts table (for
+/// the deliverability page's alert states).
+pub struct Dashboard<L, V, A> {
     pub keys: Option<Keyring>,
     pub links: L,
     pub live: V,
+    pub alerts: A,
 }
 
 /// Dashboard links off (no keys): only API keys are answered.
-impl<L: Default, V: Default> Default for Dashboard<L, V> {
+impl<L: Default, V: Default, A: Default> Default for Dashboard<L, V, A> {
     fn default() -> Self {
         Dashboard {
             keys: None,
             links: L::default(),
             live: V::default(),
+            alerts: A::default(),
         }
     }
 }
@@ -154,8 +157,8 @@ fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
 }
 
 /// The verdict on a request's session cookie: `None` without one.
-pub async fn session<L: LinkStore, V>(
-    d: &Dashboard<L, V>,
+pub async fn session<L: LinkStore, V, A>(
+    d: &Dashboard<L, V, A>,
     req: &Request,
     now: i64,
 ) -> Option<Result<Result<Link, LinkError>, LinkStoreError>> {
@@ -172,8 +175,8 @@ pub async fn session<L: LinkStore, V>(
 }
 
 /// Answers a request under `/dashboard`.
-pub async fn serve<L: LinkStore, V>(
-    d: &Dashboard<L, V>,
+pub async fn serve<L: LinkStore, V, A>(
+    d: &Dashboard<L, V, A>,
     req: &Request,
     path: &str,
     now: DateTime<Utc>,
@@ -199,8 +202,8 @@ pub async fn serve<L: LinkStore, V>(
     }
 }
 
-async fn open<L: LinkStore, V>(
-    d: &Dashboard<L, V>,
+async fn open<L: LinkStore, V, A>(
+    d: &Dashboard<L, V, A>,
     req: &Request,
     now: DateTime<Utc>,
 ) -> Response<Body> {

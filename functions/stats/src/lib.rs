@@ -20,11 +20,13 @@
 
 pub mod dashboard;
 
+use beacon_domain::alert::store::{AlertStore, AlertStoreExt};
 use beacon_domain::apikey::{authenticate, ApiKeyStore, AuthError, CachedApiKeys};
 use beacon_domain::dashboard::access::{Link, LinkStore};
 use beacon_domain::dashboard::live::{minute_of, Live, LiveStore, LIVE_MINUTES};
 use dashboard::Dashboard;
 
+use beacon_aws::dynamo::alerts::DynamoAlerts;
 use beacon_aws::dynamo::apikeys::DynamoApiKeys;
 use beacon_aws::dynamo::dashboard_links::DynamoDashboardLinks;
 use beacon_aws::dynamo::live::DynamoLive;
@@ -59,25 +61,31 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub struct StatsApp<R, K, L, V> {
+pub struct StatsApp<R, K, L, V, A> {
     pub reader: R,
     pub keys: K,
-    pub dashboard: Dashboard<L, V>,
+    pub dashboard: Dashboard<L, V, A>,
     /// The clock that default ranges end at (`Utc::now`; fixed in tests).
     pub now: fn() -> DateTime<Utc>,
 }
 
 /// The function as deployed.
-pub type DeployedStats =
-    StatsApp<DynamoRollupReader, CachedApiKeys<DynamoApiKeys>, DynamoDashboardLinks, DynamoLive>;
+pub type DeployedStats = StatsApp<
+    DynamoRollupReader,
+    CachedApiKeys<DynamoApiKeys>,
+    DynamoDashboardLinks,
+    DynamoLive,
+    DynamoAlerts,
+>;
 
 impl DeployedStats {
-    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE`,
+    /// Reads `BEACON_ROLLUPS_TABLE`, `BEACON_API_KEYS_TABLE`, `BEACON_ALERTS_TABLE`,
     /// `BEACON_API_KEY_CACHE_SECONDS` and the dashboard link keys
     /// (`BEACON_DASHBOARD_KEYS` or the secret `BEACON_DASHBOARD_KEYS_SECRET` names; with
     /// neither, dashboard links are off and the API answers API keys only).
     pub async fn from_env(env: &Env, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let rollups = env.required("BEACON_ROLLUPS_TABLE")?;
+        let alerts = env.required("BEACON_ALERTS_TABLE")?;
         let keys = env.required("BEACON_API_KEYS_TABLE")?;
         let cache_secs = env.parse_or("BEACON_API_KEY_CACHE_SECONDS", 60u64)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
@@ -94,7 +102,8 @@ impl DeployedStats {
             dashboard: Dashboard {
                 keys: dashboard_keys,
                 links: DynamoDashboardLinks::new(dynamodb.clone(), rollups.clone()),
-                live: DynamoLive::new(dynamodb, rollups),
+                live: DynamoLive::new(dynamodb.clone(), rollups),
+                alerts: DynamoAlerts::new(dynamodb, alerts),
             },
             now: Utc::now,
         })
@@ -103,9 +112,10 @@ impl DeployedStats {
 
 /// The API's routes (`GET` but for the batch suppression check), as the template
 /// declares them (with the dashboard's `/dashboard` and `/dashboard/{path+}`).
-pub const ROUTES: [&str; 14] = [
+pub const ROUTES: [&str; 15] = [
     "/v1/session",
     "/v1/live",
+    "/v1/alerts",
     "/v1/campaigns",
     "/v1/campaigns/{campaign}",
     "/v1/campaigns/{campaign}/timeseries",
@@ -124,6 +134,7 @@ pub const ROUTES: [&str; 14] = [
 enum Route {
     Session,
     Live,
+    Alerts,
     Campaigns,
     Overview(String),
     CampaignSeries(String),
@@ -144,6 +155,7 @@ impl Route {
         match self {
             Route::Session
             | Route::Live
+            | Route::Alerts
             | Route::SuppressionCheck
             | Route::Suppression(..)
             | Route::Engagement(_)
@@ -232,8 +244,9 @@ pub async fn handle<
     K: ApiKeyStore,
     L: LinkStore,
     V: LiveStore,
+    A: AlertStore,
 >(
-    app: &StatsApp<R, K, L, V>,
+    app: &StatsApp<R, K, L, V, A>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     let path = request_path(&req);
@@ -291,9 +304,9 @@ impl Caller {
     }
 }
 
-async fn caller<K: ApiKeyStore, L: LinkStore, V>(
+async fn caller<K: ApiKeyStore, L: LinkStore, V, A>(
     keys: &K,
-    dashboard: &Dashboard<L, V>,
+    dashboard: &Dashboard<L, V, A>,
     req: &Request,
     now: i64,
 ) -> Result<Caller, ApiError> {
@@ -344,8 +357,9 @@ async fn answer<
     K: ApiKeyStore,
     L: LinkStore,
     V: LiveStore,
+    A: AlertStore,
 >(
-    app: &StatsApp<R, K, L, V>,
+    app: &StatsApp<R, K, L, V, A>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
@@ -371,6 +385,17 @@ async fn answer<
                 "expires_at": DateTime::from_timestamp(l.expires_at, 0).map(|t| t.to_rfc3339()),
             }),
         }),
+        Route::Alerts => {
+            let alerts = app.dashboard.alerts.tenant(tenant).await.map_err(|e| {
+                tracing::error!(error = %e, "reading the alerts failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "try again shortly",
+                )
+            })?;
+            ok(&json!({ "rules": beacon_domain::alert::overview::overview(&alerts) }))
+        }
         Route::Live => {
             let first = minute_of(now) - (LIVE_MINUTES - 1);
             let minutes = app
@@ -708,6 +733,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
         }
         ["", "v1", "session"] => Route::Session,
         ["", "v1", "live"] => Route::Live,
+        ["", "v1", "alerts"] => Route::Alerts,
         ["", "v1", "campaigns"] => Route::Campaigns,
         ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
         ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),

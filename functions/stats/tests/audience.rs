@@ -10,7 +10,7 @@ use beacon_domain::event::stream::StreamRecord;
 use beacon_domain::event::BounceType;
 use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::memory::MemoryDeadLetters;
-use beacon_domain::testkit::memory::{MemoryLinks, MemoryLive};
+use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::testkit::rollups::MemoryStore;
 use beacon_domain::{Event, EventType};
@@ -22,7 +22,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive, MemoryAlerts>;
 
 fn ev(tenant: &str, id: &str, kind: EventType, recipient: &str, days_ago: i64) -> Event {
     let t = now() - Duration::days(days_ago) - Duration::hours(1);

@@ -14,7 +14,7 @@ use beacon_domain::rollup::{
     fingerprint, rollup_partition, unique_partition, Counters, Grain, Scope, UniqueKind,
 };
 use beacon_domain::testkit::memory::MemoryApiKeys;
-use beacon_domain::testkit::memory::{MemoryLinks, MemoryLive};
+use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive, MemoryAlerts>;
 
 const PAIRS: usize = 1000;
 const CAMPAIGNS: usize = 2000;

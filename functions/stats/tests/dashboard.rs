@@ -5,7 +5,7 @@ use beacon_aws::http::{lambda_request, GatewayRequest};
 use beacon_domain::dashboard::access::{sign, Link, LinkRecord, LinkStore};
 use beacon_domain::dashboard::live::{minute_of, Batch, LiveStore};
 use beacon_domain::rollup::{rollup_partition, Counters, Grain, Scope};
-use beacon_domain::testkit::memory::{MemoryApiKeys, MemoryLinks, MemoryLive};
+use beacon_domain::testkit::memory::{MemoryAlerts, MemoryApiKeys, MemoryLinks, MemoryLive};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::tracking::token::Keyring;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use stats_function::StatsApp;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive, MemoryAlerts>;
 
 fn now() -> DateTime<Utc> {
     "2026-12-03T09:00:00Z".parse().unwrap()
@@ -50,6 +50,7 @@ fn app() -> (App, String) {
             keys: Some(keys()),
             links: MemoryLinks::default(),
             live: MemoryLive::default(),
+            alerts: MemoryAlerts::default(),
         },
         now,
     };
@@ -226,6 +227,7 @@ async fn a_session_answers_for_its_link_and_nothing_more() {
         "/v1/suppressions",
         "/v1/segments",
         "/v1/live",
+        "/v1/alerts",
         "/v1/recipients/r-1/engagement",
     ] {
         let (status, body) = json_with_cookie(&app, &campaign_token, path).await;
@@ -292,4 +294,48 @@ async fn the_live_view_reads_the_last_minutes_of_its_tenant() {
     assert_eq!(status, 200, "{live}");
     assert_eq!(live["counts"]["message.opened"], 6);
     assert_eq!(live["minutes"], 10);
+}
+
+#[tokio::test]
+async fn the_alerts_show_each_rule_with_its_state_and_history() {
+    use beacon_domain::alert::store::{state_key, AlertStoreExt};
+    use beacon_domain::alert::{Change, State, Status};
+    let (app, globex_key) = app();
+    let (_, token) = link(&app, "acme", None).await;
+    let firing = State {
+        status: Status::Firing,
+        since: Some("2026-12-03T08:05:00Z".into()),
+        breaches: 1,
+        history: vec![Change {
+            status: Status::Firing,
+            at: "2026-12-03T08:05:00Z".into(),
+            value: Some(0.08),
+        }],
+        ..State::default()
+    };
+    app.dashboard
+        .alerts
+        .put_json("acme", &state_key("ses-bounce-rate"), &firing, None)
+        .await
+        .unwrap();
+    let (status, body) = json_with_cookie(&app, &token, "/v1/alerts").await;
+    assert_eq!(status, 200, "{body}");
+    let rules = body["rules"].as_array().unwrap();
+    let bounce = rules.iter().find(|r| r["id"] == "ses-bounce-rate").unwrap();
+    assert_eq!(bounce["status"], "firing");
+    assert_eq!(bounce["history"][0]["value"], 0.08);
+    let complaint = rules
+        .iter()
+        .find(|r| r["id"] == "ses-complaint-rate")
+        .unwrap();
+    assert_eq!(complaint["status"], "ok");
+    // Another tenant's key sees its own (untouched) rules only.
+    let auth = format!("Bearer {globex_key}");
+    let resp = request(&app, "GET", "/v1/alerts", "", &[("authorization", &auth)]).await;
+    let other: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert!(other["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "ok"));
 }

@@ -12,7 +12,7 @@ use beacon_domain::rollup::{
 };
 use beacon_domain::stats::{Counts, Rates};
 use beacon_domain::testkit::memory::MemoryApiKeys;
-use beacon_domain::testkit::memory::{MemoryLinks, MemoryLive};
+use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
 use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Utc};
@@ -30,7 +30,7 @@ fn now() -> DateTime<Utc> {
     "2026-11-30T12:00:00Z".parse().unwrap()
 }
 
-type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive>;
+type App = StatsApp<MemoryRollupReader, MemoryApiKeys, MemoryLinks, MemoryLive, MemoryAlerts>;
 
 struct Fixture {
     app: App,

@@ -27,6 +27,7 @@
 pub mod budget;
 pub mod evaluate;
 pub mod outbound;
+pub mod overview;
 pub mod reading;
 pub mod rule;
 pub mod state;
@@ -109,6 +110,21 @@ mod tests {
             notices[0].summary
         );
         assert_eq!(state.status, Status::Ok);
+        // The history holds the two changes with their readings, not the evaluations
+        // that changed nothing.
+        let history: Vec<(Status, &str)> = state
+            .history
+            .iter()
+            .map(|c| (c.status, c.at.as_str()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (Status::Firing, "2026-11-23T10:10:00Z"),
+                (Status::Ok, "2026-11-23T12:10:00Z")
+            ]
+        );
+        assert_eq!(state.history[0].value, Some(0.08));
         // A second breach is a new one.
         let spike = hours(&[("2026-11-23T15:00:00Z", 200, 150, 50)]);
         let reading = read(&rule, &spike, at("2026-11-23T15:05:00Z"));

@@ -31,10 +31,27 @@ pub struct State {
     /// Notices not yet delivered everywhere (tried again on the next evaluation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsent: Vec<Pending>,
+    /// The latest changes of status, oldest first, at most [`MAX_HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Change>,
     /// Times stored; the write is conditional on it.
     #[serde(skip)]
     pub version: u64,
 }
+
+/// One change of a rule's status: what the dashboard's alert history shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub status: Status,
+    /// RFC 3339.
+    pub at: String,
+    /// The reading that changed it (`None`: too little traffic to judge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+/// Changes kept per rule (the oldest go first).
+pub const MAX_HISTORY: usize = 20;
 
 /// A notice and the destinations it has yet to reach.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +215,14 @@ pub fn step(
         Status::Ok
     };
     next.since = Some(at.clone());
+    next.history.push(Change {
+        status: next.status,
+        at: at.clone(),
+        value: reading.value,
+    });
+    if next.history.len() > MAX_HISTORY {
+        next.history.drain(..next.history.len() - MAX_HISTORY);
+    }
     let shown = reading
         .value
         .map_or_else(|| "no data".to_string(), |v| metric.show(v));

@@ -81,28 +81,17 @@ fn in_feed(kind: &EventType) -> bool {
 }
 
 impl Batch {
-    /// Notes an applied event; `machine` is its verdict (opens and clicks), with why.
-    pub fn note(&mut self, e: &EventView, machine: Option<(bool, &str)>) {
+    /// Notes one applied event; `verdict` is machine or not, and why (opens and clicks).
+    /// The aggregate uses [`Notes`], which defers the feed entries.
+    pub fn note(&mut self, e: &EventView, verdict: Option<(bool, &str)>) {
         let t = self.tenants.entry(e.tenant_id.to_string()).or_default();
-        let kind = match &e.kind {
-            EventType::Custom(_) => CUSTOM.to_string(),
-            k => k.as_str().to_string(),
-        };
-        *t.counts.entry(kind.clone()).or_default() += 1;
-        if !in_feed(&e.kind) {
-            return;
+        let kind = EventType::BUILT_IN
+            .get(kind_index(&e.kind))
+            .map_or(CUSTOM, |k| k.as_str());
+        *t.counts.entry(kind.to_string()).or_default() += 1;
+        if in_feed(&e.kind) {
+            push_newest(&mut t.feed, entry(e, verdict), FEED_PER_BATCH);
         }
-        let entry = FeedEntry {
-            time: e
-                .received_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            kind,
-            campaign_id: e.campaign_id.as_deref().map(str::to_string),
-            recipient_id: e.recipient_id.as_deref().map(str::to_string),
-            verdict: machine.map(|(m, _)| if m { "machine" } else { "human" }.to_string()),
-            reason: machine.map(|(_, r)| r.to_string()),
-        };
-        push_newest(&mut t.feed, entry, FEED_PER_BATCH);
     }
 
     /// Adds another batch's notes (a later run of the same batch).
@@ -120,6 +109,86 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.tenants.is_empty()
+    }
+}
+
+/// A run's notes as the aggregate takes its events: counts by type and the positions of
+/// the latest feed events, with no allocation per event (this runs for every event the
+/// aggregate applies). [`Notes::into_batch`] makes the entries once the run committed.
+#[derive(Debug, Default)]
+pub struct Notes {
+    tenants: std::collections::HashMap<String, TenantNotes>,
+}
+
+/// The built-in types, then [`CUSTOM`].
+const KINDS: usize = EventType::BUILT_IN.len() + 1;
+
+#[derive(Debug, Default)]
+struct TenantNotes {
+    counts: [u64; KINDS],
+    /// (position of the event in the run's records, its verdict), latest last.
+    feed: std::collections::VecDeque<(usize, Option<(bool, &'static str)>)>,
+}
+
+fn kind_index(kind: &EventType) -> usize {
+    match kind {
+        EventType::Custom(_) => KINDS - 1,
+        k => EventType::BUILT_IN
+            .iter()
+            .position(|b| b == k)
+            .unwrap_or(KINDS - 1),
+    }
+}
+
+impl Notes {
+    /// Notes the event at `index` of the run's records, applied with `verdict` (opens
+    /// and clicks: machine or not, and why).
+    pub fn note(&mut self, e: &EventView, index: usize, verdict: Option<(bool, &'static str)>) {
+        let t = match self.tenants.get_mut(e.tenant_id.as_ref()) {
+            Some(t) => t,
+            None => self.tenants.entry(e.tenant_id.to_string()).or_default(),
+        };
+        t.counts[kind_index(&e.kind)] += 1;
+        if in_feed(&e.kind) {
+            if t.feed.len() == FEED_PER_BATCH {
+                t.feed.pop_front();
+            }
+            t.feed.push_back((index, verdict));
+        }
+    }
+
+    /// The notes as a [`Batch`], reading the feed events back by position.
+    pub fn into_batch<'a>(self, event_at: impl Fn(usize) -> Option<&'a EventView<'a>>) -> Batch {
+        let mut batch = Batch::default();
+        for (tenant, notes) in self.tenants {
+            let mut b = TenantBatch::default();
+            for (i, n) in notes.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let name = EventType::BUILT_IN.get(i).map_or(CUSTOM, |k| k.as_str());
+                b.counts.insert(name.to_string(), *n);
+            }
+            for (index, verdict) in notes.feed {
+                if let Some(e) = event_at(index) {
+                    push_newest(&mut b.feed, entry(e, verdict), FEED_PER_BATCH);
+                }
+            }
+            batch.tenants.insert(tenant, b);
+        }
+        batch
+    }
+}
+
+fn entry(e: &EventView, verdict: Option<(bool, &str)>) -> FeedEntry {
+    FeedEntry {
+        time: e
+            .received_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        kind: e.kind.as_str().to_string(),
+        campaign_id: e.campaign_id.as_deref().map(str::to_string),
+        recipient_id: e.recipient_id.as_deref().map(str::to_string),
+        verdict: verdict.map(|(m, _)| if m { "machine" } else { "human" }.to_string()),
+        reason: verdict
+            .map(|(_, r)| r.to_string())
+            .filter(|r| !r.is_empty()),
     }
 }
 

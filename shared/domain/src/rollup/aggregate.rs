@@ -624,12 +624,16 @@ async fn apply_shard<S: RollupStore, D: DeadLetterSink>(
             i += 1;
         }
         let through = padded(&pending[i - 1].sequence);
-        let planned = draft.plan(&state, through);
+        let mut planned = draft.plan(&state, through);
         write_run(store, dead, &planned, outcome)
             .await
             .map_err(|e| stopped(&pending[start].sequence, i - start, e))?;
         state.committed(&planned.run);
         outcome.add_run(&planned);
+        let live = std::mem::take(&mut planned.live);
+        outcome
+            .live
+            .absorb(&live.into_batch(|i| decoded.get(i).and_then(|d| d.as_ref().ok())));
     }
     Ok(())
 }
@@ -815,6 +819,8 @@ struct Draft {
     engagement: engagement::Changes,
     /// Month packs the run bumps so far (an update of a closed day bumps its month).
     bumped: usize,
+    /// What the run adds to the live view, once it commits.
+    live: crate::dashboard::live::Notes,
 }
 
 impl Draft {
@@ -832,7 +838,7 @@ impl Draft {
                 self.dead_letter(state, index, record, &reason.to_string());
                 true
             }
-            Ok(e) => self.take_event(state, e),
+            Ok(e) => self.take_event(state, index, e),
         };
         self.records += usize::from(taken);
         taken
@@ -863,7 +869,7 @@ impl Draft {
         }
     }
 
-    fn take_event(&mut self, state: &mut ShardState, e: &EventView) -> bool {
+    fn take_event(&mut self, state: &mut ShardState, index: usize, e: &EventView) -> bool {
         let settings = state.settings;
         let fp = event_fingerprint(&e.tenant_id, &e.event_id);
         let key = DedupeKey {
@@ -953,7 +959,7 @@ impl Draft {
             };
             (facts.machine, reason)
         });
-        self.counted.live.note(e, verdict);
+        self.live.note(e, index, verdict);
         if let Some((key, trail, moved)) = judged {
             for m in &moved {
                 self.agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
@@ -992,6 +998,7 @@ impl Draft {
             mut before,
             suppressions,
             mut engagement,
+            live,
             ..
         } = self;
         let run_trails: Vec<(TrailKey, Trail)> = run_trails
@@ -1045,6 +1052,7 @@ impl Draft {
             unique_adds: adds,
             unique_removals: removals,
             counted,
+            live,
         }
     }
 }
@@ -1058,6 +1066,7 @@ struct Planned {
     unique_adds: Vec<(UniqueKey, BTreeSet<String>)>,
     unique_removals: Vec<(UniqueKey, BTreeSet<String>)>,
     counted: Outcome,
+    live: crate::dashboard::live::Notes,
 }
 
 /// Writes a run: its dead letters, then the idempotent writes (suppressions and
@@ -1117,7 +1126,6 @@ impl Outcome {
         self.duplicates += counted.duplicates;
         self.reclassified += counted.reclassified;
         self.dead_letters += planned.letters.len();
-        self.live.absorb(&counted.live);
     }
 }
 
