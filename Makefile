@@ -9,7 +9,7 @@ VENV ?= .venv
 export BEACON_VENV := $(abspath $(VENV))
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: demo test venv tools dashboard-deps build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake clean
+.PHONY: demo test venv tools dashboard-deps build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake bench-dashboard clean
 
 ## demo: run a simulated campaign through the whole local pipeline
 demo: venv
@@ -85,6 +85,12 @@ bench: venv
 ## pyarrow, then Beacon on 3M (inputs cached in .beacon/bench-lake)
 bench-lake: venv
 	$(VENV)/bin/python benches/lake_convert.py
+
+## bench-dashboard: the campaign page's first load in headless Chromium (bytes, time to
+## the numbers) and every dashboard request's latency, after a 300-recipient demo
+bench-dashboard: venv dashboard-deps
+	cargo build -p beacon-local -p beacon-cli
+	$(VENV)/bin/python benches/dashboard.py --no-build
 
 clean:
 	rm -rf out .beacon
