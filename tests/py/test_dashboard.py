@@ -156,6 +156,12 @@ def test_every_page_renders_matches_the_api_and_passes_axe(site):
                          "Human clicks": str(c["clicks_human"]), "Bot clicks": str(c["clicks_bot"])}
         for size, viewport in SIZES.items():
             page.set_viewport_size(viewport)
+            # The chart follows the width (it is redrawn by a ResizeObserver).
+            fits = "document.querySelector('#chart .uplot').getBoundingClientRect().right <= window.innerWidth"
+            deadline = time.time() + 5
+            while not page.evaluate(fits):
+                assert time.time() < deadline, f"the chart overflows the {size} viewport"
+                time.sleep(0.1)
             png = page.screenshot(path=str(ARTIFACTS / f"dashboard-campaign-{size}.png"), full_page=True)
             assert not_blank(png), f"campaign page at {size} is blank"
         page.set_viewport_size(SIZES["desktop"])
@@ -270,6 +276,10 @@ def test_a_campaign_link_reaches_nothing_else(site):
             own: (await fetch('/v1/campaigns/' + encodeURIComponent(own))).status,
         })""", campaign)
         assert seen == {"list": 0, "own": 404}, seen
+        # Its campaigns page is the designed empty state, with what to do next.
+        page2.goto(f"{site['url']}/dashboard/#/")
+        page2.wait_for_selector("text=No campaigns yet")
+        assert "collect API" in page2.inner_text("main")
         b.close()
 
 

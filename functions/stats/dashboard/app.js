@@ -231,7 +231,7 @@
     const data = [xs, ...series.map((k) => points.map((p) => p.counts[k] || 0))];
     const width = Math.max(280, holder.clientWidth || 600);
     // eslint-disable-next-line no-undef
-    new uPlot({
+    const plot = new uPlot({
       width, height: 260, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), grain === "hour" ? zone : "UTC"),
       series: [{}, 
         { label: "Human opens", stroke: "#0b5cad", width: 2 },
@@ -241,6 +241,14 @@
         { label: "Delivered", stroke: "#6b7280", width: 1 }],
       axes: [grain === "hour" ? {} : dayAxis, { size: 56 }],
     }, data, holder);
+    // Follow the panel's width (a phone turned, a window resized); one observer per
+    // holder, whichever chart it holds now.
+    if (holder.beaconResize) holder.beaconResize.disconnect();
+    holder.beaconResize = new ResizeObserver(() => {
+      const w = Math.max(280, holder.clientWidth || 600);
+      if (w !== plot.width) plot.setSize({ width: w, height: 260 });
+    });
+    holder.beaconResize.observe(holder);
     const totals = series.map((k, i) => data[i + 1].reduce((a, b) => a + b, 0));
     holder.append(el("p", { class: "note", id: "series-totals" },
       `In this range: ${num(totals[0])} human opens, ${num(totals[1])} machine opens, ${num(totals[2])} human clicks, ${num(totals[3])} bot clicks, ${num(totals[4])} delivered.`));
