@@ -219,10 +219,11 @@ fn valid_key_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The 32-byte key of `tenant` under a master key (see the module docs).
-fn expand_tenant_key(hkdf: &Hkdf<Sha256>, tenant: &str) -> [u8; TENANT_KEY_BYTES] {
+/// The 32-byte key of `tenant` under a master key for the use `info` names (see the
+/// module docs; [`DERIVATION_INFO`] for tracking links).
+fn expand(hkdf: &Hkdf<Sha256>, info: &[u8], tenant: &str) -> [u8; TENANT_KEY_BYTES] {
     let mut key = [0u8; TENANT_KEY_BYTES];
-    hkdf.expand_multi_info(&[DERIVATION_INFO, tenant.as_bytes()], &mut key)
+    hkdf.expand_multi_info(&[info, tenant.as_bytes()], &mut key)
         .expect("32 bytes is well under HKDF-SHA256's limit");
     key
 }
@@ -318,20 +319,8 @@ impl Keyring {
     /// The key `tenant` signs with under master key `key_id` (the active one if
     /// `None`): what the operator hands to that tenant.
     pub fn tenant_key(&self, tenant: &str, key_id: Option<&str>) -> Result<TenantKey, SignError> {
-        crate::tenant::check(tenant).map_err(|e| SignError::BadTenant(e.to_string()))?;
-        let master = match key_id {
-            None => &self.keys[self.active],
-            Some(id) => self
-                .keys
-                .iter()
-                .find(|k| k.id == id)
-                .ok_or_else(|| SignError::UnknownKey(id.to_string()))?,
-        };
-        Ok(TenantKey::new(
-            tenant.to_string(),
-            master.id.clone(),
-            expand_tenant_key(&master.hkdf, tenant),
-        ))
+        let (id, key) = self.derive(DERIVATION_INFO, tenant, key_id)?;
+        Ok(TenantKey::new(tenant.to_string(), id.to_string(), key))
     }
 
     /// A key of `tenant` under master key `key_id` (the active one if `None`) for
@@ -353,12 +342,7 @@ impl Keyring {
                 .find(|k| k.id == id)
                 .ok_or_else(|| SignError::UnknownKey(id.to_string()))?,
         };
-        let mut key = [0u8; TENANT_KEY_BYTES];
-        master
-            .hkdf
-            .expand_multi_info(&[info, tenant.as_bytes()], &mut key)
-            .expect("32 bytes is well under HKDF-SHA256's limit");
-        Ok((&master.id, key))
+        Ok((&master.id, expand(&master.hkdf, info, tenant)))
     }
 
     /// Verifies a token for the endpoint `kind` at unix time `now`.
@@ -396,7 +380,7 @@ impl Keyring {
             let mut peek = rest;
             let tenant = take_field(&mut peek)?;
             crate::tenant::check(&tenant).map_err(|_| TokenError::BadTenant)?;
-            mac_for(&expand_tenant_key(&master.hkdf, &tenant))
+            mac_for(&expand(&master.hkdf, DERIVATION_INFO, &tenant))
         };
         mac.update(signed);
         // Constant-time comparison of the truncated tag.
@@ -734,7 +718,7 @@ mod tests {
     }
 
     fn derived(master: &[u8], tenant: &str) -> [u8; TENANT_KEY_BYTES] {
-        expand_tenant_key(&extract(master), tenant)
+        expand(&extract(master), DERIVATION_INFO, tenant)
     }
 
     #[test]
