@@ -1,8 +1,9 @@
 //! What arrived in the last minutes: the dashboard's live view, read without touching
 //! events and written at one extra write per tenant per batch.
 //!
-//! The aggregate notes every event it applies ([`Batch::note`]): a count per type and,
-//! for opens, clicks, bounces and complaints, a feed entry with the verdict it got. After
+//! The aggregate notes every event it applies ([`Notes::note`]): a count per type and,
+//! for opens, clicks, bounces and complaints, a feed entry with the verdict it got
+//! ([`Notes::into_batch`], once the event's run committed). After
 //! the batch, the adapter makes one write per tenant ([`LiveStore::record`]) to that
 //! tenant's item of the current minute: it adds the counts and puts the batch's newest
 //! [`FEED_PER_BATCH`] entries in one of [`FEED_SLOTS`] slots. The stats API reads the
@@ -81,19 +82,6 @@ fn in_feed(kind: &EventType) -> bool {
 }
 
 impl Batch {
-    /// Notes one applied event; `verdict` is machine or not, and why (opens and clicks).
-    /// The aggregate uses [`Notes`], which defers the feed entries.
-    pub fn note(&mut self, e: &EventView, verdict: Option<(bool, &str)>) {
-        let t = self.tenants.entry(e.tenant_id.to_string()).or_default();
-        let kind = EventType::BUILT_IN
-            .get(kind_index(&e.kind))
-            .map_or(CUSTOM, |k| k.as_str());
-        *t.counts.entry(kind.to_string()).or_default() += 1;
-        if in_feed(&e.kind) {
-            push_newest(&mut t.feed, entry(e, verdict), FEED_PER_BATCH);
-        }
-    }
-
     /// Adds another batch's notes (a later run of the same batch).
     pub fn absorb(&mut self, other: &Batch) {
         for (tenant, b) in &other.tenants {
@@ -302,19 +290,20 @@ mod tests {
 
     #[test]
     fn a_batch_counts_every_type_and_keeps_its_newest_feed() {
-        let mut b = Batch::default();
         let base = 1_800_000_000_000i64;
-        for i in 0..30 {
-            let bytes = event("acme", "message.opened", base + i * 1000, &format!("r{i}"));
-            b.note(
-                &decode_view(&bytes).unwrap(),
-                Some((i % 3 == 0, "apple_proxy")),
-            );
-        }
+        let mut records: Vec<Vec<u8>> = (0..30)
+            .map(|i| event("acme", "message.opened", base + i * 1000, &format!("r{i}")))
+            .collect();
         for kind in ["message.sent", "custom.signup", "custom.other"] {
-            let bytes = event("globex", kind, base, "r");
-            b.note(&decode_view(&bytes).unwrap(), None);
+            records.push(event("globex", kind, base, "r"));
         }
+        let views: Vec<EventView> = records.iter().map(|r| decode_view(r).unwrap()).collect();
+        let mut notes = Notes::default();
+        for (i, e) in views.iter().enumerate() {
+            let verdict = (e.kind == EventType::Opened).then_some((i % 3 == 0, "apple_proxy"));
+            notes.note(e, i, verdict);
+        }
+        let b = notes.into_batch(|i| views.get(i));
         let acme = &b.tenants["acme"];
         assert_eq!(acme.counts["message.opened"], 30);
         assert_eq!(acme.feed.len(), FEED_PER_BATCH);
