@@ -228,14 +228,22 @@ impl From<ParamError> for ApiError {
     }
 }
 
-impl From<ReadError> for ApiError {
-    fn from(e: ReadError) -> Self {
-        tracing::error!(error = %e, "reading the rollups failed");
+impl ApiError {
+    /// 503 for a store that did not answer (`store` names it to the client); the
+    /// store's own error goes to the log only.
+    fn unavailable(store: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, store, "a store did not answer");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "the statistics store is unavailable; try again shortly",
+            format!("the {store} is unavailable; try again shortly"),
         )
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        ApiError::unavailable("statistics store", &e)
     }
 }
 
@@ -310,13 +318,6 @@ async fn caller<K: ApiKeyStore, L: LinkStore, V, A>(
     req: &Request,
     now: i64,
 ) -> Result<Caller, ApiError> {
-    let unavailable = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "try again shortly",
-        )
-    };
     // A key, when one is presented, decides alone: a cookie never widens a key.
     if presented_api_key(req).is_none() {
         if let Some(session) = dashboard::session(dashboard, req, now).await {
@@ -330,20 +331,14 @@ async fn caller<K: ApiKeyStore, L: LinkStore, V, A>(
                         e.to_string(),
                     ))
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "dashboard link lookup failed");
-                    Err(unavailable())
-                }
+                Err(e) => Err(ApiError::unavailable("dashboard link store", &e)),
             };
         }
     }
     let key = authenticate(keys, presented_api_key(req))
         .await
         .map_err(|err| match err {
-            AuthError::Store(e) => {
-                tracing::error!(error = %e, "API key lookup failed");
-                unavailable()
-            }
+            AuthError::Store(e) => ApiError::unavailable("API key store", &e),
             other => {
                 metrics::count("AuthFailures", 1, &[]);
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string())
@@ -386,14 +381,12 @@ async fn answer<
             }),
         }),
         Route::Alerts => {
-            let alerts = app.dashboard.alerts.tenant(tenant).await.map_err(|e| {
-                tracing::error!(error = %e, "reading the alerts failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "try again shortly",
-                )
-            })?;
+            let alerts = app
+                .dashboard
+                .alerts
+                .tenant(tenant)
+                .await
+                .map_err(|e| ApiError::unavailable("alerts store", &e))?;
             ok(&json!({ "rules": beacon_domain::alert::overview::overview(&alerts) }))
         }
         Route::Live => {
@@ -403,14 +396,7 @@ async fn answer<
                 .live
                 .minutes(tenant, first)
                 .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "reading the live view failed");
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "try again shortly",
-                    )
-                })?;
+                .map_err(|e| ApiError::unavailable("live view", &e))?;
             ok(&Live::merge(first, &minutes))
         }
         Route::Campaigns => {
@@ -662,12 +648,7 @@ fn cursor_error(e: AudienceError, cursor: Option<&str>) -> ApiError {
 
 impl From<AudienceError> for ApiError {
     fn from(e: AudienceError) -> Self {
-        tracing::error!(error = %e, "reading the audience failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the audience store is unavailable; try again shortly",
-        )
+        ApiError::unavailable("audience store", &e)
     }
 }
 
