@@ -79,9 +79,7 @@ pub async fn run(command: DashboardCommand) -> Result<()> {
         } => {
             beacon_domain::tenant::check(&tenant)?;
             if let Some(c) = &campaign {
-                if c.is_empty() || c.chars().count() > 256 || c.chars().any(char::is_control) {
-                    bail!("--campaign must be a campaign id: 1-256 printable characters");
-                }
+                beacon_domain::event::validate::check_campaign(c)?;
             }
             let lifetime = parse_lifetime(&expires).map_err(anyhow::Error::msg)?;
             let aws = aws_config().await;

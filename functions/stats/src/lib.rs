@@ -39,7 +39,7 @@ use beacon_domain::audience::reader::{
 use beacon_domain::audience::segments::{Count, SegmentSnapshots, LIVE_RECIPIENTS};
 use beacon_domain::audience::suppression::{validate_check, Entry};
 use beacon_domain::config::{ConfigError, Env};
-use beacon_domain::event::validate::{check_channel, DEFAULT_CHANNEL};
+use beacon_domain::event::validate::{check_campaign, check_channel, DEFAULT_CHANNEL};
 use beacon_domain::metrics;
 use beacon_domain::rollup::reader::{DirectoryPage, Fields, ReadError, RollupItem, RollupReader};
 use beacon_domain::rollup::{
@@ -667,18 +667,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let campaign = |segment: &str| -> Result<String, ApiError> {
         let id = path_param(req, "campaign").unwrap_or(segment);
-        // Campaign ids are what events may carry: 1-256 printable characters.
-        if id.is_empty()
-            || id.chars().count() > 256
-            || id.chars().any(char::is_control)
-            || id.trim() != id
-        {
-            return Err(ParamError::new(
-                "campaign",
-                "`campaign` must be a campaign id: 1-256 printable characters",
-            )
-            .into());
-        }
+        check_campaign(id).map_err(|e| ParamError::new("campaign", e.0))?;
         Ok(id.to_string())
     };
     // Recipient ids are opaque: taken from the gateway's (decoded) path parameters.

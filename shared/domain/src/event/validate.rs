@@ -300,6 +300,21 @@ pub fn check_channel(channel: &str) -> Result<(), BadValue> {
         .map_err(|msg| BadValue(format!("`channel` {msg}")))
 }
 
+/// Checks a campaign id given on its own (a URL path, a dashboard link): 1-256
+/// characters, none a control character, without surrounding whitespace.
+pub fn check_campaign(id: &str) -> Result<(), BadValue> {
+    if id.is_empty()
+        || id.chars().count() > 256
+        || id.chars().any(char::is_control)
+        || id.trim() != id
+    {
+        return Err(BadValue(
+            "`campaign` must be a campaign id: 1-256 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 enum Charset {
     /// Anything but control characters.
@@ -594,6 +609,24 @@ pub fn trackable_url(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn campaign_ids_on_their_own() {
+        for good in ["spring-sale", "Ünïcode campaign", &"c".repeat(256)] {
+            assert!(check_campaign(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            " padded",
+            "padded ",
+            "tab\there",
+            "line\nbreak",
+            &"c".repeat(257),
+        ] {
+            let err = check_campaign(bad).unwrap_err();
+            assert!(err.0.contains("1-256 printable"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn trackable_urls() {
