@@ -68,6 +68,14 @@ def site(repo_root, moto_endpoint, summary, tmp_path_factory):
         log.close()
 
 
+def collect(site, event):
+    """Sends one event through the collect API."""
+    req = urllib.request.Request(site["url"] + "/v1/events", data=json.dumps(event).encode(),
+                                 headers={"x-api-key": site["api_key"], "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 202)
+
+
 def make_link(site, *args) -> tuple[str, str]:
     """A link from the CLI, and its id."""
     done = subprocess.run([str(TARGET / "beacon"), "dashboard", "link", "--base-url", site["url"], *args],
@@ -125,7 +133,23 @@ def test_every_page_renders_matches_the_api_and_passes_axe(site):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     link, _ = make_link(site, "--tenant", site["tenant"], "--note", "browser test")
     campaign = site["campaign"]
-    overview = api(site, f"/v1/campaigns/{urllib.parse.quote(campaign, safe='')}")
+    path = f"/v1/campaigns/{urllib.parse.quote(campaign, safe='')}"
+    # The demo's readers are people: add a machine open (Apple's bare agent) and a bot
+    # click (a script's agent), and wait until the rollups count them.
+    before = api(site, path)["counts"]
+    for kind, agent, extra in [("message.opened", "Mozilla/5.0", {}),
+                               ("link.clicked", "python-requests/2.31", {"link_url": "https://shop.example/x"})]:
+        collect(site, {"type": kind, "event_id": "machine-" + uuid.uuid4().hex, "campaign_id": campaign,
+                       "message_id": "m-machine-" + uuid.uuid4().hex, "recipient_id": "r-machine",
+                       "context": {"user_agent": agent}, **extra})
+    deadline = time.time() + 60
+    while True:
+        overview = api(site, path)
+        c = overview["counts"]
+        if c["opens_machine"] > before["opens_machine"] and c["clicks_bot"] > before["clicks_bot"]:
+            break
+        assert time.time() < deadline, f"the machine open and bot click were not counted: {c}"
+        time.sleep(1)
     with sync_playwright() as p:
         b = browser(p)
         context = b.new_context(viewport=SIZES["desktop"])
@@ -154,6 +178,15 @@ def test_every_page_renders_matches_the_api_and_passes_axe(site):
         assert shown == {"Sent": str(c["sent"]), "Delivered": str(c["delivered"]),
                          "Human opens": str(c["opens_human"]), "Machine opens": str(c["opens_machine"]),
                          "Human clicks": str(c["clicks_human"]), "Bot clicks": str(c["clicks_bot"])}
+        # Machines by reason: one row per reason with a count, as the API gives them.
+        opens, clicks = overview["machine_opens_by_reason"], overview["bot_clicks_by_reason"]
+        assert sum(opens.values()) == c["opens_machine"] and sum(clicks.values()) == c["clicks_bot"]
+        assert opens.get("apple_mpp_agent", 0) >= 1 and clicks.get("scanner_agent", 0) >= 1, overview
+        rows = page.locator("#reasons tbody tr")
+        shown = sorted(tuple(x.replace(",", "") for x in rows.nth(i).locator("td").all_inner_texts())
+                       for i in range(rows.count()))
+        wanted = sorted((str(opens.get(r, 0)), str(clicks.get(r, 0))) for r in set(opens) | set(clicks))
+        assert shown == wanted, (shown, wanted)
         for size, viewport in SIZES.items():
             page.set_viewport_size(viewport)
             # The chart follows the width (it is redrawn by a ResizeObserver).
@@ -326,12 +359,9 @@ def test_the_live_view_shows_a_collected_event_within_ten_seconds(site):
         page.goto(f"{site['url']}/dashboard/#/live")
         page.wait_for_selector("#live-feed")
         page.evaluate("window.__notReloaded = true")
-        event = {"type": "message.bounced", "event_id": "live-" + uuid.uuid4().hex, "campaign_id": site["campaign"],
-                 "message_id": "m-" + recipient, "recipient_id": recipient, "bounce_type": "soft"}
-        req = urllib.request.Request(site["url"] + "/v1/events", data=json.dumps(event).encode(),
-                                     headers={"x-api-key": site["api_key"], "content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status in (200, 202)
+        collect(site, {"type": "message.bounced", "event_id": "live-" + uuid.uuid4().hex,
+                       "campaign_id": site["campaign"], "message_id": "m-" + recipient,
+                       "recipient_id": recipient, "bounce_type": "soft"})
         started = time.time()
         page.wait_for_selector(f"#live-feed li:has-text('{recipient}')", timeout=10_000)
         assert time.time() - started <= 10

@@ -5,7 +5,8 @@
 //! function errors). After every seed the rollups must equal a ground truth computed
 //! independently from the raw event list: counts by type, and opens and clicks judged
 //! by the pure trail model ([`Trail`]) on each message's events all at once, so late
-//! verdicts (bursts, clicks on delivery) must have moved each count exactly once.
+//! verdicts (bursts, clicks on delivery) must have moved each count exactly once, and
+//! each machine open and bot click must sit under the reason of its final verdict.
 //! A third tenant's events are interleaved on the same shard and every run holding
 //! one is refused for good (as an over-limit item is): they must be dead-lettered and
 //! cost the other tenants nothing.
@@ -17,9 +18,11 @@ use beacon_aws::kinesis::KinesisSink;
 use beacon_aws::sqs::SqsDeadLetters;
 use beacon_domain::event::{BounceType, Event, EventType, RequestContext};
 use beacon_domain::rollup::aggregate::Settings;
+use beacon_domain::rollup::counters::{reason_field, ReasonOf};
 use beacon_domain::rollup::{link_id, rollup_partition, Grain, Scope};
 use beacon_domain::tracking::sink::EventSink;
 use beacon_domain::verdict::classify::machine_verdict;
+use beacon_domain::verdict::machine_reason;
 use beacon_domain::verdict::trail::{Hit, HitKind, Trail};
 use beacon_local::poller::{Mapping, Poller};
 use beacon_tests::faulty_store::FaultyStore;
@@ -49,6 +52,8 @@ const SCANNER_UA: &str = "Mozilla/5.0 (compatible; Barracuda Sentinel)";
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Truth {
     counts: BTreeMap<&'static str, i64>,
+    /// Machine opens and bot clicks by reason, under their stored names (`mo_apple_proxy`).
+    reasons: BTreeMap<String, i64>,
     unique_opens: BTreeMap<String, u64>,
     unique_clicks: BTreeMap<String, u64>,
 }
@@ -106,6 +111,15 @@ fn truth_of(events: &[Event], tenant: &str) -> Truth {
                 (HitKind::Click, true) => "clicks_bot",
             };
             *t.counts.entry(name).or_default() += 1;
+            if h.machine {
+                let kind = match h.kind {
+                    HitKind::Open => ReasonOf::Open,
+                    HitKind::Click => ReasonOf::Click,
+                };
+                *t.reasons
+                    .entry(reason_field(kind, machine_reason(&h.reason)))
+                    .or_default() += 1;
+            }
             let (campaign, recipient) = (h.campaign.clone().unwrap(), h.recipient.clone().unwrap());
             match name {
                 "opens_human" => drop(openers.entry(campaign).or_default().insert(recipient)),
@@ -395,6 +409,15 @@ async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
                     "seed {seed} tenant {tenant} {name}"
                 );
             }
+            let stored_reasons: BTreeMap<String, i64> = stored
+                .iter()
+                .filter(|(k, v)| (k.starts_with("mo_") || k.starts_with("bc_")) && **v != 0)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            assert_eq!(
+                stored_reasons, truth.reasons,
+                "seed {seed} tenant {tenant}: machine opens and bot clicks by reason"
+            );
             for (campaign, want) in &truth.unique_opens {
                 assert_eq!(
                     read_uniques(&dynamo, &table, &tenant, campaign, "opens").await,

@@ -187,6 +187,37 @@
       card("Unsubscribed", num(c.unsubscribed), pct(r.unsubscribe_rate)));
   }
 
+  // What each verdict reason means: the keys of `machine_opens_by_reason` and
+  // `bot_clicks_by_reason` (docs/stats-api.md).
+  const REASONS = {
+    apple_proxy: "Apple Mail Privacy Protection (from Apple's proxy network)",
+    apple_mpp_agent: "Apple Mail Privacy Protection (its bare agent)",
+    scanner_network: "Security scanner's network",
+    scanner_agent: "Security scanner's agent",
+    machine_agent: "Headless browser, script or link preview",
+    provider_flagged: "Flagged as a machine by the email provider",
+    bot_device: "Bot device",
+    honeypot: "Followed the invisible honeypot link",
+    near_honeypot: "Beside a honeypot click",
+    click_burst: "Clicks on several links within seconds",
+    clicked_on_delivery: "Clicked within seconds of delivery",
+    opened_on_delivery: "Opened within seconds of delivery",
+    opened_with_scan: "Opened beside a scanner's clicks",
+    other: "Other",
+  };
+
+  function reasonTable(o) {
+    const opens = o.machine_opens_by_reason || {}, clicks = o.bot_clicks_by_reason || {};
+    const rows = Object.keys(REASONS).filter((r) => opens[r] || clicks[r])
+      .map((r) => ({ reason: r, opens: opens[r] || 0, clicks: clicks[r] || 0 }));
+    if (!rows.length) return el("p", { class: "note" }, "No machine opens or bot clicks.");
+    return table("Machine opens and bot clicks, by why they were judged machines", [
+      { label: "Reason", header: true, value: (r) => REASONS[r.reason] },
+      { label: "Machine opens", numeric: true, value: (r) => r.opens },
+      { label: "Bot clicks", numeric: true, value: (r) => r.clicks },
+    ], rows, { sortable: true });
+  }
+
   function latencyTable(l) {
     return table("Delivery latency (send to delivery)", [
       { label: "Delivered messages", numeric: true, value: () => l.count },
@@ -323,6 +354,7 @@
           ], linkRows, { sortable: true })
           : el("p", { class: "note" }, "No clicks yet."))),
         el("section", {}, el("h2", {}, "Delivery"), el("div", { class: "panel" }, latencyTable(o.latency)))),
+      el("section", {}, el("h2", {}, "Machines, by reason"), el("div", { class: "panel", id: "reasons" }, reasonTable(o))),
       session && !session.campaign ? el("section", {}, el("h2", {}, "Compare"),
         el("div", { class: "controls" }, el("label", { for: "compare" }, "Another campaign", compareSelect)), compareHolder) : null,
     );

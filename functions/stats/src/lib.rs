@@ -391,10 +391,11 @@ async fn answer<
         }
         Route::Live => {
             let first = minute_of(now) - (LIVE_MINUTES - 1);
+            // And the next minute: the aggregate's clock may run a little ahead.
             let minutes = app
                 .dashboard
                 .live
-                .minutes(tenant, first)
+                .minutes(tenant, first, minute_of(now) + 1)
                 .await
                 .map_err(|e| ApiError::unavailable("live view", &e))?;
             ok(&Live::merge(first, &minutes))

@@ -268,6 +268,8 @@ async fn overview_counts_and_rates_from_aggregated_events() {
     }
     approx(&c["conversion_value"], 59.9);
     approx(&c["cost"], 0.001);
+    assert_eq!(o["machine_opens_by_reason"], json!({"apple_mpp_agent": 1}));
+    assert_eq!(o["bot_clicks_by_reason"], json!({"scanner_agent": 1}));
     assert_eq!(o["unique"], json!({"opens_human": 3, "clicks_human": 2}));
     let r = &o["rates"];
     approx(&r["delivery_rate"], 8.0 / 10.0);
@@ -992,4 +994,9 @@ fn openapi_and_stats_doc_describe_every_route_and_field() {
             "openapi lacks {field}"
         );
     }
+    let reasons = beacon_domain::verdict::MACHINE_REASONS.join(", ");
+    assert!(
+        openapi.contains(&format!("enum: [{reasons}]")),
+        "the MachineReason enum lists the verdict reasons: {reasons}"
+    );
 }

@@ -438,6 +438,10 @@ pub struct Overview {
     pub unique: Uniques,
     pub latency: Latency,
     pub rates: Rates,
+    /// Machine opens and bot clicks by the reason of their verdict
+    /// ([`crate::verdict::MACHINE_REASONS`]), only reasons with a count.
+    pub machine_opens_by_reason: BTreeMap<&'static str, u64>,
+    pub bot_clicks_by_reason: BTreeMap<&'static str, u64>,
 }
 
 impl Overview {
@@ -451,8 +455,17 @@ impl Overview {
             unique,
             latency: Latency::new(&sel.counters),
             rates: Rates::new(&sel.counters, sel.covers_campaign.then_some(unique)),
+            machine_opens_by_reason: nonzero(&sel.counters.open_reasons),
+            bot_clicks_by_reason: nonzero(&sel.counters.click_reasons),
         }
     }
+}
+
+fn nonzero(m: &BTreeMap<&'static str, u64>) -> BTreeMap<&'static str, u64> {
+    m.iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| (*r, *n))
+        .collect()
 }
 
 /// One period of a series.

@@ -229,6 +229,7 @@ fn projection_of(fields: Fields) -> Vec<String> {
                 (0..beacon_domain::rollup::LATENCY_BOUNDS_MS.len())
                     .map(|b| format!("{LATENCY_PREFIX}{b}")),
             )
+            .chain(beacon_domain::rollup::counters::reason_fields_all())
             .collect(),
     }
 }

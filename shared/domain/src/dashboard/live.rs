@@ -7,7 +7,8 @@
 //! the batch, the adapter makes one write per tenant ([`LiveStore::record`]) to that
 //! tenant's item of the current minute: it adds the counts and puts the batch's newest
 //! [`FEED_PER_BATCH`] entries in one of [`FEED_SLOTS`] slots. The stats API reads the
-//! last [`LIVE_MINUTES`] minute items of the tenant (one Query) and merges them
+//! last [`LIVE_MINUTES`] minute items of the tenant by key (one BatchGetItem; the minute
+//! after the current one too, for the aggregate's clock running ahead) and merges them
 //! ([`Live::merge`]). Minute items expire by TTL after an hour.
 //!
 //! Why this is enough, and what it is not:
@@ -263,11 +264,13 @@ pub trait LiveStore {
         minute: i64,
         slot: u32,
     ) -> impl Future<Output = Result<(), LiveStoreError>> + Send;
-    /// The tenant's minute items from `first_minute` on.
+    /// The tenant's minute items from `first_minute` through `last_minute` (at most a
+    /// hundred minutes: they are read by key).
     fn minutes(
         &self,
         tenant: &str,
         first_minute: i64,
+        last_minute: i64,
     ) -> impl Future<Output = Result<Vec<Minute>, LiveStoreError>> + Send;
 }
 

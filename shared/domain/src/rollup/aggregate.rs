@@ -950,21 +950,14 @@ impl Draft {
         self.agg.add_with(e, &facts);
         self.suppressions.extend(Suppression::of(e));
         mark_engagement(&mut self.engagement, e, &facts, judged.is_some());
-        let verdict = matches!(e.kind, EventType::Opened | EventType::Clicked).then(|| {
-            let reason = match self.agg.request_verdict(e) {
-                Some((true, reason)) if facts.machine => reason,
-                // Machine by its message's trail (timing, bursts, the honeypot).
-                _ if facts.machine => "message_trail",
-                _ => "",
-            };
-            (facts.machine, reason)
-        });
+        let verdict = matches!(e.kind, EventType::Opened | EventType::Clicked)
+            .then(|| (facts.machine, if facts.machine { facts.reason } else { "" }));
         self.live.note(e, index, verdict);
         if let Some((key, trail, moved)) = judged {
             for m in &moved {
-                self.agg.reclassify(&e.tenant_id, &m.hit, m.to_machine);
+                self.agg.reclassify(&e.tenant_id, m);
             }
-            self.counted.reclassified += moved.len();
+            self.counted.reclassified += moved.iter().filter(|m| m.changed_class()).count();
             if !self.before.contains_key(&key) {
                 self.before.insert(
                     key.clone(),
@@ -1146,8 +1139,13 @@ fn judge(
     }
     let verdict = agg.request_verdict(e)?;
     let hit = Hit::of(e, facts.link.as_ref().map(|(id, _)| id.clone()), verdict)?;
-    let (machine, _, moved) = trail.add(hit);
+    let (machine, reason, moved) = trail.add(hit);
     facts.machine = machine;
+    facts.reason = if machine {
+        crate::verdict::machine_reason(&reason)
+    } else {
+        ""
+    };
     facts.tracked = true;
     Some(moved)
 }
@@ -1742,7 +1740,20 @@ mod tests {
             (false, "default"),
         )
         .unwrap();
-        agg.reclassify("acme", &hit, true);
+        let hit = Hit {
+            machine: true,
+            reason: "click_burst".into(),
+            ..hit
+        };
+        agg.reclassify(
+            "acme",
+            &crate::verdict::trail::Moved {
+                hit,
+                to_machine: true,
+                from_machine: false,
+                from_reason: "default".into(),
+            },
+        );
         let run = Run {
             rollups: agg.rollups().into_iter().collect(),
             reclassified: agg
@@ -1849,6 +1860,31 @@ mod tests {
             ((0, 3), 0),
             "moved, and out of the unique sets"
         );
+        let reasons = |store: &MemoryStore| {
+            let state = store.state.lock().unwrap();
+            let day = state
+                .rollups
+                .iter()
+                .find(|(k, _)| k.scope == Scope::Tenant && k.period == "D#2026-11-23")
+                .unwrap()
+                .1
+                .clone();
+            for (_, c) in state.rollups.iter() {
+                assert_eq!(c.click_reasons.values().sum::<u64>(), c.clicks_bot, "{c:?}");
+                assert_eq!(
+                    c.open_reasons.values().sum::<u64>(),
+                    c.opens_machine,
+                    "{c:?}"
+                );
+            }
+            day.click_reasons
+        };
+        let by_reason = BTreeMap::from([("honeypot", 1), ("near_honeypot", 2)]);
+        assert_eq!(
+            reasons(&store),
+            by_reason,
+            "each bot click under its reason"
+        );
         // The whole stream again (a redelivery), and the trap once more: nothing moves.
         let all: Vec<_> = first.iter().cloned().chain([trap]).collect();
         let again = apply_batch(&store, &dead, &Settings::default(), &all)
@@ -1856,6 +1892,7 @@ mod tests {
             .unwrap();
         assert_eq!((again.already_applied, again.reclassified), (3, 0));
         assert_eq!(clicks(&store), ((0, 3), 0));
+        assert_eq!(reasons(&store), by_reason);
         // A person clicking an hour later is a person, and unique again.
         let later = record(
             "s/0",

@@ -106,6 +106,12 @@ macro_rules! declare_counters {
             pub latency_hist: BTreeMap<usize, u64>,
             /// Link id → clicks (campaign scope only).
             pub links: BTreeMap<String, LinkCounters>,
+            /// Machine opens by the reason of their verdict
+            /// ([`crate::verdict::MACHINE_REASONS`]; only non-zero ones): they add up to
+            /// `opens_machine` for opens counted since reasons were.
+            pub open_reasons: BTreeMap<&'static str, u64>,
+            /// Bot clicks by reason, as [`Counters::open_reasons`].
+            pub click_reasons: BTreeMap<&'static str, u64>,
         }
 
         /// One scalar counter of [`Counters`].
@@ -207,6 +213,14 @@ impl Counters {
         for (b, n) in &o.latency_hist {
             *self.latency_hist.entry(*b).or_default() += n;
         }
+        for (mine, theirs) in [
+            (&mut self.open_reasons, &o.open_reasons),
+            (&mut self.click_reasons, &o.click_reasons),
+        ] {
+            for (r, n) in theirs {
+                *mine.entry(r).or_default() += n;
+            }
+        }
         if !with_links {
             return;
         }
@@ -261,6 +275,11 @@ impl Counters {
                 .iter()
                 .map(|(b, n)| (format!("lat_{b}"), *n as i64)),
         );
+        out.extend(reason_fields(
+            &self.open_reasons,
+            &self.click_reasons,
+            |n| *n as i64,
+        ));
         out
     }
 
@@ -273,7 +292,16 @@ impl Counters {
             return;
         }
         let u = v.max(0) as u64;
-        if let Some(b) = name
+        if let Some((kind, reason)) = reason_of_field(name) {
+            let reasons = match kind {
+                ReasonOf::Open => &mut self.open_reasons,
+                ReasonOf::Click => &mut self.click_reasons,
+            };
+            // A counter moved back to 0 is no reason: keep only non-zero ones.
+            if u > 0 {
+                *reasons.entry(reason).or_default() += u;
+            }
+        } else if let Some(b) = name
             .strip_prefix("lat_")
             .and_then(|b| b.parse::<usize>().ok())
         {
@@ -299,4 +327,61 @@ impl Counters {
             link.url = url.to_string();
         }
     }
+}
+
+/// Attribute-name prefixes of the reason counters: `mo_{reason}` (machine opens) and
+/// `bc_{reason}` (bot clicks).
+pub const OPEN_REASON_PREFIX: &str = "mo_";
+pub const CLICK_REASON_PREFIX: &str = "bc_";
+
+/// Which column a reason counter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonOf {
+    Open,
+    Click,
+}
+
+/// The stored name of a reason counter.
+pub fn reason_field(kind: ReasonOf, reason: &str) -> String {
+    match kind {
+        ReasonOf::Open => format!("{OPEN_REASON_PREFIX}{reason}"),
+        ReasonOf::Click => format!("{CLICK_REASON_PREFIX}{reason}"),
+    }
+}
+
+/// Every reason counter's stored name: what a reader asks the table for.
+pub fn reason_fields_all() -> impl Iterator<Item = String> {
+    crate::verdict::MACHINE_REASONS.iter().flat_map(|r| {
+        [
+            reason_field(ReasonOf::Open, r),
+            reason_field(ReasonOf::Click, r),
+        ]
+    })
+}
+
+/// The column and listed reason of a stored reason counter's name.
+fn reason_of_field(name: &str) -> Option<(ReasonOf, &'static str)> {
+    let (kind, reason) = if let Some(r) = name.strip_prefix(OPEN_REASON_PREFIX) {
+        (ReasonOf::Open, r)
+    } else {
+        (ReasonOf::Click, name.strip_prefix(CLICK_REASON_PREFIX)?)
+    };
+    Some((kind, crate::verdict::machine_reason(reason)))
+}
+
+/// Reason counters (or their moves) as stored fields.
+pub(crate) fn reason_fields<N>(
+    opens: &BTreeMap<&'static str, N>,
+    clicks: &BTreeMap<&'static str, N>,
+    value: impl Fn(&N) -> i64,
+) -> Vec<(String, i64)> {
+    let of = |kind, m: &BTreeMap<&'static str, N>| {
+        m.iter()
+            .map(|(r, n)| (reason_field(kind, r), value(n)))
+            .filter(|(_, n)| *n != 0)
+            .collect::<Vec<_>>()
+    };
+    let mut out = of(ReasonOf::Open, opens);
+    out.extend(of(ReasonOf::Click, clicks));
+    out
 }

@@ -125,12 +125,16 @@ impl Counters {
             EventType::Failed => self.failed += 1,
             EventType::Delayed => self.delayed += 1,
             EventType::Unsubscribed => self.unsubscribed += 1,
-            EventType::Opened if facts.machine => self.opens_machine += 1,
+            EventType::Opened if facts.machine => {
+                self.opens_machine += 1;
+                *self.open_reasons.entry(facts.reason).or_default() += 1;
+            }
             EventType::Opened => self.opens_human += 1,
             EventType::Clicked => {
                 let bot = facts.machine;
                 if bot {
                     self.clicks_bot += 1;
+                    *self.click_reasons.entry(facts.reason).or_default() += 1;
                 } else {
                     self.clicks_human += 1;
                 }
@@ -168,6 +172,8 @@ impl Counters {
 /// What an event is, worked out once: machine open or bot click, and its link.
 pub struct Facts<'e> {
     pub machine: bool,
+    /// Why, when `machine` (one of [`crate::verdict::MACHINE_REASONS`]).
+    pub reason: &'static str,
     /// Link id and URL of a click.
     pub link: Option<(String, &'e str)>,
     /// On a message's trail: its unique-set membership is decided from the whole trail
@@ -176,13 +182,17 @@ pub struct Facts<'e> {
 }
 
 /// Opens and clicks moved from the human to the machine column of one rollup item by
-/// late verdicts (negative: moved back). Link counts move on campaign items.
+/// late verdicts (negative: moved back). Link counts move on campaign items, and reason
+/// counters with the verdicts' reasons.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reclassified {
     pub opens: i64,
     pub clicks: i64,
     /// Link id → clicks moved.
     pub links: BTreeMap<String, i64>,
+    /// Machine opens and bot clicks per reason, added (or taken away).
+    pub open_reasons: BTreeMap<&'static str, i64>,
+    pub click_reasons: BTreeMap<&'static str, i64>,
 }
 
 impl Reclassified {
@@ -198,6 +208,11 @@ impl Reclassified {
             out.push(("clicks_human".to_string(), -self.clicks));
             out.push(("clicks_bot".to_string(), self.clicks));
         }
+        out.extend(counters::reason_fields(
+            &self.open_reasons,
+            &self.click_reasons,
+            |n| *n,
+        ));
         out
     }
 
@@ -209,6 +224,18 @@ impl Reclassified {
         };
         shift(&mut c.opens_human, &mut c.opens_machine, self.opens);
         shift(&mut c.clicks_human, &mut c.clicks_bot, self.clicks);
+        for (stored, moves) in [
+            (&mut c.open_reasons, &self.open_reasons),
+            (&mut c.click_reasons, &self.click_reasons),
+        ] {
+            for (r, n) in moves {
+                let v = stored.entry(r).or_default();
+                *v = v.saturating_add_signed(*n);
+                if *v == 0 {
+                    stored.remove(r);
+                }
+            }
+        }
         for (id, n) in &self.links {
             let link = c.links.entry(id.clone()).or_default();
             shift(&mut link.human, &mut link.bot, *n);
@@ -443,10 +470,7 @@ impl Aggregate {
     /// What `e` is: worked out once, then used by [`Aggregate::growth`] and
     /// [`Aggregate::add_with`].
     pub fn facts<'e>(&mut self, e: &'e EventView<'_>) -> Facts<'e> {
-        let machine = self
-            .classifier
-            .machine(e)
-            .is_some_and(|(machine, _)| machine);
+        let verdict = self.classifier.machine(e);
         let link = match (&e.kind, &e.link_url) {
             (EventType::Clicked, Some(url)) => {
                 let id = match self.link_ids.get(url.as_ref()) {
@@ -462,7 +486,11 @@ impl Aggregate {
             _ => None,
         };
         Facts {
-            machine,
+            machine: verdict.is_some_and(|(machine, _)| machine),
+            reason: match verdict {
+                Some((true, reason)) => crate::verdict::machine_reason(reason),
+                _ => "",
+            },
             link,
             tracked: false,
         }
@@ -566,14 +594,35 @@ impl Aggregate {
     }
 
     /// Moves one counted open or click of a trail between the human and machine
-    /// columns of the items it was counted in (hour and day of each scope).
-    pub fn reclassify(&mut self, tenant: &str, hit: &crate::verdict::trail::Hit, to_machine: bool) {
-        let delta = if to_machine { 1 } else { -1 };
+    /// columns of the items it was counted in (hour and day of each scope), and between
+    /// the reason counters of its old and new verdict.
+    pub fn reclassify(&mut self, tenant: &str, m: &crate::verdict::trail::Moved) {
+        use crate::verdict::{machine_reason, trail::HitKind};
+        let hit = &m.hit;
+        let delta = match (m.from_machine, m.to_machine) {
+            (false, true) => 1,
+            (true, false) => -1,
+            _ => 0,
+        };
         for key in Self::hit_keys(tenant, hit) {
             let moved = self.reclassified.entry(key.clone()).or_default();
+            let reasons = match hit.kind {
+                HitKind::Open => &mut moved.open_reasons,
+                HitKind::Click => &mut moved.click_reasons,
+            };
+            if m.from_machine {
+                *reasons.entry(machine_reason(&m.from_reason)).or_default() -= 1;
+            }
+            if m.to_machine {
+                *reasons.entry(machine_reason(&hit.reason)).or_default() += 1;
+            }
+            if delta == 0 {
+                self.items.entry(key).or_default();
+                continue;
+            }
             match hit.kind {
-                crate::verdict::trail::HitKind::Open => moved.opens += delta,
-                crate::verdict::trail::HitKind::Click => {
+                HitKind::Open => moved.opens += delta,
+                HitKind::Click => {
                     moved.clicks += delta;
                     if let (Scope::Campaign(_), Some(link)) = (&key.scope, &hit.link) {
                         *moved.links.entry(link.clone()).or_default() += delta;

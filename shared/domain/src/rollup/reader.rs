@@ -45,7 +45,8 @@ pub struct DirectoryItem {
 pub enum Fields {
     /// Everything: scalar counters, the latency histogram, per-link counts and URLs.
     All,
-    /// The scalar counters and the latency histogram: everything but the links.
+    /// The scalar counters, the latency histogram and the reason counters: everything
+    /// but the links.
     Counts,
     /// The sort key and [`Counters::SCALAR_FIELDS`].
     Scalars,
@@ -57,7 +58,10 @@ impl Fields {
         match self {
             Fields::All => true,
             Fields::Counts => {
-                Counters::SCALAR_FIELDS.contains(&name) || name.starts_with(LATENCY_PREFIX)
+                Counters::SCALAR_FIELDS.contains(&name)
+                    || name.starts_with(LATENCY_PREFIX)
+                    || name.starts_with(crate::rollup::counters::OPEN_REASON_PREFIX)
+                    || name.starts_with(crate::rollup::counters::CLICK_REASON_PREFIX)
             }
             Fields::Scalars => Counters::SCALAR_FIELDS.contains(&name),
         }
@@ -81,8 +85,10 @@ pub mod cost {
     /// 1.1 KB, under the 1 MB a Query page holds).
     pub const DIRECTORY_PAGE: u32 = 1;
     /// Counters of at most 401 days or 744 hours of one partition, read by Query: two
-    /// 1 MB pages while an item holds counters and the latency histogram (at most 97
-    /// numbers, under 2.6 KB). Links live in items of their own ([`LINKS`]).
+    /// 1 MB pages. Day items read with [`super::Fields::Counts`] hold counters, the
+    /// latency histogram and the reason counters (at most 125 numbers, under 4 KB: 401
+    /// of them are 1.6 MB); hours are read with [`super::Fields::Scalars`] (17 numbers).
+    /// Links live in items of their own ([`LINKS`]).
     pub const RANGE: u32 = 2;
     /// Whether a partition has an item in a key range: one Query with `Limit` 1.
     pub const PROBE: u32 = 1;

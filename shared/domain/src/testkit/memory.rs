@@ -478,13 +478,14 @@ impl LiveStore for MemoryLive {
         &self,
         tenant: &str,
         first_minute: i64,
+        last_minute: i64,
     ) -> Result<Vec<Minute>, LiveStoreError> {
         Ok(self
             .minutes
             .lock()
             .unwrap()
             .iter()
-            .filter(|((t, m), _)| t == tenant && *m >= first_minute)
+            .filter(|((t, m), _)| t == tenant && (first_minute..=last_minute).contains(m))
             .map(|((_, m), (counts, slots))| Minute {
                 minute: *m,
                 counts: counts.clone(),

@@ -155,12 +155,40 @@ pub struct Verdict<'a> {
     pub reason: &'a str,
 }
 
-/// A hit whose class changed when the trail was settled.
+/// A hit whose verdict changed when the trail was settled: its class, or the reason of
+/// a machine verdict (the rollups count machine opens and bot clicks by reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moved {
+    /// The hit with its new verdict.
     pub hit: Hit,
     /// The class it moved to.
     pub to_machine: bool,
+    /// The class and reason it was counted with before.
+    pub from_machine: bool,
+    pub from_reason: String,
+}
+
+impl Moved {
+    /// Whether the hit changed column (human and machine), not only its reason.
+    pub fn changed_class(&self) -> bool {
+        self.from_machine != self.to_machine
+    }
+}
+
+/// Sets a hit's verdict; the move, if what is counted changed.
+fn judge_hit(hit: &mut Hit, machine: bool, reason: String) -> Option<Moved> {
+    let changed = hit.machine != machine
+        || (machine
+            && crate::verdict::machine_reason(&hit.reason)
+                != crate::verdict::machine_reason(&reason));
+    let from_machine = std::mem::replace(&mut hit.machine, machine);
+    let from_reason = std::mem::replace(&mut hit.reason, reason);
+    changed.then(|| Moved {
+        hit: hit.clone(),
+        to_machine: machine,
+        from_machine,
+        from_reason,
+    })
 }
 
 /// One message's trail. `version` and `delivered_ms` are stored beside the body.
@@ -188,7 +216,7 @@ impl Trail {
     }
 
     /// Adds a hit (its `machine`/`reason` are set here) and settles the trail: returns
-    /// the new hit's verdict and the earlier hits that changed class.
+    /// the new hit's verdict and the earlier hits whose verdict changed.
     pub fn add(&mut self, mut hit: Hit) -> (bool, String, Vec<Moved>) {
         if self.hits.len() >= MAX_HITS {
             self.hits.remove(0);
@@ -200,36 +228,22 @@ impl Trail {
         let verdicts = self.verdicts();
         let mut moved = Vec::new();
         for (i, (machine, reason)) in verdicts.into_iter().enumerate() {
-            let hit = &mut self.hits[i];
-            let changed = hit.machine != machine;
-            hit.machine = machine;
-            hit.reason = reason;
-            if changed && i != last {
-                moved.push(Moved {
-                    hit: hit.clone(),
-                    to_machine: machine,
-                });
+            let change = judge_hit(&mut self.hits[i], machine, reason);
+            if let (Some(change), true) = (change, i != last) {
+                moved.push(change);
             }
         }
         let new = &self.hits[last];
         (new.machine, new.reason.clone(), moved)
     }
 
-    /// Works every hit's class out again (after the delivery time became known);
-    /// returns the hits that changed class.
+    /// Works every hit's verdict out again (after the delivery time became known);
+    /// returns the hits whose verdict changed.
     pub fn settle(&mut self) -> Vec<Moved> {
         let verdicts = self.verdicts();
         let mut moved = Vec::new();
         for (hit, (machine, reason)) in self.hits.iter_mut().zip(verdicts) {
-            let changed = hit.machine != machine;
-            hit.machine = machine;
-            hit.reason = reason;
-            if changed {
-                moved.push(Moved {
-                    hit: hit.clone(),
-                    to_machine: machine,
-                });
-            }
+            moved.extend(judge_hit(hit, machine, reason));
         }
         moved
     }
@@ -511,6 +525,61 @@ mod tests {
         let m = &t.membership()[0];
         assert_eq!((m.opened, m.clicked), (Some(false), Some(false)));
         assert_eq!(m.links.values().filter(|human| **human).count(), 0);
+    }
+
+    #[test]
+    fn a_machine_verdict_whose_reason_changes_is_reported_in_its_column() {
+        let mut t = Trail::default();
+        t.add(click(5_000, "a"));
+        t.add(click(5_001, "b"));
+        assert!(t.hits.iter().all(|h| h.reason == "click_burst"));
+        let (_, reason, moved) = t.add(honeypot(5_030));
+        assert_eq!(reason, "honeypot");
+        assert_eq!(
+            moved.len(),
+            2,
+            "both burst clicks are now near the honeypot"
+        );
+        for m in &moved {
+            assert!(!m.changed_class(), "they stay in the machine column");
+            assert_eq!(
+                (m.from_reason.as_str(), m.hit.reason.as_str()),
+                ("click_burst", "near_honeypot")
+            );
+        }
+        assert!(t.settle().is_empty());
+    }
+
+    #[test]
+    fn every_reason_a_trail_gives_is_listed() {
+        let mut t = Trail::default();
+        for h in [
+            open(3, "default"),
+            click(5, "a"),
+            click(100, "b"),
+            click(100, "c"),
+            honeypot(9_000),
+            click(9_010, "d"),
+            open(120, "default"),
+        ] {
+            t.add(h);
+        }
+        t.deliver(T0);
+        t.settle();
+        let reasons: std::collections::BTreeSet<_> = t
+            .hits
+            .iter()
+            .filter(|h| h.machine)
+            .map(|h| h.reason.as_str())
+            .collect();
+        assert_eq!(reasons.len(), 6, "{reasons:?}");
+        for r in reasons {
+            assert_ne!(
+                crate::verdict::machine_reason(r),
+                crate::verdict::OTHER_REASON,
+                "{r}"
+            );
+        }
     }
 
     #[test]
