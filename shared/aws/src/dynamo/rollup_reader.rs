@@ -505,18 +505,48 @@ impl RollupReader for DynamoRollupReader {
         Ok(out)
     }
 
+    /// By key, not by Query: page 0 of every bucket, then the next page of each bucket
+    /// whose page was there (a bucket's pages are contiguous from 0: an add goes to the
+    /// next page only when the one before is full, and a removal never deletes a page).
     async fn unique_members(&self, pk: &str) -> Result<Vec<String>, ReadError> {
-        let items = self
-            .query_all("reading unique sets", "#pk = :pk", &[(":pk", pk)], &["m"])
-            .await?;
-        Ok(items
-            .into_iter()
-            .filter_map(|mut item| match item.remove("m") {
-                Some(AttributeValue::Ss(members)) => Some(members),
-                _ => None,
-            })
-            .flatten()
-            .collect())
+        let mut members = Vec::new();
+        let mut buckets: Vec<u32> = (0..beacon_domain::rollup::Aggregate::UNIQUE_BUCKETS).collect();
+        let mut page = 0;
+        while !buckets.is_empty() {
+            let keys: Vec<HashMap<String, AttributeValue>> = buckets
+                .iter()
+                .map(|b| {
+                    HashMap::from([
+                        ("pk".to_string(), AttributeValue::S(pk.to_string())),
+                        (
+                            "sk".to_string(),
+                            AttributeValue::S(beacon_domain::rollup::bucket_page_sort_key(
+                                *b, page,
+                            )),
+                        ),
+                    ])
+                })
+                .collect();
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .projection_expression("sk, m")
+                .build()
+                .expect("keys are set");
+            let items = crate::dynamo::batch_get_request(&self.client, &self.table, request)
+                .await
+                .map_err(read_error("reading a unique set"))?;
+            buckets.clear();
+            for mut item in items {
+                let bucket = crate::dynamo::string_attribute(&item, "sk")
+                    .and_then(|sk| sk.get(2..4)?.parse::<u32>().ok());
+                buckets.extend(bucket);
+                if let Some(AttributeValue::Ss(m)) = item.remove("m") {
+                    members.extend(m);
+                }
+            }
+            page += 1;
+        }
+        Ok(members)
     }
 
     async fn directory(&self, pk: &str, sk_prefix: &str) -> Result<Vec<DirectoryItem>, ReadError> {

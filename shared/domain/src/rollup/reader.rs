@@ -8,7 +8,7 @@
 //! - link items: `pk` from [`crate::rollup::link_partition`], `sk` `{period}#{link id}`,
 //!   Numbers `human` and `bot`, String `url`: read with their campaign's items;
 //! - unique sets: `pk` from [`crate::rollup::unique_partition`], `sk` `B#NN` and `B#NN#p`
-//!   (pages), String Set `m`;
+//!   (pages), String Set `m`: read by key, page by page;
 //! - the directory: `pk` `C#{tenant}`, `sk` `c:{campaign}` or `ch:{channel}:{provider}`,
 //!   String `last_seen`;
 //! - month packs in day partitions: `sk` `P#YYYY-MM`, Numbers `gen` and `packed_gen`,
@@ -92,7 +92,9 @@ pub mod cost {
     pub const RANGE: u32 = 2;
     /// Whether a partition has an item in a key range: one Query with `Limit` 1.
     pub const PROBE: u32 = 1;
-    /// A campaign's unique set: 16 bucket items, and every Query page holds at least one.
+    /// A campaign's unique set, read by key: one BatchGetItem of every bucket's page 0,
+    /// then one per further page of the deepest bucket, and one that finds nothing. So
+    /// 16 while no bucket holds more than 15 pages (2.4 million members in all).
     pub const UNIQUE_SET: u32 = crate::rollup::Aggregate::UNIQUE_BUCKETS;
     /// A daily series through month packs ([`crate::rollup::month_pack`]): BatchGetItem of at
     /// most 15 packs and 401 open days in chunks of 100, then for each month whose pack
