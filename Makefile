@@ -11,8 +11,9 @@ BIN := $(CARGO_TARGET_DIR)/debug
 
 .PHONY: demo test venv tools dashboard-deps build lint fmt clippy cfn-lint test-rust test-py serve soak fuzz bench bench-lake bench-dashboard clean
 
-## demo: run a simulated campaign through the whole local pipeline
-demo: venv
+## demo: run a simulated campaign through the whole local pipeline, then print the
+## dashboard's signed link and keep serving it until Ctrl-C (when run from a terminal)
+demo: venv tools
 	@echo "==> building" >&2
 	cargo build -p beacon-local
 	@echo "==> running the demo against a local AWS emulator" >&2

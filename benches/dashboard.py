@@ -81,7 +81,8 @@ def main():
         out = Path("/tmp") / f"dashboard-bench-{stack}"
         print(f"demo with {args.recipients} recipients ...", file=sys.stderr)
         subprocess.run([str(TARGET / "beacon-local"), "demo", "--recipients", str(args.recipients), "--out", str(out),
-                        "--stack", stack], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--stack", stack, "--serve", "never"], env=env, check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         summary = json.loads((out / "demo-summary.json").read_text())
         port = free_port()
         log = open(out / "serve.log", "w")

@@ -31,6 +31,8 @@ SELECT
   count_if(event_type = 'message.failed') AS failed,
   count_if(event_type = 'message.complained') AS complained,
   count_if(event_type = 'message.unsubscribed') AS unsubscribed,
+  count_if(event_type = 'message.opened') AS opens,
+  count_if(event_type = 'link.clicked') AS clicks,
   count_if(event_type = 'message.opened' AND NOT machine) AS opens_human,
   count_if(event_type = 'message.opened' AND machine) AS opens_machine,
   count_if(event_type = 'link.clicked' AND NOT machine) AS clicks_human,

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use beacon_aws::config::aws_config;
 use beacon_aws::dynamo::dashboard_links::DynamoDashboardLinks;
 use beacon_domain::config::Env;
-use beacon_domain::dashboard::access::{parse_lifetime, sign, Link, LinkRecord, LinkStore};
+use beacon_domain::dashboard::access::{issue, open_url, parse_lifetime, LinkStore};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 
@@ -86,18 +86,17 @@ pub async fn run(command: DashboardCommand) -> Result<()> {
             let keys = beacon_aws::config::dashboard_keys(&Env::process(), &aws)
                 .await?
                 .context("set BEACON_DASHBOARD_KEYS_SECRET (stack output DashboardKeysSecretArn) or BEACON_DASHBOARD_KEYS")?;
-            let now = Utc::now();
-            let link = Link::new(&tenant, campaign.as_deref(), now.timestamp() + lifetime);
-            let token = sign(&keys, &link)?;
-            store(&table)
-                .await
-                .record(&LinkRecord {
-                    link: link.clone(),
-                    created_at: rfc3339(now),
-                    note,
-                    revoked_at: None,
-                })
-                .await?;
+            let (record, token) = issue(
+                &keys,
+                &store(&table).await,
+                &tenant,
+                campaign.as_deref(),
+                lifetime,
+                note,
+                Utc::now(),
+            )
+            .await?;
+            let link = record.link;
             let until = DateTime::from_timestamp(link.expires_at, 0).expect("in range");
             eprintln!(
                 "link {} for {} until {} (revoke: beacon dashboard revoke --tenant {tenant} {})",
@@ -109,10 +108,7 @@ pub async fn run(command: DashboardCommand) -> Result<()> {
                 rfc3339(until),
                 link.id
             );
-            println!(
-                "{}/dashboard/open?t={token}",
-                base_url.trim_end_matches('/')
-            );
+            println!("{}", open_url(&base_url, &token));
         }
         DashboardCommand::Links { tenant, table } => {
             beacon_domain::tenant::check(&tenant)?;

@@ -85,3 +85,19 @@ pub fn build(stack: &Stack, aws: &aws_config::SdkConfig) -> Result<Vec<StreamCon
     }
     Ok(consumers)
 }
+
+/// Keeps draining every consumer's stream, as Lambda's event source mappings do, until
+/// the task is aborted: what `serve` runs, and the demo while it keeps serving.
+pub fn poll_forever(mut consumers: Vec<StreamConsumer>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            for c in consumers.iter_mut() {
+                if let Err(e) = c.drain().await {
+                    eprintln!("stream consumer {}: {e:#}", c.name);
+                }
+            }
+            // The template's batching window.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}

@@ -6,7 +6,9 @@
 //! 4. deliver the sends, outcomes and complaints as Amazon SES events through the
 //!    EventBridge rule's function (`senders`), send a second small campaign's outcomes
 //!    as signed SendGrid and Twilio webhooks, fetch pixels and follow clicks as the
-//!    recipients would, and post conversions and unsubscribes to collect;
+//!    recipients and the machines in front of them would ([`Mailbox`]: Apple's and
+//!    Gmail's proxies, a scanning gateway that follows the honeypot), and post
+//!    conversions and unsubscribes to collect;
 //! 5. read the stream back and compare it with the simulator's ground truth;
 //! 6. aggregate it into the rollups and ask the stats API;
 //! 7. build the lake (ETL consumer, then the compaction function) and query it with
@@ -18,7 +20,10 @@
 //!    schedule would: the SES bounce-rate rule fires once (SES email and a signed
 //!    webhook to a local receiver, whose signature is verified), a second run sends
 //!    nothing, the monthly budget notice goes out, and the stats API shows the bounced
-//!    recipients suppressed and the recipients' engagement segments.
+//!    recipients suppressed and the recipients' engagement segments;
+//! 10. sign a dashboard link for the tenant and screenshot every page through it into
+//!     `out/dashboard/`; then, if asked ([`DemoOptions::serve`]), keep serving until
+//!     Ctrl-C.
 
 use crate::gateway::{self, GatewayOptions};
 use crate::stack::{self, Stack};
@@ -28,7 +33,7 @@ use beacon_aws::dynamo::apikeys::DynamoApiKeys;
 use beacon_domain::apikey::{hash_api_key, new_api_key, ApiKeyRecord, ApiKeyStore};
 use beacon_domain::config::Env;
 use beacon_domain::tracking::token::Recipient;
-use beacon_instrument::{instrument_html, LinkSigner};
+use beacon_instrument::{instrument_html_with, LinkSigner, Options};
 use futures::stream::{self as futures_stream, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -50,6 +55,8 @@ pub struct DemoOptions {
     pub seed: u64,
     pub out_dir: PathBuf,
     pub stack_name: String,
+    /// Keep serving the dashboard after the demo, until Ctrl-C.
+    pub serve: bool,
 }
 
 /// What happens to one recipient, decided up front: the ground truth.
@@ -57,14 +64,70 @@ pub struct DemoOptions {
 pub struct RecipientPlan {
     pub recipient: Recipient,
     pub outcome: Outcome,
+    pub mailbox: Mailbox,
+    /// The person's own opens (through Gmail's proxy for a Gmail mailbox).
     pub opens: u32,
-    /// Indexes into the email's tracked links.
+    /// Indexes into the email's tracked links: the person's clicks.
     pub clicks: Vec<usize>,
     pub complains: bool,
     pub unsubscribes: bool,
     pub conversion: Option<f64>,
     pub user_agent: &'static str,
     pub ip: String,
+}
+
+/// What fetches the recipient's mail besides the person, as the field has it: the
+/// machine traffic the demo's numbers must keep apart from the people's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mailbox {
+    /// The person's own mail client fetches the pixel.
+    Plain,
+    /// Apple Mail Privacy Protection: Apple's proxy fetches the pixel once for every
+    /// delivered message, with its bare `Mozilla/5.0` agent, whether or not the person
+    /// reads it; the person's own reading fetches nothing more (a machine open), but
+    /// their clicks are theirs.
+    AppleProxy,
+    /// Gmail: the pixel is fetched through Google's image proxy when the person opens
+    /// (a human open whose device and place are unknown).
+    GmailProxy,
+    /// A corporate mail gateway scans every delivered message: it renders the mail and
+    /// follows every link, the invisible honeypot link included, within a second, with
+    /// a desktop browser's agent from a data-centre address. Its person does not engage
+    /// (so the truth stays exact: the scan's own hits are all the message gets).
+    Scanned,
+}
+
+/// The share of recipients with each kind of mailbox (the rest are [`Mailbox::Plain`]).
+const APPLE_PROXY_SHARE: f64 = 0.20;
+const GMAIL_PROXY_SHARE: f64 = 0.15;
+const SCANNED_SHARE: f64 = 0.04;
+
+/// The agents of the machines in [`Mailbox`].
+const APPLE_PROXY_AGENT: &str = "Mozilla/5.0";
+const GMAIL_PROXY_AGENT: &str =
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+const SCANNER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+impl RecipientPlan {
+    fn delivered(&self) -> bool {
+        self.outcome == Outcome::Delivered
+    }
+
+    /// Pixel fetches by machines: Apple's proxy's, or the scanning gateway's render.
+    pub fn machine_opens(&self) -> u64 {
+        match self.mailbox {
+            Mailbox::AppleProxy | Mailbox::Scanned => self.delivered() as u64,
+            Mailbox::Plain | Mailbox::GmailProxy => 0,
+        }
+    }
+
+    /// Clicks by the scanning gateway: every tracked link and the honeypot.
+    pub fn bot_clicks(&self, links: usize) -> u64 {
+        match self.mailbox {
+            Mailbox::Scanned if self.delivered() => links as u64 + 1,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +177,21 @@ pub fn plan_campaign(
             };
             let conversion = (!clicks.is_empty() && rng.random_bool(0.2))
                 .then(|| (rng.random_range(1000..20000) as f64) / 100.0);
+            let complains = delivered && rng.random_bool(0.002);
+            let unsubscribes = opens > 0 && rng.random_bool(0.01);
+            let user_agent = AGENTS[rng.random_range(0..AGENTS.len())];
+            let ip = format!(
+                "198.51.{}.{}",
+                rng.random_range(0..=255),
+                rng.random_range(1..=254)
+            );
+            let mailbox = match rng.random::<f64>() {
+                r if r < APPLE_PROXY_SHARE => Mailbox::AppleProxy,
+                r if r < APPLE_PROXY_SHARE + GMAIL_PROXY_SHARE => Mailbox::GmailProxy,
+                r if r < APPLE_PROXY_SHARE + GMAIL_PROXY_SHARE + SCANNED_SHARE => Mailbox::Scanned,
+                _ => Mailbox::Plain,
+            };
+            let person_engages = mailbox != Mailbox::Scanned;
             RecipientPlan {
                 recipient: Recipient {
                     tenant_id: TENANT.into(),
@@ -122,24 +200,25 @@ pub fn plan_campaign(
                     recipient_id: format!("r{i:05}"),
                 },
                 outcome,
-                opens,
-                clicks,
-                complains: delivered && rng.random_bool(0.002),
-                unsubscribes: opens > 0 && rng.random_bool(0.01),
-                conversion,
-                user_agent: AGENTS[rng.random_range(0..AGENTS.len())],
-                ip: format!(
-                    "198.51.{}.{}",
-                    rng.random_range(0..=255),
-                    rng.random_range(1..=254)
-                ),
+                mailbox,
+                // Apple's proxy has fetched the pixel already: reading fetches nothing.
+                opens: match mailbox {
+                    Mailbox::AppleProxy | Mailbox::Scanned => 0,
+                    Mailbox::Plain | Mailbox::GmailProxy => opens,
+                },
+                clicks: if person_engages { clicks } else { Vec::new() },
+                complains,
+                unsubscribes: person_engages && unsubscribes,
+                conversion: conversion.filter(|_| person_engages),
+                user_agent,
+                ip,
             }
         })
         .collect()
 }
 
-/// Events per type the plan must produce.
-pub fn expected_counts(plan: &[RecipientPlan]) -> BTreeMap<String, u64> {
+/// Events per type the plan must produce, for an email with `links` tracked links.
+pub fn expected_counts(plan: &[RecipientPlan], links: usize) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     let mut add = |kind: &str, n: u64| {
         if n > 0 {
@@ -153,8 +232,8 @@ pub fn expected_counts(plan: &[RecipientPlan]) -> BTreeMap<String, u64> {
             Outcome::HardBounce | Outcome::SoftBounce => add("message.bounced", 1),
             Outcome::Failed => add("message.failed", 1),
         }
-        add("message.opened", r.opens as u64);
-        add("link.clicked", r.clicks.len() as u64);
+        add("message.opened", r.opens as u64 + r.machine_opens());
+        add("link.clicked", r.clicks.len() as u64 + r.bot_clicks(links));
         add("message.complained", r.complains as u64);
         add("message.unsubscribed", r.unsubscribes as u64);
         add("conversion", r.conversion.is_some() as u64);
@@ -216,6 +295,10 @@ pub struct DemoSummary {
     /// The bounce-spike campaign and what the alerts function did about it; the
     /// suppression list and engagement segments as the stats API gives them.
     pub alerts: Value,
+    /// The rollups' numbers the lake must equal ([`LAKE_AGREES`]), next to `lake_counts`.
+    pub rollup_totals: BTreeMap<String, u64>,
+    /// The dashboard's signed link and the screenshots taken through it.
+    pub dashboard: Value,
     /// The providers' side: SES events through the EventBridge path, and the webhook
     /// campaign's numbers (SendGrid, Twilio) against its truth; addresses found in the
     /// stream (must be none).
@@ -225,44 +308,58 @@ pub struct DemoSummary {
 }
 
 fn step(n: usize, text: &str) {
-    eprintln!("[{n}/9] {text}");
+    eprintln!("[{n}/10] {text}");
 }
 
-/// What the stats API must report for the campaign, from the plan alone.
-pub fn expected_stats(plan: &[RecipientPlan]) -> BTreeMap<String, u64> {
-    let counts = expected_counts(plan);
+/// What the stats API must report for the campaign, from the plan alone: the people's
+/// opens and clicks apart from the machines' (see [`Mailbox`]).
+pub fn expected_stats(plan: &[RecipientPlan], links: usize) -> BTreeMap<String, u64> {
+    let counts = expected_counts(plan, links);
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let sum = |f: &dyn Fn(&RecipientPlan) -> u64| plan.iter().map(f).sum::<u64>();
     BTreeMap::from([
         ("sent".to_string(), get("message.sent")),
         ("delivered".into(), get("message.delivered")),
         (
             "bounced_hard".into(),
-            plan.iter()
-                .filter(|r| r.outcome == Outcome::HardBounce)
-                .count() as u64,
+            sum(&|r| (r.outcome == Outcome::HardBounce) as u64),
         ),
         (
             "bounced_soft".into(),
-            plan.iter()
-                .filter(|r| r.outcome == Outcome::SoftBounce)
-                .count() as u64,
+            sum(&|r| (r.outcome == Outcome::SoftBounce) as u64),
         ),
         ("failed".into(), get("message.failed")),
         ("complained".into(), get("message.complained")),
         ("unsubscribed".into(), get("message.unsubscribed")),
-        ("opens_human".into(), get("message.opened")),
-        ("clicks_human".into(), get("link.clicked")),
+        ("opens_human".into(), sum(&|r| r.opens as u64)),
+        ("opens_machine".into(), sum(&|r| r.machine_opens())),
+        ("clicks_human".into(), sum(&|r| r.clicks.len() as u64)),
+        ("clicks_bot".into(), sum(&|r| r.bot_clicks(links))),
         ("conversions".into(), get("conversion")),
-        (
-            "unique_opens".into(),
-            plan.iter().filter(|r| r.opens > 0).count() as u64,
-        ),
+        ("unique_opens".into(), sum(&|r| (r.opens > 0) as u64)),
         (
             "unique_clicks".into(),
-            plan.iter().filter(|r| !r.clicks.is_empty()).count() as u64,
+            sum(&|r| !r.clicks.is_empty() as u64),
         ),
     ])
 }
+
+/// The counts the lake must agree with the rollups on. Its `machine` column is each
+/// request's own verdict, while the rollups also hold the trail's late verdicts (a
+/// scanner's clicks found by the honeypot, bursts, on delivery): so the human and
+/// machine columns may differ, and their sums may not.
+pub const LAKE_AGREES: [&str; 10] = [
+    "sent",
+    "delivered",
+    "bounced_hard",
+    "bounced_soft",
+    "failed",
+    "complained",
+    "unsubscribed",
+    "conversions",
+    "opens",
+    "clicks",
+];
 
 /// Runs the demo against the emulator at `endpoint`.
 pub async fn run(endpoint: &str, options: &DemoOptions) -> Result<DemoSummary> {
@@ -296,9 +393,43 @@ pub async fn run(endpoint: &str, options: &DemoOptions) -> Result<DemoSummary> {
     }
 
     let mut consumers = crate::consumers::build(&stack, &aws)?;
-    let result = drive(&stack, &aws, &gw.url, options, started, &mut consumers).await;
-    gw.stop().await;
-    result
+    let mut summary = match drive(&stack, &aws, &gw.url, options, started, &mut consumers).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            gw.stop().await;
+            return Err(e);
+        }
+    };
+    match show_dashboard(&stack, &aws, &gw.url, &summary, &options.out_dir).await {
+        Ok(dashboard) => summary.dashboard = dashboard,
+        Err(e) => {
+            gw.stop().await;
+            return Err(e);
+        }
+    }
+    summary.elapsed_ms = started.elapsed().as_millis();
+    std::fs::create_dir_all(&options.out_dir)?;
+    let path = options.out_dir.join("demo-summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
+    eprintln!("summary written to {}", path.display());
+    println!();
+    println!("dashboard of tenant `{TENANT}` (a read-only link, for 2 days):");
+    println!("  {}", summary.dashboard["link"].as_str().unwrap_or("-"));
+    if options.serve && summary.matches {
+        // The stream keeps being drained, so events sent now show in the live view.
+        let polling = crate::consumers::poll_forever(consumers);
+        eprintln!(
+            "serving the dashboard and the API on {} (Ctrl-C to stop)",
+            gw.url
+        );
+        let stopped = tokio::signal::ctrl_c().await;
+        polling.abort();
+        gw.stop().await;
+        stopped?;
+    } else {
+        gw.stop().await;
+    }
+    Ok(summary)
 }
 
 async fn drive(
@@ -348,7 +479,9 @@ async fn drive(
     let signer = LinkSigner::new(&tenant_key, &public_base)?;
     let campaign = format!("spring-sale-{}", options.seed);
     let expires = (chrono::Utc::now().timestamp() + 90 * 86400) as u32;
-    let probe = instrument_html(
+    // With the invisible honeypot link, which only a scanner follows.
+    let with_honeypot = Options { honeypot: true };
+    let probe = instrument_html_with(
         CAMPAIGN_HTML,
         &signer,
         &Recipient {
@@ -358,6 +491,7 @@ async fn drive(
             recipient_id: "probe".into(),
         },
         expires,
+        with_honeypot,
     )?;
     let plan = plan_campaign(
         &campaign,
@@ -367,16 +501,26 @@ async fn drive(
     );
     let mut emails = Vec::with_capacity(plan.len());
     for r in &plan {
-        let out = instrument_html(CAMPAIGN_HTML, &signer, &r.recipient, expires)?;
+        let out =
+            instrument_html_with(CAMPAIGN_HTML, &signer, &r.recipient, expires, with_honeypot)?;
         ensure!(
-            out.pixel_inserted && out.links_tracked == probe.links_tracked,
+            out.pixel_inserted && out.honeypot_inserted && out.links_tracked == probe.links_tracked,
             "instrumentation changed between recipients"
         );
         emails.push(out.html);
     }
     eprintln!(
-        "  {} tracked links and one pixel per email",
+        "  {} tracked links, the honeypot and one pixel per email",
         probe.links_tracked
+    );
+    let links = probe.links_tracked;
+    let count = |m: Mailbox| plan.iter().filter(|r| r.mailbox == m).count();
+    eprintln!(
+        "  mailboxes: {} behind Apple's proxy, {} Gmail, {} scanned by a gateway, {} plain",
+        count(Mailbox::AppleProxy),
+        count(Mailbox::GmailProxy),
+        count(Mailbox::Scanned),
+        count(Mailbox::Plain)
     );
 
     step(4, "driving the campaign through the gateway over HTTP");
@@ -408,17 +552,21 @@ async fn drive(
         hooks.campaign
     );
 
-    // Opens and clicks, many recipients at once, as mail clients would.
+    // Opens and clicks, many recipients at once, as mail clients and the machines in
+    // front of them would.
     let engaged: Vec<(usize, &RecipientPlan)> = plan
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.opens > 0)
+        .filter(|(_, r)| r.opens > 0 || !r.clicks.is_empty() || r.machine_opens() > 0)
         .collect();
-    let mut progress = Progress::new("recipients opening and clicking", engaged.len());
+    let mut progress = Progress::new(
+        "recipients (and their machines) opening and clicking",
+        engaged.len(),
+    );
     let mut tasks = futures_stream::iter(engaged.into_iter().map(|(i, r)| {
         let http = http.clone();
         let html = emails[i].clone();
-        async move { act_as_recipient(&http, &html, r).await }
+        async move { act_as_recipient(&http, &html, r, links).await }
     }))
     .buffer_unordered(CONCURRENCY);
     while let Some(done) = tasks.next().await {
@@ -470,7 +618,7 @@ async fn drive(
     {
         *stream_counts.entry(e.kind.to_string()).or_default() += 1;
     }
-    let truth = expected_counts(&plan);
+    let truth = expected_counts(&plan, links);
     // The providers' events named recipients by address; none may reach the stream.
     let addresses_in_stream = events
         .iter()
@@ -502,7 +650,7 @@ async fn drive(
         .json()
         .await?;
     let mut stats: BTreeMap<String, u64> = BTreeMap::new();
-    let stats_truth = expected_stats(&plan);
+    let stats_truth = expected_stats(&plan, links);
     for name in stats_truth.keys() {
         let value = match name.as_str() {
             "unique_opens" => &overview["unique"]["opens_human"],
@@ -540,7 +688,19 @@ async fn drive(
         "building the lake (ETL, compaction) and querying it with DuckDB",
     );
     let (lake, lake_counts) = build_and_query_lake(stack, aws, &campaign, &options.out_dir).await?;
-    let lake_matches = stats
+    let rollup_totals: BTreeMap<String, u64> = LAKE_AGREES
+        .iter()
+        .map(|name| {
+            let get = |k: &str| stats.get(k).copied().unwrap_or(0);
+            let value = match *name {
+                "opens" => get("opens_human") + get("opens_machine"),
+                "clicks" => get("clicks_human") + get("clicks_bot"),
+                other => get(other),
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    let lake_matches = rollup_totals
         .iter()
         .all(|(name, v)| lake_counts.get(name) == Some(v));
     step(
@@ -586,17 +746,35 @@ async fn drive(
         overview,
         lake,
         lake_counts,
+        rollup_totals,
+        dashboard: Value::Null,
         report,
         alerts,
         senders,
         elapsed_ms: started.elapsed().as_millis(),
     };
     print_table(&summary);
-    std::fs::create_dir_all(&options.out_dir)?;
-    let path = options.out_dir.join("demo-summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
-    eprintln!("summary written to {}", path.display());
     Ok(summary)
+}
+
+/// Step 10: a signed dashboard link for the demo's tenant, and a screenshot of every
+/// page through it in `out/dashboard/`.
+async fn show_dashboard(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    gateway_url: &str,
+    summary: &DemoSummary,
+    out_dir: &std::path::Path,
+) -> Result<Value> {
+    step(
+        10,
+        "the dashboard: a signed link, and a screenshot of every page",
+    );
+    let link = crate::dashboard::link(stack, aws, TENANT, gateway_url, "make demo").await?;
+    let folder = out_dir.join("dashboard");
+    let shots = crate::dashboard::screenshots(&link, &summary.campaign, &folder)?;
+    eprintln!("  {} screenshots in {}", shots.len(), folder.display());
+    Ok(json!({"link": link, "screenshots": shots}))
 }
 
 /// The lake after the campaign: the ETL consumer has drained the stream with the
@@ -1055,33 +1233,51 @@ pub fn tracking_urls(html: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
-/// Opens the email (fetches the pixel) and clicks the planned links.
+/// What happens to one recipient's email, as planned: the machine in front of the
+/// mailbox fetches the pixel (and, a scanning gateway, follows every link), the person
+/// opens and clicks. `links` is the number of tracked links; the honeypot comes after
+/// them. Returns the pixel fetches and clicks made.
 async fn act_as_recipient(
     http: &reqwest::Client,
     html: &str,
     r: &RecipientPlan,
+    links: usize,
 ) -> Result<(u64, u64)> {
     let pixel = tracking_urls(html, "/o/")
         .into_iter()
         .next()
         .context("pixel URL in the email")?;
-    let links = tracking_urls(html, "/c/");
+    let urls = tracking_urls(html, "/c/");
+    ensure!(
+        urls.len() == links + 1,
+        "expected {links} tracked links and the honeypot, found {} click URLs",
+        urls.len()
+    );
+    let (mut opens, mut clicks) = (0, 0);
+    match r.mailbox {
+        Mailbox::AppleProxy if r.machine_opens() > 0 => {
+            fetch(http, &pixel, APPLE_PROXY_AGENT, "17.58.1.20", 200).await?;
+            opens += 1;
+        }
+        Mailbox::Scanned if r.machine_opens() > 0 => {
+            // The gateway renders the mail, then follows every link at once.
+            let ip = "203.0.113.80";
+            fetch(http, &pixel, SCANNER_AGENT, ip, 200).await?;
+            opens += 1;
+            for url in &urls {
+                fetch(http, url, SCANNER_AGENT, ip, 302).await?;
+                clicks += 1;
+            }
+        }
+        _ => {}
+    }
+    let open_agent = match r.mailbox {
+        Mailbox::GmailProxy => GMAIL_PROXY_AGENT,
+        _ => r.user_agent,
+    };
     for _ in 0..r.opens {
-        let response = http
-            .get(&pixel)
-            .header("user-agent", r.user_agent)
-            .header("x-forwarded-for", &r.ip)
-            .send()
-            .await?;
-        ensure!(
-            response.status() == 200,
-            "pixel answered {}",
-            response.status()
-        );
-        ensure!(
-            response.bytes().await?.len() == 43,
-            "pixel is not the 43-byte GIF"
-        );
+        fetch(http, &pixel, open_agent, &r.ip, 200).await?;
+        opens += 1;
     }
     for (i, &link) in r.clicks.iter().enumerate() {
         if i > 0 {
@@ -1091,19 +1287,33 @@ async fn act_as_recipient(
                 beacon_domain::verdict::trail::CLICK_BURST + chrono::TimeDelta::milliseconds(200);
             tokio::time::sleep(pause.to_std().expect("positive")).await;
         }
-        let response = http
-            .get(&links[link])
-            .header("user-agent", r.user_agent)
-            .header("x-forwarded-for", &r.ip)
-            .send()
-            .await?;
+        fetch(http, &urls[link], r.user_agent, &r.ip, 302).await?;
+        clicks += 1;
+    }
+    Ok((opens, clicks))
+}
+
+/// One tracked request as a mail client or a machine makes it; `want` is the status
+/// (200 and the 43-byte GIF for the pixel, 302 for a click).
+async fn fetch(http: &reqwest::Client, url: &str, agent: &str, ip: &str, want: u16) -> Result<()> {
+    let response = http
+        .get(url)
+        .header("user-agent", agent)
+        .header("x-forwarded-for", ip)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == want,
+        "{url} answered {}, not {want}",
+        response.status()
+    );
+    if want == 200 {
         ensure!(
-            response.status() == 302,
-            "click answered {}",
-            response.status()
+            response.bytes().await?.len() == 43,
+            "pixel is not the 43-byte GIF"
         );
     }
-    Ok((r.opens as u64, r.clicks.len() as u64))
+    Ok(())
 }
 
 fn print_table(s: &DemoSummary) {
@@ -1134,7 +1344,7 @@ fn print_table(s: &DemoSummary) {
     }
     println!();
     println!("{:<24} {:>10} {:>10}", "lake (DuckDB)", "rollups", "lake");
-    for (name, r) in &s.stats {
+    for (name, r) in &s.rollup_totals {
         let l = s.lake_counts.get(name).copied();
         println!(
             "{name:<24} {r:>10} {:>10}{}",
@@ -1142,6 +1352,11 @@ fn print_table(s: &DemoSummary) {
             if l == Some(*r) { "" } else { "  <- MISMATCH" }
         );
     }
+    println!(
+        "the lake's machine column is each request's own verdict: it counts {} human clicks where the rollups, with the trail's late verdicts (honeypot, bursts), count {}",
+        s.lake_counts.get("clicks_human").copied().unwrap_or(0),
+        s.stats.get("clicks_human").copied().unwrap_or(0)
+    );
     println!(
         "report {} for {}: sent (SES message {}), {} files in {}; second trigger sent {}",
         s.report["definition"]["id"].as_str().unwrap_or("-"),

@@ -2,6 +2,7 @@
 //! AWS emulator), a local API Gateway hosting the HTTP functions, and the demo.
 
 pub mod consumers;
+pub mod dashboard;
 pub mod demo;
 pub mod functions;
 pub mod gateway;

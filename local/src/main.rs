@@ -39,6 +39,9 @@ enum Command {
         /// Take the client address from X-Forwarded-For (for simulated traffic).
         #[arg(long)]
         trust_forwarded_for: bool,
+        /// The tenant whose dashboard link is printed.
+        #[arg(long, default_value = demo::TENANT)]
+        tenant: String,
     },
     /// Run the end-to-end demo: a simulated campaign through the real endpoints.
     Demo {
@@ -50,7 +53,29 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value = "beacon")]
         stack: String,
+        /// After the demo, keep serving the dashboard until Ctrl-C: `always`, `never`, or
+        /// `auto` (when stdin is a terminal and CI is not set).
+        #[arg(long, value_enum, default_value_t = Linger::Auto)]
+        serve: Linger,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Linger {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Linger {
+    fn wanted(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Linger::Always => true,
+            Linger::Never => false,
+            Linger::Auto => std::io::stdin().is_terminal() && std::env::var_os("CI").is_none(),
+        }
+    }
 }
 
 #[tokio::main]
@@ -86,6 +111,7 @@ async fn run() -> Result<()> {
             stack,
             listen,
             trust_forwarded_for,
+            tenant,
         } => {
             let created = stack::provision(&endpoint, &stack, &format!("http://{listen}"))?;
             let aws = beacon_aws::config::aws_config().await;
@@ -102,21 +128,15 @@ async fn run() -> Result<()> {
                 eprintln!("{route}  ->  {}", gw.url);
             }
             // The stream consumers, polled like Lambda's event source mapping does.
-            let mut consumers = beacon_local::consumers::build(&created, &aws)?;
+            let consumers = beacon_local::consumers::build(&created, &aws)?;
             for c in &consumers {
                 eprintln!("stream {}  ->  {}", c.poller.mapping.stream, c.name);
             }
-            let polling = tokio::spawn(async move {
-                loop {
-                    for c in consumers.iter_mut() {
-                        if let Err(e) = c.drain().await {
-                            eprintln!("stream consumer {}: {e:#}", c.name);
-                        }
-                    }
-                    // The template's batching window.
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            });
+            let polling = beacon_local::consumers::poll_forever(consumers);
+            let link =
+                beacon_local::dashboard::link(&created, &aws, &tenant, &gw.url, "make serve")
+                    .await?;
+            eprintln!("dashboard of tenant `{tenant}` (read-only, for 2 days):\n  {link}");
             eprintln!("serving on {} (Ctrl-C to stop)", gw.url);
             tokio::signal::ctrl_c().await?;
             polling.abort();
@@ -127,6 +147,7 @@ async fn run() -> Result<()> {
             seed,
             out,
             stack,
+            serve,
         } => {
             let summary = demo::run(
                 &endpoint,
@@ -135,6 +156,7 @@ async fn run() -> Result<()> {
                     seed,
                     out_dir: out,
                     stack_name: stack,
+                    serve: serve.wanted(),
                 },
             )
             .await?;

@@ -184,8 +184,8 @@ def demo(moto_endpoint, tmp_path_factory):
     env = dict(os.environ, AWS_ENDPOINT_URL=moto_endpoint)
     done = subprocess.run(
         [str(binary), "demo", "--recipients", "80", "--seed", "11", "--out", str(out),
-         "--stack", "demo" + uuid.uuid4().hex[:8]],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+         "--stack", "demo" + uuid.uuid4().hex[:8], "--serve", "never"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return out

@@ -8,12 +8,15 @@ page at desktop and phone sizes go to tests/artifacts/."""
 import base64
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
 import re
 import struct
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
@@ -28,13 +31,15 @@ from playwright.sync_api import sync_playwright
 from test_browser import CHROMIUM, TARGET, wait_for_port
 from test_lambda_emulator import free_port
 
+_spec = importlib.util.spec_from_file_location(
+    "dashboard_shots", Path(__file__).resolve().parents[2] / "scripts" / "dashboard_shots.py")
+shots = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shots)
+
 DASHBOARD = Path(__file__).resolve().parents[2] / "functions" / "stats" / "dashboard"
 AXE = DASHBOARD / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-PAGES = {"campaigns": "#/", "deliverability": "#/deliverability", "audience": "#/audience", "live": "#/live"}
+SIZES, PAGES, not_blank = shots.SIZES, shots.PAGES, shots.not_blank
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,8 @@ def site(repo_root, moto_endpoint, summary, tmp_path_factory):
         api_key = subprocess.run([str(TARGET / "beacon"), "apikey", "create", "--tenant", summary["tenant"]],
                                  env=cli_env, capture_output=True, text=True, check=True).stdout.strip()
         yield {"url": f"http://127.0.0.1:{port}", "stack": stack, "env": cli_env, "keys": json.loads(keys),
-               "tenant": summary["tenant"], "campaign": summary["campaign"], "api_key": api_key}
+               "tenant": summary["tenant"], "campaign": summary["campaign"], "api_key": api_key,
+               "log": log_path}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -102,22 +108,8 @@ def python_signed_link(site, tenant, campaign, expires_at) -> str:
     return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
 
 
-def not_blank(png: bytes) -> bool:
-    """Decodes the PNG's pixel rows enough to see more than one colour."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind == b"IDAT":
-            idat += png[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    # A one-colour image filters to a handful of byte values; text and charts to many.
-    return len(set(raw)) > 32
-
-
 def browser(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return shots.launch(p)
 
 
 def watch_errors(page) -> list:
@@ -187,29 +179,15 @@ def test_every_page_renders_matches_the_api_and_passes_axe(site):
                        for i in range(rows.count()))
         wanted = sorted((str(opens.get(r, 0)), str(clicks.get(r, 0))) for r in set(opens) | set(clicks))
         assert shown == wanted, (shown, wanted)
-        for size, viewport in SIZES.items():
-            page.set_viewport_size(viewport)
-            # The chart follows the width (it is redrawn by a ResizeObserver).
-            fits = "document.querySelector('#chart .uplot').getBoundingClientRect().right <= window.innerWidth"
-            deadline = time.time() + 5
-            while not page.evaluate(fits):
-                assert time.time() < deadline, f"the chart overflows the {size} viewport"
-                time.sleep(0.1)
-            png = page.screenshot(path=str(ARTIFACTS / f"dashboard-campaign-{size}.png"), full_page=True)
-            assert not_blank(png), f"campaign page at {size} is blank"
-        page.set_viewport_size(SIZES["desktop"])
-
         for name, fragment in PAGES.items():
             page.goto(f"{site['url']}/dashboard/{fragment}")
             page.wait_for_selector("main h1")
             page.wait_for_load_state("networkidle")
             shown = page.inner_text("main")
             assert not re.search(r"\b(null|undefined|NaN)\b", shown), f"{name}: {shown[:400]}"
-            for size, viewport in SIZES.items():
-                page.set_viewport_size(viewport)
-                png = page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{size}.png"), full_page=True)
-                assert not_blank(png), f"{name} at {size} is blank"
-            page.set_viewport_size(SIZES["desktop"])
+        # Every page at desktop and phone sizes, none blank, the chart within the width.
+        written = shots.shoot(page, site["url"], ARTIFACTS, campaign, prefix="dashboard-")
+        assert len(written) == len(SIZES) * (len(PAGES) + 1)
         assert errors == [], errors
 
         # axe-core, injected past the page's content-security policy (which forbids
@@ -316,6 +294,27 @@ def test_a_campaign_link_reaches_nothing_else(site):
         b.close()
 
 
+def test_serve_prints_a_working_dashboard_link(site):
+    deadline = time.time() + 30  # printed once the gateway and the consumers are up
+    while not (found := re.findall(r"(http://\S+/dashboard/open\?t=\S+)", site["log"].read_text())):
+        assert time.time() < deadline, site["log"].read_text()
+        time.sleep(0.2)
+    assert len(found) == 1, site["log"].read_text()
+    assert found[0].startswith(site["url"] + "/")
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+
+    try:
+        urllib.request.build_opener(Stay).open(found[0], timeout=10)
+        raise AssertionError("the link did not redirect")
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303, answer.code
+        assert answer.headers["location"] == "/dashboard/"
+        assert "beacon_dashboard=" in answer.headers["set-cookie"]
+
+
 def test_expired_altered_and_revoked_links_are_refused(site):
     tenant = site["tenant"]
     with sync_playwright() as p:
@@ -411,3 +410,32 @@ def test_deliverability_shows_the_api_rates_alerts_and_exports_the_suppression_l
         assert rows[0] == "recipient,channel,since,reasons,campaign"
         assert {r.split(",")[0].strip('"') for r in rows[1:]} == expected
         b.close()
+
+
+def test_the_demo_counts_its_machines_apart_and_leaves_the_dashboard_link_and_screenshots(demo, summary):
+    # The demo's machines (Apple's proxy, a scanning gateway that follows the honeypot)
+    # are counted apart from its people, each number equal to the simulator's truth.
+    assert summary["matches"] is True
+    for name in ("opens_machine", "clicks_bot", "opens_human", "clicks_human"):
+        assert summary["stats"][name] == summary["stats_truth"][name], name
+    assert summary["stats"]["opens_machine"] > 0 and summary["stats"]["clicks_bot"] > 0
+    opens, clicks = summary["overview"]["machine_opens_by_reason"], summary["overview"]["bot_clicks_by_reason"]
+    assert opens.get("apple_mpp_agent", 0) > 0 and opens.get("opened_with_scan", 0) > 0, opens
+    assert clicks.get("honeypot", 0) > 0 and clicks.get("near_honeypot", 0) > 0, clicks
+    assert sum(opens.values()) == summary["stats"]["opens_machine"]
+    assert sum(clicks.values()) == summary["stats"]["clicks_bot"]
+    # The lake keeps each request's own verdict: the scanner's Chrome clicks are human
+    # there, bots in the rollups; the totals agree.
+    lake = summary["lake_counts"]
+    assert lake["clicks_human"] > summary["stats"]["clicks_human"]
+    assert lake["clicks_human"] + lake["clicks_bot"] == summary["rollup_totals"]["clicks"]
+
+    # The link it printed, and a non-blank screenshot of every page at both sizes.
+    link = summary["dashboard"]["link"]
+    assert link.startswith(summary["gateway"] + "/dashboard/open?t="), link
+    shots = sorted(Path(p).name for p in summary["dashboard"]["screenshots"])
+    wanted = sorted(f"{page}-{size}.png" for page in [*PAGES, "campaign"] for size in SIZES)
+    assert shots == wanted
+    for name in shots:
+        png = (demo / "dashboard" / name).read_bytes()
+        assert not_blank(png), name

@@ -347,7 +347,10 @@
       el("div", { class: "split" },
         el("section", {}, el("h2", {}, "Top links"), el("div", { class: "panel" }, linkRows.length
           ? table(`${links.links_total} links, by human clicks`, [
-            { label: "Link", cls: "url", value: (l) => l.url },
+            { label: "Link", cls: "url", value: (l) => l.url,
+              // The invisible link only scanners follow: named, so nobody wonders who clicked it.
+              show: (l) => l.url.endsWith("#beacon-honeypot")
+                ? el("span", {}, l.url, " ", el("span", { class: "tag" }, "honeypot")) : l.url },
             { label: "Human clicks", numeric: true, value: (l) => l.clicks_human },
             { label: "Unique clickers", numeric: true, value: (l) => l.unique_clickers_human },
             { label: "Bot clicks", numeric: true, value: (l) => l.clicks_bot },

@@ -308,6 +308,48 @@ pub async fn admit<S: LinkStore>(
     })
 }
 
+/// Why a link could not be issued.
+#[derive(Debug, Error)]
+pub enum IssueError {
+    #[error("signing the link: {0}")]
+    Sign(#[from] SignError),
+    #[error("recording the link: {0}")]
+    Store(#[from] LinkStoreError),
+}
+
+/// Makes a link for `tenant` (or one `campaign` of it) that works for `lifetime`
+/// seconds from `now`, and records it so it can be listed and revoked: what `beacon
+/// dashboard link` does, and the local stack for its own links. Returns the record and
+/// the token; the URL is `{base}/dashboard/open?t={token}` ([`open_url`]).
+pub async fn issue<S: LinkStore>(
+    keys: &Keyring,
+    store: &S,
+    tenant: &str,
+    campaign: Option<&str>,
+    lifetime: i64,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(LinkRecord, String), IssueError> {
+    let link = Link::new(tenant, campaign, now.timestamp() + lifetime);
+    let token = sign(keys, &link)?;
+    let record = LinkRecord {
+        link,
+        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        note,
+        revoked_at: None,
+    };
+    store.record(&record).await?;
+    Ok((record, token))
+}
+
+/// The address a link's token is opened at, under the API's public URL.
+pub fn open_url(base_url: &str, token: &str) -> String {
+    format!(
+        "{}/dashboard/open?t={token}",
+        base_url.trim_end_matches('/')
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +464,29 @@ mod tests {
         );
         assert_eq!(session_token(["x_beacon_dashboard=xyz"]), None);
         assert_eq!(session_token(["beacon_dashboard="]), None);
+    }
+
+    #[tokio::test]
+    async fn an_issued_link_is_recorded_and_admitted_until_it_expires() {
+        let store = crate::testkit::memory::MemoryLinks::default();
+        let now = DateTime::from_timestamp(NOW, 0).unwrap();
+        let (record, token) = issue(&keys(), &store, "acme", Some("spring"), 600, None, now)
+            .await
+            .unwrap();
+        assert_eq!(record.link.expires_at, NOW + 600);
+        assert_eq!(store.list("acme").await.unwrap(), vec![record.clone()]);
+        assert_eq!(
+            admit(&keys(), &store, &token, NOW + 599).await.unwrap(),
+            Ok(record.link)
+        );
+        assert_eq!(
+            admit(&keys(), &store, &token, NOW + 601).await.unwrap(),
+            Err(LinkError::Expired)
+        );
+        assert_eq!(
+            open_url("http://127.0.0.1:3000/", &token),
+            format!("http://127.0.0.1:3000/dashboard/open?t={token}")
+        );
     }
 
     #[tokio::test]
