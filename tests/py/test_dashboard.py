@@ -179,6 +179,16 @@ def test_every_page_renders_matches_the_api_and_passes_axe(site):
                        for i in range(rows.count()))
         wanted = sorted((str(opens.get(r, 0)), str(clicks.get(r, 0))) for r in set(opens) | set(clicks))
         assert shown == wanted, (shown, wanted)
+        # Channels and providers: each row's sent and human opens as the API has them.
+        channels = api(site, path + "/channels")["channels"]
+        assert sum(c["counts"]["sent"] for c in channels) == overview["counts"]["sent"]
+        rows = page.locator("#campaign-channels tbody tr")
+        shown = sorted(tuple(x.replace(",", "") for x in rows.nth(i).locator("th, td").all_inner_texts())
+                       for i in range(rows.count()))
+        wanted = sorted((c["channel"], c["provider"] or "–", str(c["counts"]["sent"])) for c in channels)
+        assert [r[:3] for r in shown] == wanted, (shown, wanted)
+        opens_col = [r[6] for r in shown]
+        assert sorted(opens_col) == sorted(str(c["counts"]["opens_human"]) for c in channels)
         for name, fragment in PAGES.items():
             page.goto(f"{site['url']}/dashboard/{fragment}")
             page.wait_for_selector("main h1")

@@ -288,7 +288,8 @@
   async function campaignPage(id, params) {
     loading(`campaign ${id}`);
     const base = `/v1/campaigns/${enc(id)}`;
-    const [o, links] = await Promise.all([api(base), api(`${base}/links?limit=20`)]);
+    const [o, links, channels] = await Promise.all([
+      api(base), api(`${base}/links?limit=20`), api(`${base}/channels`)]);
     const range = el("select", { id: "range" },
       ["7", "30", "90"].map((d) => el("option", { value: d, selected: (params.get("days") || "7") === d }, `Last ${d} days`)));
     const grain = el("select", { id: "grain" },
@@ -357,6 +358,8 @@
           ], linkRows, { sortable: true })
           : el("p", { class: "note" }, "No clicks yet."))),
         el("section", {}, el("h2", {}, "Delivery"), el("div", { class: "panel" }, latencyTable(o.latency)))),
+      el("section", {}, el("h2", {}, "Channels and providers"),
+        el("div", { class: "panel", id: "campaign-channels" }, campaignChannelTable(channels))),
       el("section", {}, el("h2", {}, "Machines, by reason"), el("div", { class: "panel", id: "reasons" }, reasonTable(o))),
       session && !session.campaign ? el("section", {}, el("h2", {}, "Compare"),
         el("div", { class: "controls" }, el("label", { for: "compare" }, "Another campaign", compareSelect)), compareHolder) : null,
@@ -415,13 +418,7 @@
         el("p", { id: "complaint-level" }, "Complaint rate: ", level(s.rates.complaint_rate, SES_REVIEW.complaint))),
       el("h2", {}, "Alerts"), el("div", { class: "panel" }, alertTable(alerts.rules)),
       el("h2", {}, "By channel and provider"), el("div", { class: "panel" }, channels.channels.length
-        ? table("Last 30 days, all campaigns", [
-          { label: "Channel", header: true, value: (c) => c.channel },
-          { label: "Provider", value: (c) => c.provider || "–" },
-          { label: "Sent", numeric: true, value: (c) => c.counts.sent },
-          { label: "Delivery rate", numeric: true, value: (c) => c.rates.delivery_rate, show: (c) => pct(c.rates.delivery_rate) },
-          { label: "Bounce rate", numeric: true, value: (c) => c.rates.bounce_rate, show: (c) => pct(c.rates.bounce_rate) },
-          { label: "Complaint rate", numeric: true, value: (c) => c.rates.complaint_rate, show: (c) => pct(c.rates.complaint_rate) },
+        ? table("Last 30 days, all campaigns", [...CHANNEL_COLUMNS,
           { label: "Delivery p95", numeric: true, value: (c) => c.latency.p95_ms, show: (c) => ms(c.latency.p95_ms) },
         ], channels.channels, { sortable: true })
         : el("p", { class: "note" }, "No channel has traffic in the last 30 days.")),
@@ -434,6 +431,32 @@
   function showValue(metric, v) {
     if (v === null || v === undefined) return "–";
     return metric === "spend" ? num(v) : pct(v);
+  }
+
+  // A channel/provider's delivery numbers: the tenant's (deliverability) and a
+  // campaign's tables both start with them.
+  const CHANNEL_COLUMNS = [
+    { label: "Channel", header: true, value: (c) => c.channel },
+    { label: "Provider", value: (c) => c.provider || "–" },
+    { label: "Sent", numeric: true, value: (c) => c.counts.sent },
+    { label: "Delivery rate", numeric: true, value: (c) => c.rates.delivery_rate, show: (c) => pct(c.rates.delivery_rate) },
+    { label: "Bounce rate", numeric: true, value: (c) => c.rates.bounce_rate, show: (c) => pct(c.rates.bounce_rate) },
+    { label: "Complaint rate", numeric: true, value: (c) => c.rates.complaint_rate, show: (c) => pct(c.rates.complaint_rate) },
+  ];
+
+  function campaignChannelTable(c) {
+    if (!c.channels.length) {
+      return el("p", { class: "note" }, "No event of this campaign named a channel or provider.");
+    }
+    const caption = (c.truncated ? `Its last days, from ${c.from.slice(0, 10)}: ` : "") +
+      "the campaign's numbers per channel and provider";
+    return el("div", {}, table(caption, [...CHANNEL_COLUMNS,
+      { label: "Human opens", numeric: true, value: (r) => r.counts.opens_human },
+      { label: "Machine opens", numeric: true, value: (r) => r.counts.opens_machine },
+      { label: "Human clicks", numeric: true, value: (r) => r.counts.clicks_human },
+      { label: "Bot clicks", numeric: true, value: (r) => r.counts.clicks_bot },
+    ], c.channels, { sortable: true }),
+    el("p", { class: "note" }, "Opens and clicks through Beacon's own tracking links name the channel, not the provider that sent the message."));
   }
 
   function alertTable(rules) {

@@ -43,14 +43,17 @@ use beacon_domain::event::validate::{check_campaign, check_channel, DEFAULT_CHAN
 use beacon_domain::metrics;
 use beacon_domain::rollup::reader::{DirectoryPage, Fields, ReadError, RollupItem, RollupReader};
 use beacon_domain::rollup::{
+    campaign_channel_day_end, campaign_channel_partition, directory_partition, parse_channel,
+    CAMPAIGN_PREFIX, CHANNEL_PREFIX,
+};
+use beacon_domain::rollup::{
     count_unique, rollup_partition, unique_partition, Grain, Scope, UniqueKind,
 };
-use beacon_domain::rollup::{directory_partition, parse_channel, CAMPAIGN_PREFIX, CHANNEL_PREFIX};
 use beacon_domain::stats::{
-    parse_grain, parse_limit, parse_limit_within, select_days, CampaignEntry, Campaigns,
-    ChannelStats, Channels, Overview, ParamError, Range, Selection, Series, TopLinks, Uniques,
-    ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE, MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE,
-    MAX_DAY_RANGE_DAYS,
+    parse_grain, parse_limit, parse_limit_within, select_days, CampaignChannels, CampaignEntry,
+    Campaigns, ChannelStats, Channels, Overview, ParamError, Range, Selection, Series, TopLinks,
+    Uniques, ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE, MAX_CAMPAIGN_CHANNEL_ITEMS,
+    MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE, MAX_DAY_RANGE_DAYS,
 };
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use futures_util::{StreamExt, TryStreamExt};
@@ -112,7 +115,7 @@ impl DeployedStats {
 
 /// The API's routes (`GET` but for the batch suppression check), as the template
 /// declares them (with the dashboard's `/dashboard` and `/dashboard/{path+}`).
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 16] = [
     "/v1/session",
     "/v1/live",
     "/v1/alerts",
@@ -120,6 +123,7 @@ pub const ROUTES: [&str; 15] = [
     "/v1/campaigns/{campaign}",
     "/v1/campaigns/{campaign}/timeseries",
     "/v1/campaigns/{campaign}/links",
+    "/v1/campaigns/{campaign}/channels",
     "/v1/timeseries",
     "/v1/channels",
     "/v1/suppressions",
@@ -139,6 +143,7 @@ enum Route {
     Overview(String),
     CampaignSeries(String),
     Links(String),
+    CampaignChannels(String),
     TenantSeries,
     Channels,
     Suppressions,
@@ -161,7 +166,7 @@ impl Route {
             | Route::Engagement(_)
             | Route::Segments => &[],
             Route::Campaigns => &["cursor", "limit"],
-            Route::Overview(_) => &["from", "to"],
+            Route::Overview(_) | Route::CampaignChannels(_) => &["from", "to"],
             Route::Channels => &["from", "to", "cursor", "limit"],
             Route::CampaignSeries(_) | Route::TenantSeries => &["grain", "from", "to"],
             Route::Links(_) => &["from", "to", "limit"],
@@ -294,9 +299,10 @@ impl Caller {
         };
         let allowed = match route {
             Route::Session | Route::Campaigns => true,
-            Route::Overview(c) | Route::CampaignSeries(c) | Route::Links(c) => {
-                link.allows_campaign(c)
-            }
+            Route::Overview(c)
+            | Route::CampaignSeries(c)
+            | Route::Links(c)
+            | Route::CampaignChannels(c) => link.allows_campaign(c),
             _ => link.whole_tenant(),
         };
         if allowed {
@@ -444,6 +450,31 @@ async fn answer<
             let (sel, clicks) = (sel?, clicks?);
             let clicks = count_unique(clicks.iter().map(String::as_str));
             ok(&TopLinks::new(&campaign, &sel, &clicks, limit))
+        }
+        Route::CampaignChannels(campaign) => {
+            let range = query.optional_range(now)?;
+            require_campaign(reader, tenant, &campaign).await?;
+            let (first, last) = match &range {
+                Some(r) => r.sort_keys(),
+                None => (ALL_DAYS.0.to_string(), ALL_DAYS.1.to_string()),
+            };
+            // Latest first, so a campaign with more items than one read takes is
+            // answered for its last days.
+            let items = reader
+                .latest_rollups(
+                    &campaign_channel_partition(tenant, &campaign),
+                    &first,
+                    &campaign_channel_day_end(&last),
+                    Fields::Scalars,
+                    MAX_CAMPAIGN_CHANNEL_ITEMS,
+                )
+                .await?;
+            ok(&CampaignChannels::new(
+                &campaign,
+                items.iter().map(|i| (i.sk.as_str(), &i.counters)),
+                range.as_ref(),
+                MAX_CAMPAIGN_CHANNEL_ITEMS,
+            ))
         }
         Route::CampaignSeries(campaign) => {
             let range = query.range(query.grain()?, now)?;
@@ -709,6 +740,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
         ["", "v1", "campaigns", c] => Route::Overview(campaign(c)?),
         ["", "v1", "campaigns", c, "timeseries"] => Route::CampaignSeries(campaign(c)?),
         ["", "v1", "campaigns", c, "links"] => Route::Links(campaign(c)?),
+        ["", "v1", "campaigns", c, "channels"] => Route::CampaignChannels(campaign(c)?),
         ["", "v1", "timeseries"] => Route::TenantSeries,
         ["", "v1", "channels"] => Route::Channels,
         _ => {

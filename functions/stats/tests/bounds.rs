@@ -11,7 +11,8 @@ use beacon_domain::audience::engagement::{epoch_day, Action};
 use beacon_domain::audience::suppression::{Reason, Suppression};
 use beacon_domain::rollup::TENANTS_PARTITION;
 use beacon_domain::rollup::{
-    fingerprint, rollup_partition, unique_partition, Counters, Grain, Scope, UniqueKind,
+    campaign_channel_partition, campaign_channel_sort_key, fingerprint, rollup_partition,
+    unique_partition, Counters, Grain, Scope, UniqueKind,
 };
 use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
@@ -32,6 +33,7 @@ const CAMPAIGNS: usize = 2000;
 const RECIPIENTS: usize = 5000;
 const SUPPRESSED: usize = 3000;
 const LONG_DAYS: i64 = 1000;
+const LONG_PROVIDERS: usize = 5;
 
 /// Each route's `x-beacon-max-dynamodb-calls`, from the OpenAPI file.
 fn documented_maxima() -> BTreeMap<String, u32> {
@@ -88,6 +90,14 @@ fn big_tenant() -> (App, String, String) {
         reader.add_rollup(&long, &day(d), &sent(d as u64 + 1));
         let hour = format!("H#{}", (now() - Duration::days(d)).format("%Y-%m-%dT10"));
         reader.add_rollup(&long_hours, &hour, &sent(1));
+    }
+    // ... through five providers: more channel items than one read takes.
+    let long_channels = campaign_channel_partition("acme", "long");
+    for d in 0..LONG_DAYS {
+        for p in 0..LONG_PROVIDERS {
+            let sk = campaign_channel_sort_key(&day(d), "email", &format!("p{p}"));
+            reader.add_rollup(&long_channels, &sk, &sent(1));
+        }
     }
     for kind in [UniqueKind::Opens, UniqueKind::Clicks] {
         for b in 0..16 {
@@ -225,6 +235,8 @@ async fn every_route_stays_within_its_maximum_for_a_big_tenant() {
             "grain=hour&from=2026-10-31".into(),
         ),
         ("/v1/campaigns/long/links", String::new()),
+        ("/v1/campaigns/long/channels", String::new()),
+        ("/v1/campaigns/long/channels", format!("from={from_old}")),
         ("/v1/timeseries", format!("from={from_old}")),
         ("/v1/channels", String::new()),
         ("/v1/channels", "limit=50".into()),
@@ -242,6 +254,40 @@ async fn every_route_stays_within_its_maximum_for_a_big_tenant() {
     assert_eq!(status, 200);
     assert_eq!(check["suppressed"].as_array().unwrap().len(), 1000);
     assert_eq!(calls, 10, "a BatchGetItem per 100 recipients");
+}
+
+#[tokio::test]
+async fn a_campaign_with_more_channel_items_than_one_read_is_answered_for_its_last_whole_days() {
+    let (app, acme, _) = big_tenant();
+    let (status, body, calls) = call(&app, &acme, "/v1/campaigns/long/channels", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(calls, 3);
+    assert_eq!(body["truncated"], true);
+    // 4,000 items are 800 days of five providers; the earliest day read may lack some,
+    // so 799 whole days are added up, each provider once a day.
+    let channels = body["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), LONG_PROVIDERS);
+    for c in channels {
+        assert_eq!(c["counts"]["sent"], 799, "{c}");
+    }
+    assert_eq!(
+        body["from"],
+        format!(
+            "{}T00:00:00Z",
+            (now() - Duration::days(798)).format("%Y-%m-%d")
+        )
+    );
+    // A range the read covers is answered whole.
+    let from = (now() - Duration::days(9)).format("%Y-%m-%d");
+    let (_, body, _) = call(
+        &app,
+        &acme,
+        "/v1/campaigns/long/channels",
+        &format!("from={from}"),
+    )
+    .await;
+    assert_eq!(body["truncated"], false);
+    assert_eq!(body["channels"][0]["counts"]["sent"], 10);
 }
 
 #[tokio::test]

@@ -222,6 +222,7 @@ async fn a_session_answers_for_its_link_and_nothing_more() {
     for path in [
         "/v1/campaigns/autumn",
         "/v1/campaigns/autumn/links",
+        "/v1/campaigns/autumn/channels",
         "/v1/timeseries",
         "/v1/channels",
         "/v1/suppressions",

@@ -296,6 +296,7 @@ async fn batching_does_not_change_the_numbers() {
     for path in [
         "/v1/campaigns/spring",
         "/v1/campaigns/spring/links",
+        "/v1/campaigns/spring/channels",
         "/v1/campaigns/spring/timeseries",
         "/v1/channels",
     ] {
@@ -699,6 +700,95 @@ async fn channels_break_down_by_channel_and_provider() {
     .await;
     assert_eq!(june["channels"][0]["provider"], "sendgrid");
     assert_eq!(june["channels"][0]["counts"]["sent"], 1);
+}
+
+#[tokio::test]
+async fn a_campaign_breaks_down_by_channel_and_provider() {
+    let f = fixture();
+    let mut events = spring_events();
+    // Two of spring's recipients also get a text through Twilio, the next day.
+    for (i, kind) in [EventType::Sent, EventType::Sent, EventType::Delivered]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = ev(
+            "acme",
+            kind,
+            Some("spring"),
+            &format!("r{}", i % 2),
+            "2026-11-24T09:00:00Z",
+        );
+        e.message_id = Some(format!("sms-{i}"));
+        e.channel = Some("sms".into());
+        e.provider = Some("twilio".into());
+        events.push(e);
+    }
+    // Another campaign's email does not count.
+    events.push(ev(
+        "acme",
+        EventType::Sent,
+        Some("autumn"),
+        "x",
+        "2026-11-23T09:00:00Z",
+    ));
+    store_events(&f.app.reader, &events, 7);
+
+    let o = ok(&f.app, &f.acme, "/v1/campaigns/spring", "").await;
+    let c = ok(&f.app, &f.acme, "/v1/campaigns/spring/channels", "").await;
+    assert_eq!(c["campaign_id"], "spring");
+    assert_eq!(c["truncated"], false);
+    assert_eq!(
+        (&c["from"], &c["to"]),
+        (
+            &json!("2026-11-23T00:00:00Z"),
+            &json!("2026-11-25T00:00:00Z")
+        )
+    );
+    let channels = c["channels"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = channels
+        .iter()
+        .map(|ch| {
+            (
+                ch["channel"].as_str().unwrap(),
+                ch["provider"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("email", "ses"), ("sms", "twilio")]);
+    // Every counter of the channels adds up to the campaign's.
+    for (name, total) in o["counts"].as_object().unwrap() {
+        let Some(total) = total.as_u64() else {
+            continue;
+        };
+        let sum: u64 = channels
+            .iter()
+            .map(|ch| ch["counts"][name].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(sum, total, "{name}");
+    }
+    assert_eq!(channels[1]["counts"]["sent"], 2);
+    approx(&channels[1]["rates"]["delivery_rate"], 0.5);
+    assert_eq!(
+        channels[0]["counts"]["opens_machine"],
+        o["counts"]["opens_machine"]
+    );
+    assert!(
+        channels[0]["rates"]["open_rate"].is_null(),
+        "uniques are per campaign"
+    );
+    // A range: the first day only.
+    let day = ok(
+        &f.app,
+        &f.acme,
+        "/v1/campaigns/spring/channels",
+        "from=2026-11-23&to=2026-11-23",
+    )
+    .await;
+    assert_eq!(day["channels"].as_array().unwrap().len(), 1, "{day}");
+    assert_eq!(day["channels"][0]["counts"]["sent"], 10);
+    // An unknown campaign is 404, like its overview.
+    let (status, _) = get(&f.app, Some(&f.acme), "/v1/campaigns/nope/channels", "").await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]

@@ -649,6 +649,94 @@ impl Channels {
     }
 }
 
+/// Channel items one read of a campaign's breakdown takes at most: scalar counters,
+/// each item under 500 bytes, so two 1 MB Query pages.
+pub const MAX_CAMPAIGN_CHANNEL_ITEMS: usize = 4_000;
+
+/// One channel and provider of a campaign over whole UTC days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignChannel {
+    pub channel: String,
+    /// `null` for events that named no provider.
+    pub provider: Option<String>,
+    pub counts: Counts,
+    /// Open, click and click-to-open are always `null` here (uniques are per campaign).
+    pub rates: Rates,
+}
+
+/// `GET /v1/campaigns/{campaign}/channels`: the campaign's numbers per channel and
+/// provider, added up over a range of days (or its whole life).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignChannels {
+    pub campaign_id: String,
+    /// The days added up; `null` when nothing was sent through a named channel.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The campaign has more channel items in the range than one request reads
+    /// ([`MAX_CAMPAIGN_CHANNEL_ITEMS`]): the days before `from` were left out (ask for
+    /// them with `to`).
+    pub truncated: bool,
+    /// By channel, then provider.
+    pub channels: Vec<CampaignChannel>,
+}
+
+impl CampaignChannels {
+    /// From the campaign's channel items (sort keys from
+    /// [`crate::rollup::campaign_channel_sort_key`]) read latest first, at most `limit`
+    /// of them, within `range` if one was asked for. When the read stopped at `limit`
+    /// its earliest day may be partial, so that day is left out and `truncated` set.
+    pub fn new<'a>(
+        campaign: &str,
+        items: impl IntoIterator<Item = (&'a str, &'a Counters)>,
+        range: Option<&Range>,
+        limit: usize,
+    ) -> Self {
+        let items: Vec<(NaiveDate, &str, &str, &Counters)> = items
+            .into_iter()
+            .filter_map(|(sk, c)| {
+                let (day, channel, provider) = crate::rollup::parse_campaign_channel(sk)?;
+                Some((day, channel, provider, c))
+            })
+            .collect();
+        let truncated = items.len() >= limit;
+        let cut = truncated.then(|| items.iter().map(|i| i.0).min()).flatten();
+        let mut pairs: BTreeMap<(&str, &str), Counters> = BTreeMap::new();
+        let (mut first, mut last): (Option<NaiveDate>, Option<NaiveDate>) = (None, None);
+        for (day, channel, provider, c) in items {
+            if cut.is_some_and(|cut| day <= cut) {
+                continue;
+            }
+            pairs.entry((channel, provider)).or_default().merge(c);
+            first = Some(first.map_or(day, |f| f.min(day)));
+            last = Some(last.map_or(day, |l| l.max(day)));
+        }
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let (from, to) = match (range, cut) {
+            (Some(r), None) => (Some(r.from), Some(r.to)),
+            (Some(r), Some(cut)) => (Some(midnight(cut + Duration::days(1))), Some(r.to)),
+            (None, _) => (
+                first.map(midnight),
+                last.map(|l| midnight(l + Duration::days(1))),
+            ),
+        };
+        CampaignChannels {
+            campaign_id: campaign.to_string(),
+            from: from.map(rfc3339),
+            to: to.map(rfc3339),
+            truncated,
+            channels: pairs
+                .into_iter()
+                .map(|((channel, provider), c)| CampaignChannel {
+                    channel: channel.to_string(),
+                    provider: (provider != "-").then(|| provider.to_string()),
+                    counts: Counts::new(&c),
+                    rates: Rates::new(&c, None),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One of the tenant's campaigns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CampaignEntry {
@@ -678,6 +766,46 @@ mod tests {
         let mut c = Counters::default();
         f(&mut c);
         c
+    }
+
+    #[test]
+    fn a_campaign_adds_up_per_channel_and_leaves_out_a_partial_day() {
+        let sent = |n| counters(|c| c.sent = n);
+        let (a, b, c, d) = (sent(10), sent(5), sent(7), sent(1));
+        // Latest first, as read.
+        let items = [
+            ("D#2026-11-24#sms:-", &d),
+            ("D#2026-11-24#email:ses", &c),
+            ("D#2026-11-23#email:ses", &b),
+            ("D#2026-11-22#email:ses", &a),
+            ("D#2026-11-22", &a), // not a channel item
+        ];
+        let all = CampaignChannels::new("spring", items, None, 100);
+        assert!(!all.truncated);
+        assert_eq!(
+            (all.from.as_deref(), all.to.as_deref()),
+            (Some("2026-11-22T00:00:00Z"), Some("2026-11-25T00:00:00Z"))
+        );
+        let got: Vec<_> = all
+            .channels
+            .iter()
+            .map(|c| (c.channel.as_str(), c.provider.as_deref(), c.counts.sent))
+            .collect();
+        assert_eq!(got, [("email", Some("ses"), 22), ("sms", None, 1)]);
+        // The read stopped at its limit: the earliest day read may lack pairs.
+        let cut = CampaignChannels::new("spring", items, None, 4);
+        assert!(cut.truncated);
+        assert_eq!(cut.from.as_deref(), Some("2026-11-23T00:00:00Z"));
+        assert_eq!(cut.channels[0].counts.sent, 12);
+        let range = Range {
+            from: at("2026-11-20T00:00:00Z"),
+            to: at("2026-11-25T00:00:00Z"),
+            grain: Grain::Day,
+        };
+        let asked = CampaignChannels::new("spring", items, Some(&range), 100);
+        assert_eq!(asked.from.as_deref(), Some("2026-11-20T00:00:00Z"));
+        let none = CampaignChannels::new("spring", [], None, 100);
+        assert_eq!((none.from, none.channels.len()), (None, 0));
     }
 
     const U: Uniques = Uniques {

@@ -8,6 +8,7 @@
 //! | item | `pk` | `sk` | built by |
 //! |---|---|---|---|
 //! | counters of the tenant, a campaign or a channel | `R#{tenant}#{H\|D}#{all\|c:{campaign}\|ch:{channel}:{provider}}` | `H#{yyyy-mm-ddThh}` or `D#{yyyy-mm-dd}` | [`rollup_partition`], [`Grain::sort_key`] |
+//! | a campaign's counters per channel and provider (days only) | `R#{tenant}#D#cc:{campaign}` | `D#{yyyy-mm-dd}#{channel}:{provider}` | [`rollup_partition`], [`campaign_channel_sort_key`] |
 //! | a link's clicks | `R#{tenant}#{H\|D}#l:{campaign}` | `{period}#{link id}` | [`link_partition`], [`link_sort_key`] |
 //! | a month's pack of day counters | the day items' | `P#{yyyy-mm}` | [`pack_sort_key`] |
 //! | unique set page | `U#{tenant}#{campaign}#{kind}` | `B#{bucket}` then `B#{bucket}#{page}` | [`unique_partition`], [`bucket_page_sort_key`] |
@@ -84,6 +85,11 @@ pub fn directory_entries<'a>(
             directory_partition(&k.tenant),
             format!("{CHANNEL_PREFIX}{ch}:{p}"),
         ),
+        // Listed under its campaign and its channel, whose items the same events make.
+        Scope::CampaignChannel { campaign, .. } => (
+            directory_partition(&k.tenant),
+            format!("{CAMPAIGN_PREFIX}{campaign}"),
+        ),
     })
     .collect()
 }
@@ -101,6 +107,35 @@ pub enum Scope {
     Campaign(String),
     /// Channel and provider (`-` when the event named none).
     Channel(String, String),
+    /// A campaign's events of one channel and provider: day items only, every pair of
+    /// the campaign in one partition, so one Query gives its breakdown over a range of
+    /// days ([`campaign_channel_sort_key`]).
+    CampaignChannel {
+        campaign: String,
+        channel: String,
+        provider: String,
+    },
+}
+
+/// The sort key of a campaign's day item of one channel and provider:
+/// `D#2026-12-03#email:ses`. A day's pairs sort together, after the day's own key and
+/// before the next day's (`#` sorts below every digit).
+pub fn campaign_channel_sort_key(day_sort_key: &str, channel: &str, provider: &str) -> String {
+    format!("{day_sort_key}#{channel}:{provider}")
+}
+
+/// Day, channel and provider of a [`campaign_channel_sort_key`].
+pub fn parse_campaign_channel(sk: &str) -> Option<(NaiveDate, &str, &str)> {
+    let (day, pair) = sk.strip_prefix("D#")?.split_once('#')?;
+    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    let (channel, provider) = pair.split_once(':')?;
+    (!channel.is_empty() && !provider.is_empty()).then_some((day, channel, provider))
+}
+
+/// The last sort key of a campaign's channel items on the day `day_sort_key` (`$`
+/// sorts just above `#`).
+pub fn campaign_channel_day_end(day_sort_key: &str) -> String {
+    format!("{day_sort_key}$")
 }
 
 /// One rollup item: partition key from [`rollup_partition`], sort key per [`Grain`].
@@ -131,7 +166,15 @@ pub fn rollup_partition(tenant: &str, scope: &Scope, grain: Grain) -> String {
         Scope::Tenant => format!("R#{tenant}#{g}#all"),
         Scope::Campaign(c) => format!("R#{tenant}#{g}#c:{c}"),
         Scope::Channel(ch, p) => format!("R#{tenant}#{g}#ch:{ch}:{p}"),
+        // Day items only: every event of a campaign's channel items is in its day.
+        Scope::CampaignChannel { campaign, .. } => campaign_channel_partition(tenant, campaign),
     }
+}
+
+/// The partition of a campaign's day items per channel and provider:
+/// `R#acme#D#cc:spring` ([`Scope::CampaignChannel`]).
+pub fn campaign_channel_partition(tenant: &str, campaign: &str) -> String {
+    format!("R#{tenant}#D#cc:{campaign}")
 }
 
 /// The partition of a campaign's link items of one grain: `R#acme#D#l:spring`. Each

@@ -343,20 +343,18 @@ impl<'a> CellRef<'a> {
     }
 
     /// The rollup items the cell adds to: hour and day of the tenant, its campaign and
-    /// its channel/provider.
+    /// its channel/provider, and the day of its campaign's channel/provider.
     fn rollup_keys(self) -> Vec<RollupKey> {
         let mut scopes = vec![Scope::Tenant];
         if let Some(c) = self.campaign {
             scopes.push(Scope::Campaign(c.to_string()));
         }
+        let provider = self.provider.unwrap_or("-");
         if let Some(ch) = self.channel {
-            scopes.push(Scope::Channel(
-                ch.to_string(),
-                self.provider.unwrap_or("-").to_string(),
-            ));
+            scopes.push(Scope::Channel(ch.to_string(), provider.to_string()));
         }
         let periods = self.periods();
-        let mut keys = Vec::with_capacity(scopes.len() * 2);
+        let mut keys = Vec::with_capacity(scopes.len() * 2 + 1);
         for scope in scopes {
             for (grain, period) in &periods {
                 keys.push(RollupKey {
@@ -366,6 +364,19 @@ impl<'a> CellRef<'a> {
                     period: period.clone(),
                 });
             }
+        }
+        if let (Some(campaign), Some(channel)) = (self.campaign, self.channel) {
+            let (_, day) = &periods[1];
+            keys.push(RollupKey {
+                tenant: self.tenant.to_string(),
+                scope: Scope::CampaignChannel {
+                    campaign: campaign.to_string(),
+                    channel: channel.to_string(),
+                    provider: provider.to_string(),
+                },
+                grain: Grain::Day,
+                period: keys::campaign_channel_sort_key(day, channel, provider),
+            });
         }
         keys
     }
@@ -544,7 +555,10 @@ impl Aggregate {
             for key in cell.rollup_keys() {
                 if !self.items.contains_key(&key) {
                     growth.items += 1;
-                    if key.grain == Grain::Day {
+                    // A campaign's channel item is listed under its campaign's entry.
+                    if key.grain == Grain::Day
+                        && !matches!(key.scope, Scope::CampaignChannel { .. })
+                    {
                         growth.directory += 1;
                     }
                 }
@@ -798,16 +812,20 @@ mod tests {
         let mut a = Aggregate::default();
         a.add(&event(EventType::Sent, "2026-11-23T10:15:00Z"));
         let rollups = a.rollups();
-        assert_eq!(rollups.len(), 6);
-        assert_eq!(a.item_count(), 6);
+        assert_eq!(rollups.len(), 7);
+        assert_eq!(a.item_count(), 7);
         let periods: BTreeSet<_> = rollups.keys().map(|k| k.period.as_str()).collect();
-        assert_eq!(periods, BTreeSet::from(["H#2026-11-23T10", "D#2026-11-23"]));
+        assert_eq!(
+            periods,
+            BTreeSet::from(["H#2026-11-23T10", "D#2026-11-23", "D#2026-11-23#email:ses"])
+        );
         let pks: BTreeSet<_> = rollups.keys().map(|k| k.partition_key()).collect();
         assert_eq!(
             pks,
             BTreeSet::from([
                 "R#acme#D#all".to_string(),
                 "R#acme#D#c:spring".into(),
+                "R#acme#D#cc:spring".into(),
                 "R#acme#D#ch:email:ses".into(),
                 "R#acme#H#all".into(),
                 "R#acme#H#c:spring".into(),
@@ -823,7 +841,7 @@ mod tests {
             a.add(&event(EventType::Delivered, "2026-11-23T10:15:00Z"));
         }
         let rollups = a.rollups();
-        assert_eq!(rollups.len(), 6);
+        assert_eq!(rollups.len(), 7);
         assert!(rollups.values().all(|c| c.delivered == 1000));
     }
 
@@ -940,8 +958,33 @@ mod tests {
         );
         // Link items: a in hours 09 and 00 and both days, b in hour 18 and the 23rd.
         assert_eq!(a.item_count(), rollups.len() + 6);
-        // Tenant and campaign: 3 hours + 2 days each; email: 2 hours + 2 days; sms: 1 + 1.
-        assert_eq!(rollups.len(), 5 + 5 + 4 + 2, "{rollups:#?}");
+        // Tenant and campaign: 3 hours + 2 days each; email: 2 hours + 2 days; sms: 1 + 1;
+        // the campaign's days by channel: email on both days, sms on the first.
+        assert_eq!(rollups.len(), 5 + 5 + 4 + 2 + 3, "{rollups:#?}");
+        let by_channel = |channel: &str, provider: &str, day: &str| {
+            let scope = Scope::CampaignChannel {
+                campaign: "spring".into(),
+                channel: channel.into(),
+                provider: provider.into(),
+            };
+            get(scope, &campaign_channel_sort_key(day, channel, provider)).clicks_human
+        };
+        assert_eq!(by_channel("email", "ses", "D#2026-11-23"), 2);
+        assert_eq!(by_channel("sms", "-", "D#2026-11-23"), 1);
+        assert_eq!(by_channel("email", "ses", "D#2026-11-24"), 1);
+        assert_eq!(
+            parse_campaign_channel("D#2026-11-23#sms:-"),
+            Some((
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+                "sms",
+                "-"
+            ))
+        );
+        assert_eq!(parse_campaign_channel("D#2026-11-23"), None);
+        // A day's channel items sort between the day and the next.
+        let (day, next) = ("D#2026-11-23", "D#2026-11-24");
+        let sk = campaign_channel_sort_key(day, "zzz", "p:q");
+        assert!(day < sk.as_str() && sk < campaign_channel_day_end(day) && sk.as_str() < next);
     }
 
     #[test]
@@ -960,10 +1003,11 @@ mod tests {
         );
         let f = a.facts(&c);
         let g = a.growth(&c, &f);
-        // Six rollup items (tenant, campaign, channel x hour, day) and the link's two.
-        assert_eq!((g.items, g.directory), (8, 3));
+        // Six rollup items (tenant, campaign, channel x hour, day), the campaign's day
+        // of the channel (listed under the campaign) and the link's two.
+        assert_eq!((g.items, g.directory), (9, 3));
         a.add_with(&c, &f);
-        assert_eq!(a.item_count(), 8);
+        assert_eq!(a.item_count(), 9);
         assert_eq!(a.growth(&c, &f), Growth::default(), "nothing new");
         let f = a.facts(&later);
         let g = a.growth(&later, &f);

@@ -54,7 +54,8 @@ pub fn month_bounds(day: NaiveDate) -> (NaiveDate, NaiveDate) {
 }
 
 /// The packs (partition, sort key) whose `gen` a run goes up by: those of the months of
-/// the day items it updates that are before `today`.
+/// the day items it updates that are before `today`. A campaign's channel items
+/// (`D#{day}#{channel}:{provider}`) are never packed, so they bump nothing.
 pub fn bumps<'a>(
     keys: impl IntoIterator<Item = &'a RollupKey>,
     today: NaiveDate,

@@ -99,6 +99,9 @@ impl MemoryRollupReader {
                 Scope::Tenant => None,
                 Scope::Campaign(c) => Some(format!("{CAMPAIGN_PREFIX}{c}")),
                 Scope::Channel(ch, p) => Some(format!("{CHANNEL_PREFIX}{ch}:{p}")),
+                Scope::CampaignChannel { campaign, .. } => {
+                    Some(format!("{CAMPAIGN_PREFIX}{campaign}"))
+                }
             };
             if let Some(sk) = entry {
                 self.set_directory(&directory_partition(&key.tenant), &sk, last_seen);
