@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """moto's server (what `moto_server` runs), with DynamoDB transactions that back up only
-the items they touch. scripts/moto.sh starts this instead of `moto_server`.
+the items they touch, and Queries that read only the partition they name.
+scripts/moto.sh starts this instead of `moto_server`.
 
 Why: moto 5.2.5's `DynamoDBBackend.transact_write_items` deep-copies every table named by
 an action, once per action, before it applies anything (its rollback backup). A local
@@ -21,9 +22,18 @@ with a message saying so): moto is 5.2.5, the function's source is byte-for-byte
 one this patch was written against (sha256 below), and each hunk matches exactly where
 expected. Set BEACON_MOTO_UNPATCHED=1 to run moto as it is (for comparisons).
 
+Queries: moto 5.2.5's `Table.query` gathers a main-table Query's candidates from
+`self.all_items()`, which lists and sorts every item of the table, then keeps those of the
+named partition: each Query costs time in proportion to the whole table (about 9 µs per
+item on the project's machine), where DynamoDB reads only the partition. The patch takes
+the candidates from the partition's own bucket (`self.items[hash_key]`, where moto keeps
+them), then sorts and filters them exactly as before, so every answer is the same (the
+tests compare both servers); Queries of an index are left as they are. Same checks: the
+method's source must be byte-for-byte the one below (sha256), the hunk found once.
+
 Either way the server answers `GET /moto-api/beacon/transactions` with counters:
 {"patched": bool, "transactions": n, "items_copied": n, "keys_backed_up": n,
- "rollbacks": n}. `items_copied` is how many items the backups deep-copied: patched, one
+ "rollbacks": n, "partition_queries": n}. `items_copied` is how many items the backups deep-copied: patched, one
 per existing item an action writes; unpatched, every item of the named table per action.
 
 Usage: scripts/moto_server.py [moto_server's arguments, e.g. -H 127.0.0.1 -p 5000]
@@ -47,6 +57,21 @@ MOTO_VERSION = "5.2.5"
 SOURCE_SHA256 = "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4"
 STATS_PATH = "/moto-api/beacon/transactions"
 UNPATCHED_ENV = "BEACON_MOTO_UNPATCHED"
+
+# sha256 of inspect.getsource(Table.query) in moto 5.2.5.
+QUERY_SOURCE_SHA256 = "002b4d00be6df07cf37f6cbe0132e5eb89455ae12a8e79b23db3fb492450f21e"
+# A main-table Query's candidates: every item of the table, kept if in the partition.
+QUERY_HUNK = """\
+            possible_results = [
+                item
+                for item in self.all_items()
+                if isinstance(item, Item) and item.hash_key == hash_key
+            ]
+"""
+QUERY_REPLACEMENT = """\
+            # Beacon: the partition's own items (scripts/moto_server.py).
+            possible_results = _beacon_partition_items(self, hash_key)
+"""
 
 # The whole-table backup, replaced by a backup of the touched items.
 BACKUP_HUNK = """\
@@ -84,7 +109,8 @@ class Stats:
     def __init__(self, patched: bool) -> None:
         self.patched = patched
         self._lock = threading.Lock()
-        self._counts = {"transactions": 0, "items_copied": 0, "keys_backed_up": 0, "rollbacks": 0}
+        self._counts = {"transactions": 0, "items_copied": 0, "keys_backed_up": 0, "rollbacks": 0,
+                        "partition_queries": 0}
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -217,6 +243,47 @@ def patched_source(source: str) -> str:
     return textwrap.dedent(patched)
 
 
+def partition_items(table: Any, hash_key: Any, stats: Stats) -> list[Any]:
+    """The items of one partition, in no order (the Query sorts them next): moto keeps a
+    hash+range table's items as {hash key: {range key: item}} and a hash-only table's as
+    {hash key: item}. `.get`, so an unknown key adds no empty bucket to the defaultdict."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    stats.add(partition_queries=1)
+    bucket = table.items.get(hash_key)
+    if bucket is None:
+        return []
+    found = list(bucket.values()) if table.range_key_attr else [bucket]
+    return [item for item in found if isinstance(item, Item)]
+
+
+def patched_query_source(source: str) -> str:
+    """Table.query's source with the candidates hunk replaced, dedented; PatchDoesNotApply
+    unless the source is the one this was written against and the hunk is found once."""
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if digest != QUERY_SOURCE_SHA256:
+        raise PatchDoesNotApply(
+            f"Table.query is not the moto {MOTO_VERSION} code this patch was written against "
+            f"(source sha256 {digest}, expected {QUERY_SOURCE_SHA256})")
+    if source.count(QUERY_HUNK) != 1:
+        raise PatchDoesNotApply("the main-table candidates in Table.query were not found once")
+    return textwrap.dedent(source.replace(QUERY_HUNK, QUERY_REPLACEMENT))
+
+
+def patch_query(stats: Stats) -> None:
+    """Replaces Table.query with the one that reads the named partition only."""
+    import moto.dynamodb.models.table as tables
+
+    try:
+        source = inspect.getsource(tables.Table.query)
+    except (AttributeError, OSError, TypeError) as err:
+        raise PatchDoesNotApply(f"the source of Table.query cannot be read ({err})") from None
+    namespace = dict(vars(tables))
+    namespace["_beacon_partition_items"] = lambda table, hash_key: partition_items(table, hash_key, stats)
+    exec(compile(patched_query_source(source), f"<patched {tables.__file__}>", "exec"), namespace)  # noqa: S102
+    tables.Table.query = namespace["query"]
+
+
 def check_version(version: str) -> None:
     if version != MOTO_VERSION:
         raise PatchDoesNotApply(
@@ -236,6 +303,7 @@ def patch(stats: Stats) -> None:
     namespace["_beacon_restore_touched_items"] = lambda backup: restore_touched_items(backup, stats)
     exec(compile(source, f"<patched {models.__file__}>", "exec"), namespace)  # noqa: S102
     models.DynamoDBBackend.transact_write_items = namespace["transact_write_items"]
+    patch_query(stats)
 
 
 def count_unpatched(stats: Stats) -> None:
@@ -276,12 +344,13 @@ def main() -> int:
     try:
         if unpatched:
             count_unpatched(stats)
-            print(f"moto_server.py: {UNPATCHED_ENV} is set: DynamoDB transactions copy whole tables",
+            print(f"moto_server.py: {UNPATCHED_ENV} is set: DynamoDB transactions copy whole tables, "
+                  "and Queries walk every item",
                   file=sys.stderr)
         else:
             patch(stats)
     except PatchDoesNotApply as err:
-        print(f"moto_server.py: ERROR: cannot patch moto's DynamoDB transactions: {err}.\n"
+        print(f"moto_server.py: ERROR: cannot patch moto's DynamoDB transactions and Queries: {err}.\n"
               f"Update the patch in {__file__} for this moto, or set {UNPATCHED_ENV}=1 to run "
               "moto unpatched (its transactions then copy whole tables: slow and memory-hungry).",
               file=sys.stderr)

@@ -1,6 +1,8 @@
 """scripts/moto_server.py: moto with DynamoDB transactions that back up only the items they
-touch. Each rollback test runs against the patched server and against moto unpatched
-(BEACON_MOTO_UNPATCHED=1), so it also shows the patch keeps moto's own semantics."""
+touch, and Queries that read only their partition. Each rollback test runs against the
+patched server and against moto unpatched (BEACON_MOTO_UNPATCHED=1), and the Query test
+compares the two servers' answers, so they also show the patches keep moto's own
+semantics."""
 
 from __future__ import annotations
 
@@ -251,6 +253,77 @@ class BatchPut:
         self.flush()
 
 
+def test_queries_answer_as_unpatched_moto_does_reading_only_their_partition(patched, unpatched):
+    """Every shape of Query the project makes (key conditions, both orders, Limit and
+    paging, projections, an unknown partition, a hash-only table) gets the same answer
+    from both servers; the patched one counts them as partition reads."""
+    def load(d):
+        d.create_table(TableName="q-two", BillingMode="PAY_PER_REQUEST",
+                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                             {"AttributeName": "sk", "AttributeType": "S"}])
+        d.create_table(TableName="q-one", BillingMode="PAY_PER_REQUEST",
+                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        with BatchPut(d, "q-two") as put:
+            for p in range(20):
+                for i in range(30):
+                    put({"pk": s(f"p{p:02}"), "sk": s(f"D#2026-11-{i + 1:02}"), "n": n(p * 100 + i), "x": s("y" * i)})
+        d.put_item(TableName="q-one", Item={"pk": s("only"), "n": n(1)})
+
+    def page_through(d, **kwargs):
+        items, start = [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            out = d.query(**kwargs, **extra)
+            items += out["Items"]
+            start = out.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    between = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+               "ExpressionAttributeValues": {":p": s("p07"), ":a": s("D#2026-11-05"), ":b": s("D#2026-11-20")}}
+    queries = [
+        {"TableName": "q-two", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": s("p03")}},
+        {"TableName": "q-two", **between},
+        {"TableName": "q-two", **between, "ScanIndexForward": False, "Limit": 4},
+        {"TableName": "q-two", "KeyConditionExpression": "pk = :p AND begins_with(sk, :d)",
+         "ExpressionAttributeValues": {":p": s("p19"), ":d": s("D#2026-11-1")}, "ProjectionExpression": "sk, n"},
+        {"TableName": "q-two", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": s("nobody")}},
+        {"TableName": "q-one", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": s("only")}},
+    ]
+    answers = {}
+    for server in (patched, unpatched):
+        d = server.dynamodb
+        load(d)
+        start = server.stats()
+        answers[server] = [d.query(**q) for q in queries]
+        answers[server].append(page_through(d, TableName="q-two", Limit=7, **between))
+        for a in answers[server][:-1]:
+            a.pop("ResponseMetadata")
+        if server is patched:
+            assert server.stats()["partition_queries"] - start["partition_queries"] >= len(queries)
+        # Asking for an unknown partition created nothing.
+        assert d.scan(TableName="q-two", Select="COUNT")["Count"] == 600
+    assert answers[patched] == answers[unpatched]
+    assert len(answers[patched][1]["Items"]) == 16 and answers[patched][2]["Count"] == 4
+    assert [i["sk"]["S"] for i in answers[patched][2]["Items"]][0] == "D#2026-11-20"
+    assert len(answers[patched][-1]) == 16
+
+
+def test_the_query_patch_refuses_code_it_was_not_written_for():
+    launcher = load_launcher()
+    import inspect
+
+    import moto.dynamodb.models.table as tables
+
+    source = inspect.getsource(tables.Table.query)
+    assert launcher.patched_query_source(source).startswith("def query(")
+    assert "_beacon_partition_items" in launcher.patched_query_source(source)
+    with pytest.raises(launcher.PatchDoesNotApply, match="not the moto 5.2.5 code"):
+        launcher.patched_query_source(source.replace("self.all_items()", "list(self.all_items())"))
+
+
 def test_the_patch_refuses_code_it_was_not_written_for():
     launcher = load_launcher()
     import moto.dynamodb.models as models
@@ -279,6 +352,6 @@ def test_the_server_does_not_start_when_the_patch_does_not_apply(venv_bin, tampe
                           env={k: v for k, v in os.environ.items() if k != "BEACON_MOTO_UNPATCHED"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
-    assert "cannot patch moto's DynamoDB transactions" in done.stderr
+    assert "cannot patch moto's DynamoDB transactions and Queries" in done.stderr
     assert message in done.stderr
     assert "BEACON_MOTO_UNPATCHED=1" in done.stderr
