@@ -449,3 +449,48 @@ def test_the_demo_counts_its_machines_apart_and_leaves_the_dashboard_link_and_sc
     for name in shots:
         png = (demo / "dashboard" / name).read_bytes()
         assert not_blank(png), name
+
+
+def test_a_recipient_lookup_shows_the_score_and_each_recent_hit_with_its_verdict(site):
+    # A demo recipient whose mail a machine fetched (Apple's proxy or a scanner) and one
+    # a person opened: the API's messages, then the page's.
+    found = {}
+    for i in range(80):
+        r = f"r{i:05}"
+        messages = api(site, f"/v1/recipients/{r}/messages")["messages"]
+        for m in messages:
+            for h in m["hits"]:
+                found.setdefault(h["machine"], (r, messages))
+        if len(found) == 2:
+            break
+    assert set(found) == {True, False}, "the demo has machine and human hits"
+    with sync_playwright() as p:
+        b = browser(p)
+        page = b.new_context(viewport=SIZES["desktop"]).new_page()
+        errors = watch_errors(page)
+        seen = []
+        page.on("response", lambda r: seen.append(f"{r.status} {r.url}"))
+        link, _ = make_link(site, "--tenant", site["tenant"], "--note", "recipient lookup")
+        page.goto(link)
+        page.wait_for_url(f"{site['url']}/dashboard/")
+        page.wait_for_selector("main h1")
+        page.goto(f"{site['url']}/dashboard/#/audience")
+        page.wait_for_selector("#recipient")
+        for machine, (recipient, messages) in found.items():
+            score = api(site, f"/v1/recipients/{recipient}/engagement")["engagement"]["score"]
+            page.fill("#recipient", recipient)
+            page.click("main form button[type=submit]")
+            try:
+                page.wait_for_selector(f"#recipient-result[data-recipient='{recipient}'] #recent-messages",
+                                       timeout=10_000)
+            except Exception:
+                raise AssertionError(f"{recipient}: {page.inner_text('main')[-600:]} {errors} {seen}") from None
+            rows = page.locator("#recent-messages tbody tr")
+            hits = [h for m in messages for h in m["hits"]]
+            assert rows.count() == len(hits), (recipient, rows.count(), len(hits))
+            verdicts = [rows.nth(i).locator("td").last.inner_text() for i in range(rows.count())]
+            assert [v.startswith("Machine") for v in verdicts] == [h["machine"] for h in hits], verdicts
+            shown_score = page.locator("#recipient-result dd").first.inner_text().split(" ")[0]
+            assert float(shown_score.replace(",", "")) == score
+        b.close()
+    assert errors == [], errors

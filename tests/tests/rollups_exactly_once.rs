@@ -6,19 +6,22 @@
 //! independently from the raw event list: counts by type, and opens and clicks judged
 //! by the pure trail model ([`Trail`]) on each message's events all at once, so late
 //! verdicts (bursts, clicks on delivery) must have moved each count exactly once, and
-//! each machine open and bot click must sit under the reason of its final verdict.
+//! each machine open and bot click must sit under the reason of its final verdict, as
+//! a recipient lookup (the trails' index by recipient) must show it.
 //! A third tenant's events are interleaved on the same shard and every run holding
 //! one is refused for good (as an over-limit item is): they must be dead-lettered and
 //! cost the other tenants nothing.
 
 use aggregate_function::AggregateApp;
 use aws_sdk_dynamodb::types::AttributeValue;
+use beacon_aws::dynamo::rollup_reader::DynamoRollupReader;
 use beacon_aws::dynamo::rollups::DynamoRollupStore;
 use beacon_aws::kinesis::KinesisSink;
 use beacon_aws::sqs::SqsDeadLetters;
 use beacon_domain::event::{BounceType, Event, EventType, RequestContext};
 use beacon_domain::rollup::aggregate::Settings;
 use beacon_domain::rollup::counters::{reason_field, ReasonOf};
+use beacon_domain::rollup::reader::RollupReader;
 use beacon_domain::rollup::{link_id, rollup_partition, Grain, Scope};
 use beacon_domain::tracking::sink::EventSink;
 use beacon_domain::verdict::classify::machine_verdict;
@@ -56,6 +59,8 @@ struct Truth {
     reasons: BTreeMap<String, i64>,
     unique_opens: BTreeMap<String, u64>,
     unique_clicks: BTreeMap<String, u64>,
+    /// Each message's trail as the model judges it: what a recipient lookup must show.
+    trails: BTreeMap<String, Trail>,
 }
 
 fn truth_of(events: &[Event], tenant: &str) -> Truth {
@@ -103,6 +108,7 @@ fn truth_of(events: &[Event], tenant: &str) -> Truth {
         for hit in hits {
             trail.add(hit);
         }
+        t.trails.insert(message.clone(), trail.clone());
         for h in &trail.hits {
             let name = match (h.kind, h.machine) {
                 (HitKind::Open, false) => "opens_human",
@@ -288,11 +294,13 @@ async fn read_uniques(
     beacon_domain::rollup::count_unique(members.iter().map(String::as_str)).recipients
 }
 
-/// The template's rollups table layout (`pk`, `sk`).
+/// The template's rollups table layout (`pk`, `sk`, and the trails' index by recipient).
 async fn create_rollups_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
     };
+    use beacon_domain::rollup::{RECIPIENT_INDEX, RECIPIENT_INDEX_KEY, RECIPIENT_INDEX_SORT};
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -307,14 +315,34 @@ async fn create_rollups_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
             .build()
             .unwrap()
     };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(RECIPIENT_INDEX)
+        .key_schema(key(RECIPIENT_INDEX_KEY, KeyType::Hash))
+        .key_schema(key(RECIPIENT_INDEX_SORT, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap();
     dynamo
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("pk"))
         .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr(RECIPIENT_INDEX_KEY))
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(RECIPIENT_INDEX_SORT)
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .unwrap(),
+        )
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(index)
         .send()
         .await
         .unwrap();
@@ -423,6 +451,40 @@ async fn rollups_equal_the_truth_under_crashes_retries_and_duplicates() {
                     read_uniques(&dynamo, &table, &tenant, campaign, "opens").await,
                     *want,
                     "seed {seed} unique opens {campaign}"
+                );
+            }
+            // A recipient's recent messages show each open and click under its final
+            // verdict (through the trails' index by recipient).
+            let reader = DynamoRollupReader::new(dynamo.clone(), &table);
+            for (message, want) in truth.trails.iter().take(4) {
+                let recipient = want.recipient().expect("hits name their recipient");
+                let found = reader.recent_trails(&tenant, recipient, 25).await.unwrap();
+                let verdicts = |t: &Trail| {
+                    let mut v: Vec<_> = t
+                        .hits
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.at_ms,
+                                h.kind == HitKind::Click,
+                                h.machine,
+                                h.reason.clone(),
+                            )
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "seed {seed} {tenant} {recipient}: one message"
+                );
+                assert_eq!(&found[0].0, message);
+                assert_eq!(
+                    verdicts(&found[0].1),
+                    verdicts(want),
+                    "seed {seed} {tenant} {message}: the lookup's verdicts"
                 );
             }
             for (campaign, want) in &truth.unique_clicks {

@@ -206,6 +206,25 @@
     other: "Other",
   };
 
+  // A verdict as people read it: a machine reason's label, or the human reason as is.
+  const HUMAN_REASONS = { default: "A person", gmail_image_proxy: "A person, through Gmail's image proxy",
+    bare_agent_outside_apple: "A person (bare agent outside Apple's network)" };
+  const verdict = (h) => (h.machine ? `Machine: ${REASONS[h.reason] || h.reason}` : HUMAN_REASONS[h.reason] || `A person (${h.reason})`);
+
+  function recentMessages(r) {
+    if (!r.messages.length) {
+      return el("p", { class: "note", id: "recent-messages" }, "No message of this recipient was opened or clicked in the last 35 days.");
+    }
+    const rows = r.messages.flatMap((m) => m.hits.map((h, i) => ({ m, h, first: i === 0 })));
+    return el("div", { id: "recent-messages" }, table("Each open and click of the recipient's recent messages, with the verdict it is counted under", [
+      { label: "Message", header: true, value: (x) => x.m.message_id, show: (x) => (x.first ? x.m.message_id : "") },
+      { label: "Campaign", value: (x) => x.m.campaign_id || "–", show: (x) => (x.first ? x.m.campaign_id || "–" : "") },
+      { label: "When", value: (x) => x.h.at, show: (x) => el("time", { datetime: x.h.at }, when(x.h.at)) },
+      { label: "What", value: (x) => x.h.kind, show: (x) => (x.h.kind === "open" ? "Open" : x.h.honeypot ? "Click (honeypot)" : "Click") },
+      { label: "Verdict", value: (x) => verdict(x.h) },
+    ], rows));
+  }
+
   function reasonTable(o) {
     const opens = o.machine_opens_by_reason || {}, clicks = o.bot_clicks_by_reason || {};
     const rows = Object.keys(REASONS).filter((r) => opens[r] || clicks[r])
@@ -500,7 +519,8 @@
       ev.preventDefault();
       const id = input.value.trim();
       try {
-        const [e, sup] = await Promise.all([api(`/v1/recipients/${enc(id)}/engagement`), api(`/v1/suppressions/email/${enc(id)}`)]);
+        const [e, sup, recent] = await Promise.all([api(`/v1/recipients/${enc(id)}/engagement`),
+          api(`/v1/suppressions/email/${enc(id)}`), api(`/v1/recipients/${enc(id)}/messages`)]);
         const s = e.engagement;
         out.replaceChildren(el("dl", { class: "cards" },
           card("Score", num(s.score)), card("Segment", s.segment),
@@ -508,7 +528,9 @@
           card("Clicked", num(s.clicked)), card("Conversions", num(s.conversions)),
           card("Last activity", s.last_activity || "–"),
           card("Suppressed (email)", sup.suppressed ? "yes" : "no", sup.suppressed ? reasons(sup) : null)),
-          el("p", { class: "note" }, "Opens and clicks count here only when they were a person's: machine opens and bot clicks score nothing."));
+          el("p", { class: "note" }, "Opens and clicks count here only when they were a person's: machine opens and bot clicks score nothing."),
+          el("h3", {}, "Recent messages"), recentMessages(recent));
+        out.dataset.recipient = id;
       } catch (err) { out.replaceChildren(failure(err)); }
     } }, el("label", { for: "recipient" }, "Recipient", input), el("button", { type: "submit" }, "Look up"));
     show(el("h1", {}, "Audience"),

@@ -51,9 +51,10 @@ use beacon_domain::rollup::{
 };
 use beacon_domain::stats::{
     parse_grain, parse_limit, parse_limit_within, select_days, CampaignChannels, CampaignEntry,
-    Campaigns, ChannelStats, Channels, Overview, ParamError, Range, Selection, Series, TopLinks,
-    Uniques, ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE, MAX_CAMPAIGN_CHANNEL_ITEMS,
-    MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE, MAX_DAY_RANGE_DAYS,
+    Campaigns, ChannelStats, Channels, Overview, ParamError, Range, RecipientMessages, Selection,
+    Series, TopLinks, Uniques, ALL_DAYS, DEFAULT_CAMPAIGN_PAGE, DEFAULT_CHANNEL_PAGE,
+    DEFAULT_RECENT_MESSAGES, MAX_CAMPAIGN_CHANNEL_ITEMS, MAX_CAMPAIGN_PAGE, MAX_CHANNEL_PAGE,
+    MAX_DAY_RANGE_DAYS, MAX_RECENT_MESSAGES,
 };
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use futures_util::{StreamExt, TryStreamExt};
@@ -115,7 +116,7 @@ impl DeployedStats {
 
 /// The API's routes (`GET` but for the batch suppression check), as the template
 /// declares them (with the dashboard's `/dashboard` and `/dashboard/{path+}`).
-pub const ROUTES: [&str; 16] = [
+pub const ROUTES: [&str; 17] = [
     "/v1/session",
     "/v1/live",
     "/v1/alerts",
@@ -130,6 +131,7 @@ pub const ROUTES: [&str; 16] = [
     "/v1/suppressions/check",
     "/v1/suppressions/{channel}/{recipient}",
     "/v1/recipients/{recipient}/engagement",
+    "/v1/recipients/{recipient}/messages",
     "/v1/segments",
     "/v1/segments/{segment}",
 ];
@@ -150,6 +152,7 @@ enum Route {
     SuppressionCheck,
     Suppression(String, String),
     Engagement(String),
+    RecipientMessages(String),
     Segments,
     Segment(Segment),
 }
@@ -172,6 +175,7 @@ impl Route {
             Route::Links(_) => &["from", "to", "limit"],
             Route::Suppressions => &["channel", "cursor", "limit"],
             Route::Segment(_) => &["cursor", "limit"],
+            Route::RecipientMessages(_) => &["limit"],
         }
     }
 
@@ -545,6 +549,15 @@ async fn answer<
             let score = Score::of_marks(&recipient, &marks, today);
             ok(&json!({"as_of": now.format("%Y-%m-%d").to_string(), "engagement": score}))
         }
+        Route::RecipientMessages(recipient) => {
+            let limit = parse_limit_within(
+                query.get("limit"),
+                DEFAULT_RECENT_MESSAGES,
+                MAX_RECENT_MESSAGES,
+            )?;
+            let trails = reader.recent_trails(tenant, &recipient, limit).await?;
+            ok(&RecipientMessages::new(&recipient, &trails))
+        }
         Route::Segments => {
             let count = segment_counts(reader, tenant, now).await?;
             let segments: serde_json::Map<String, Value> = Segment::ALL
@@ -723,6 +736,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
             Route::Suppression(channel, recipient(r)?)
         }
         ["", "v1", "recipients", r, "engagement"] => Route::Engagement(recipient(r)?),
+        ["", "v1", "recipients", r, "messages"] => Route::RecipientMessages(recipient(r)?),
         ["", "v1", "segments"] => Route::Segments,
         ["", "v1", "segments", name] => {
             let name = path_param(req, "segment").unwrap_or(name);

@@ -166,7 +166,7 @@ fn route_of(path: &str) -> String {
         ["", "v1", "campaigns", _, rest] => format!("/v1/campaigns/{{campaign}}/{rest}"),
         ["", "v1", "suppressions", "check"] => path.into(),
         ["", "v1", "suppressions", _, _] => "/v1/suppressions/{channel}/{recipient}".into(),
-        ["", "v1", "recipients", _, _] => "/v1/recipients/{recipient}/engagement".into(),
+        ["", "v1", "recipients", _, rest] => format!("/v1/recipients/{{recipient}}/{rest}"),
         ["", "v1", "segments", _] => "/v1/segments/{segment}".into(),
         _ => path.into(),
     }
@@ -243,6 +243,7 @@ async fn every_route_stays_within_its_maximum_for_a_big_tenant() {
         ("/v1/suppressions", "limit=1000".into()),
         ("/v1/suppressions/email/r00001", String::new()),
         ("/v1/recipients/r00001/engagement", String::new()),
+        ("/v1/recipients/r00001/messages", "limit=25".into()),
         ("/v1/segments/high", "limit=1000".into()),
     ];
     for (path, query) in &cases {

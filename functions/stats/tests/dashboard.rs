@@ -230,6 +230,7 @@ async fn a_session_answers_for_its_link_and_nothing_more() {
         "/v1/live",
         "/v1/alerts",
         "/v1/recipients/r-1/engagement",
+        "/v1/recipients/r-1/messages",
     ] {
         let (status, body) = json_with_cookie(&app, &campaign_token, path).await;
         assert_eq!(status, 403, "{path}: {body}");

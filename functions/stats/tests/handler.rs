@@ -14,6 +14,8 @@ use beacon_domain::stats::{Counts, Rates};
 use beacon_domain::testkit::memory::MemoryApiKeys;
 use beacon_domain::testkit::memory::{MemoryAlerts, MemoryLinks, MemoryLive};
 use beacon_domain::testkit::rollups::MemoryRollupReader;
+use beacon_domain::verdict::classify::machine_verdict;
+use beacon_domain::verdict::trail::{Hit, Trail};
 use beacon_domain::{Event, EventType};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -789,6 +791,158 @@ async fn a_campaign_breaks_down_by_channel_and_provider() {
     // An unknown campaign is 404, like its overview.
     let (status, _) = get(&f.app, Some(&f.acme), "/v1/campaigns/nope/channels", "").await;
     assert_eq!(status, 404);
+}
+
+/// A message's trail as the aggregate leaves it: its delivery and hits, each judged.
+fn trail_of(delivered: &str, events: &[Event]) -> Trail {
+    let mut trail = Trail::default();
+    trail.deliver(
+        delivered
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+            .timestamp_millis(),
+    );
+    for e in events {
+        let view = beacon_domain::event::EventView::from(e);
+        let verdict = machine_verdict(&view).unwrap();
+        let link = e.link_url.as_deref().map(link_id);
+        trail.add(Hit::of(&view, link, verdict).unwrap());
+    }
+    trail
+}
+
+#[tokio::test]
+async fn a_recipients_recent_messages_show_each_hit_with_its_verdict() {
+    let f = fixture();
+    let with_agent = |mut e: Event, ua: &str| {
+        e.context =
+            beacon_domain::event::context::request_context(None, Some(ua), Default::default());
+        e
+    };
+    let human = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
+    // An older message opened by its reader; a newer one fetched by Apple's proxy, then
+    // clicked by the person and by a scanner on the honeypot.
+    let old = trail_of(
+        "2026-11-20T09:00:00Z",
+        &[with_agent(
+            ev(
+                "acme",
+                EventType::Opened,
+                Some("spring"),
+                "r0",
+                "2026-11-20T10:00:00Z",
+            ),
+            human,
+        )],
+    );
+    let mut click = ev(
+        "acme",
+        EventType::Clicked,
+        Some("autumn"),
+        "r0",
+        "2026-11-24T12:00:00Z",
+    );
+    click.link_url = Some("https://shop.example/a".into());
+    let mut trap = ev(
+        "acme",
+        EventType::Clicked,
+        Some("autumn"),
+        "r0",
+        "2026-11-24T08:00:05Z",
+    );
+    trap.link_url = Some("https://shop.example/#beacon-honeypot".into());
+    let new = trail_of(
+        "2026-11-24T08:00:00Z",
+        &[
+            with_agent(
+                ev(
+                    "acme",
+                    EventType::Opened,
+                    Some("autumn"),
+                    "r0",
+                    "2026-11-24T08:00:03Z",
+                ),
+                "Mozilla/5.0",
+            ),
+            with_agent(click, human),
+            with_agent(trap, human),
+        ],
+    );
+    f.app.reader.put_trail("acme", "m-old", old);
+    f.app.reader.put_trail("acme", "m-new", new);
+    // Another tenant's trail of a recipient of the same name.
+    let theirs = trail_of(
+        "2026-11-24T08:00:00Z",
+        &[with_agent(
+            ev(
+                "globex",
+                EventType::Opened,
+                Some("x"),
+                "r0",
+                "2026-11-25T08:00:00Z",
+            ),
+            human,
+        )],
+    );
+    f.app.reader.put_trail("globex", "m-theirs", theirs);
+
+    let r = ok(&f.app, &f.acme, "/v1/recipients/r0/messages", "").await;
+    assert_eq!(r["recipient_id"], "r0");
+    let messages = r["messages"].as_array().unwrap();
+    let ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m-new", "m-old"], "newest first; nothing of globex");
+    let m = &messages[0];
+    assert_eq!(m["campaign_id"], "autumn");
+    assert_eq!(m["delivered_at"], "2026-11-24T08:00:00Z");
+    let hits: Vec<(&str, &str, bool, &str, bool)> = m["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["at"].as_str().unwrap(),
+                h["kind"].as_str().unwrap(),
+                h["machine"].as_bool().unwrap(),
+                h["reason"].as_str().unwrap(),
+                h["honeypot"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hits,
+        [
+            (
+                "2026-11-24T08:00:03Z",
+                "open",
+                true,
+                "apple_mpp_agent",
+                false
+            ),
+            ("2026-11-24T08:00:05Z", "click", true, "honeypot", true),
+            ("2026-11-24T12:00:00Z", "click", false, "default", false),
+        ]
+    );
+    assert_eq!(m["hits"][2]["link"], link_id("https://shop.example/a"));
+    assert_eq!(messages[1]["hits"][0]["machine"], false);
+
+    let one = ok(&f.app, &f.acme, "/v1/recipients/r0/messages", "limit=1").await;
+    assert_eq!(one["messages"].as_array().unwrap().len(), 1);
+    let none = ok(&f.app, &f.acme, "/v1/recipients/r9/messages", "").await;
+    assert_eq!(none["messages"], json!([]));
+    let (status, body) = get(
+        &f.app,
+        Some(&f.acme),
+        "/v1/recipients/r0/messages",
+        "limit=26",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["parameter"].as_str()),
+        (400, Some("limit"))
+    );
 }
 
 #[tokio::test]

@@ -737,6 +737,82 @@ impl CampaignChannels {
     }
 }
 
+/// Messages a recipient lookup shows by default, and at most.
+pub const DEFAULT_RECENT_MESSAGES: usize = 10;
+pub const MAX_RECENT_MESSAGES: usize = 25;
+
+/// One open or click of a message, with the verdict it is counted under now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HitView {
+    pub at: String,
+    /// `open` or `click`.
+    pub kind: &'static str,
+    /// The clicked link's id (64 bits of SHA-256 of its URL, as the link items name it).
+    pub link: Option<String>,
+    /// A click on the invisible honeypot link.
+    pub honeypot: bool,
+    /// Counted as a machine open or a bot click.
+    pub machine: bool,
+    /// Why: a machine reason ([`crate::verdict::MACHINE_REASONS`]), or what made the
+    /// request a person's (`default`, `gmail_image_proxy`, ...).
+    pub reason: String,
+}
+
+/// One of a recipient's messages with its opens and clicks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecentMessage {
+    pub message_id: String,
+    pub campaign_id: Option<String>,
+    pub delivered_at: Option<String>,
+    /// In time order.
+    pub hits: Vec<HitView>,
+}
+
+/// `GET /v1/recipients/{recipient}/messages`: the recipient's messages that were opened
+/// or clicked, the most recently first opened first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientMessages {
+    pub recipient_id: String,
+    pub messages: Vec<RecentMessage>,
+}
+
+impl RecipientMessages {
+    /// From the messages' trails, newest first as read.
+    pub fn new(recipient: &str, trails: &[(String, crate::verdict::trail::Trail)]) -> Self {
+        use crate::verdict::trail::{is_honeypot, HitKind};
+        let time = |ms: i64| DateTime::from_timestamp_millis(ms).map(rfc3339);
+        RecipientMessages {
+            recipient_id: recipient.to_string(),
+            messages: trails
+                .iter()
+                .map(|(message, trail)| {
+                    let mut hits: Vec<_> = trail.hits.iter().collect();
+                    hits.sort_by_key(|h| h.at_ms);
+                    RecentMessage {
+                        message_id: message.clone(),
+                        campaign_id: hits.iter().find_map(|h| h.campaign.clone()),
+                        delivered_at: trail.delivered_ms.and_then(time),
+                        hits: hits
+                            .into_iter()
+                            .map(|h| HitView {
+                                at: time(h.at_ms).unwrap_or_default(),
+                                kind: match h.kind {
+                                    HitKind::Open => "open",
+                                    HitKind::Click => "click",
+                                },
+                                link: h.link.clone(),
+                                honeypot: h.url.as_deref().is_some_and(is_honeypot),
+                                machine: h.machine,
+                                reason: h.reason.clone(),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One of the tenant's campaigns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CampaignEntry {

@@ -14,6 +14,7 @@ pub mod providers;
 pub mod rollup_reader;
 pub mod rollups;
 pub mod segments;
+pub mod trails;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;

@@ -3,11 +3,13 @@
 //! month packs of day items.
 
 use crate::dynamo::audience::DynamoAudience;
+use crate::dynamo::trails::{counted_trail, staged_by, Item};
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_domain::audience::reader::AudienceError;
 use beacon_domain::rollup::month_pack::{self, Pack};
 use beacon_domain::rollup::reader::*;
 use beacon_domain::rollup::Counters;
+use beacon_domain::verdict::trail::Trail;
 use chrono::NaiveDate;
 use std::collections::{BTreeSet, HashMap};
 
@@ -616,6 +618,104 @@ impl RollupReader for DynamoRollupReader {
         let more = more || items.len() > limit;
         items.truncate(limit);
         Ok(DirectoryPage { items, more })
+    }
+
+    async fn recent_trails(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Trail)>, ReadError> {
+        use beacon_domain::rollup::{
+            checkpoint_key, recipient_index_key, trail_message, RECIPIENT_INDEX,
+            RECIPIENT_INDEX_KEY, TRAIL_SORT_KEY,
+        };
+        let s = |v: String| AttributeValue::S(v);
+        let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        // The index (keys only), newest first hit first.
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECIPIENT_INDEX)
+            .key_condition_expression("#rcp = :rcp")
+            .expression_attribute_names("#rcp", RECIPIENT_INDEX_KEY)
+            .expression_attribute_values(":rcp", s(recipient_index_key(tenant, recipient)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 100) as i32)
+            .send()
+            .await
+            .map_err(read_error("reading the recipient index"))?;
+        let pks: Vec<String> = found
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| text(i, "pk"))
+            .filter(|pk| trail_message(pk, tenant).is_some())
+            .collect();
+        if pks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = pks
+            .iter()
+            .map(|pk| {
+                HashMap::from([
+                    ("pk".to_string(), s(pk.clone())),
+                    ("sk".into(), s(TRAIL_SORT_KEY.into())),
+                ])
+            })
+            .collect();
+        let mut trails: HashMap<String, Item> =
+            crate::dynamo::batch_get(&self.client, &self.table, keys, false)
+                .await
+                .map_err(read_error("reading trails"))?
+                .into_iter()
+                .filter_map(|item| Some((text(&item, "pk")?, item)))
+                .collect();
+        // The checkpoints of the shards whose runs staged any of them.
+        let shards: BTreeSet<String> = trails
+            .values()
+            .filter_map(|i| staged_by(i).map(|(shard, _)| shard.to_string()))
+            .collect();
+        let mut checkpoints: HashMap<String, Option<String>> =
+            shards.iter().map(|shard| (shard.clone(), None)).collect();
+        if !shards.is_empty() {
+            let shard_of: HashMap<(String, String), &String> = shards
+                .iter()
+                .map(|shard| (checkpoint_key(shard), shard))
+                .collect();
+            let keys = shard_of
+                .keys()
+                .map(|(pk, sk)| {
+                    HashMap::from([
+                        ("pk".to_string(), s(pk.clone())),
+                        ("sk".into(), s(sk.clone())),
+                    ])
+                })
+                .collect();
+            for item in crate::dynamo::batch_get(&self.client, &self.table, keys, true)
+                .await
+                .map_err(read_error("reading checkpoints"))?
+            {
+                let key = (text(&item, "pk"), text(&item, "sk"));
+                if let (Some(pk), Some(sk)) = key {
+                    if let Some(shard) = shard_of.get(&(pk, sk)) {
+                        checkpoints.insert((*shard).clone(), text(&item, "seq"));
+                    }
+                }
+            }
+        }
+        pks.into_iter()
+            .filter_map(|pk| {
+                let item = trails.remove(&pk)?;
+                let message = trail_message(&pk, tenant)?.to_string();
+                Some(
+                    counted_trail(&item, &checkpoints)
+                        .map(|t| (message, t))
+                        .map_err(ReadError),
+                )
+            })
+            .collect()
     }
 
     async fn directory_entry(

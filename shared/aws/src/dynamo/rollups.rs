@@ -2,15 +2,19 @@
 //! items, unique sets, dedupe sets, directory entries and shard checkpoints.
 
 use crate::dynamo::audience::DynamoAudience;
+use crate::dynamo::trails::{counted_trail, staged_by};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use beacon_domain::audience::engagement::Changes;
 use beacon_domain::audience::suppression::Suppression;
 use beacon_domain::rollup::aggregate::{
-    staged_counts, DedupeKey, DedupeSets, RollupStore, RollupStoreError, Run, DEDUPE_PAGE_IDS,
+    DedupeKey, DedupeSets, RollupStore, RollupStoreError, Run, DEDUPE_PAGE_IDS,
 };
-use beacon_domain::rollup::{UniqueKey, TTL_ATTRIBUTE, UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS};
+use beacon_domain::rollup::{
+    recipient_index_key, UniqueKey, RECIPIENT_INDEX_KEY, RECIPIENT_INDEX_SORT, TTL_ATTRIBUTE,
+    UNIQUE_ADD_CHUNK, UNIQUE_PAGE_MEMBERS,
+};
 use beacon_domain::verdict::trail::{Trail, TrailKey};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -200,39 +204,6 @@ impl DynamoRollupStore {
     }
 }
 
-/// The run that staged a trail item, if any: its shard and padded last sequence number.
-fn staged_by(item: &HashMap<String, AttributeValue>) -> Option<(&str, &str)> {
-    let text = |name| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-    };
-    Some((text("staged_shard")?, text("staged_through")?))
-}
-
-/// A trail from its stored item, as readers get it: `body` (JSON), or `prev_body` when
-/// the run that staged `body` has not committed (`counts` false); `v` (version) and `d`
-/// (delivery ms) as stored.
-fn trail_from_item(
-    item: &HashMap<String, AttributeValue>,
-    counts: bool,
-) -> Result<Trail, RollupStoreError> {
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    let body = if counts { "body" } else { "prev_body" };
-    let mut trail: Trail = match item.get(body).and_then(|v| v.as_s().ok()) {
-        Some(body) => serde_json::from_str(body)
-            .map_err(|e| RollupStoreError::Failed(format!("reading a trail: {e}")))?,
-        None => Trail::default(),
-    };
-    trail.version = number("v").unwrap_or(0).max(0) as u64;
-    trail.delivered_ms = number("d");
-    Ok(trail)
-}
-
 impl DynamoRollupStore {
     /// Trails from their items, each staged one judged by its shard's checkpoint.
     async fn resolve(
@@ -251,10 +222,8 @@ impl DynamoRollupStore {
         items
             .into_iter()
             .map(|(k, item)| {
-                let counts = staged_by(&item).is_none_or(|(shard, through)| {
-                    staged_counts(through, checkpoints[shard].as_deref())
-                });
-                Ok((k, trail_from_item(&item, counts)?))
+                let trail = counted_trail(&item, &checkpoints).map_err(RollupStoreError::Failed)?;
+                Ok((k, trail))
             })
             .collect()
     }
@@ -456,6 +425,24 @@ impl RollupStore for DynamoRollupStore {
                     .expression_attribute_values(":through", s(run.through.clone()))
                     .expression_attribute_values(":next", n(trail.version as i64 + 1))
                     .expression_attribute_values(":ttl", n(run.trail_expires));
+                // Its place in the recipient index, set once: later updates of the
+                // trail then leave the index alone (no write of it).
+                let update = match (trail.recipient(), trail.first_hit_ms()) {
+                    (Some(recipient), Some(first)) => update
+                        .update_expression(
+                            "SET body = :body, #pb = :prev, #ss = :shard, #st = :through, \
+                             v = :next, #ttl = :ttl, #rcp = if_not_exists(#rcp, :rcp), \
+                             #rcpat = if_not_exists(#rcpat, :rcpat)",
+                        )
+                        .expression_attribute_names("#rcp", RECIPIENT_INDEX_KEY)
+                        .expression_attribute_names("#rcpat", RECIPIENT_INDEX_SORT)
+                        .expression_attribute_values(
+                            ":rcp",
+                            s(recipient_index_key(&k.tenant, recipient)),
+                        )
+                        .expression_attribute_values(":rcpat", n(first)),
+                    _ => update,
+                };
                 // Only over the version it was read at: the run's moves were worked out
                 // from that trail.
                 let update = crate::dynamo::only_at_version(update, "v", trail.version as i64);

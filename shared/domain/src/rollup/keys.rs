@@ -17,6 +17,7 @@
 //! | campaign and channel directory | `C#{tenant}` | `c:{campaign}`, `ch:{channel}:{provider}` | [`directory_partition`], [`directory_entries`] |
 //! | tenants that sent events | `TENANTS` | tenant | [`TENANTS_PARTITION`] |
 //! | a message's trail | `M#{tenant}#{message}` | `trail` | [`trail_partition`], [`TRAIL_SORT_KEY`] |
+//! | ... indexed by recipient ([`RECIPIENT_INDEX`]) | `rcp` = `{tenant}#{recipient}` | `rcp_at` = first hit, epoch ms | [`recipient_index_key`] |
 //! | suppression entry | `S#{tenant}#{channel}` | recipient | [`suppression_partition`] |
 //! | engagement marks | `E#{tenant}` | recipient, then `{recipient}\u{1}{page}` | [`marks_partition`], [`marks_sort_key`] |
 //! | segment snapshot | `G#{tenant}` | `segments` | [`segments_partition`], [`SEGMENTS_SORT_KEY`] |
@@ -379,4 +380,24 @@ pub fn day_sort_key(day: NaiveDate) -> String {
 /// The day of a day item's sort key (`D#2026-08-03`).
 pub fn day_of(sk: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(sk.strip_prefix("D#")?, "%Y-%m-%d").ok()
+}
+
+/// The rollups table's global secondary index of trails by recipient (keys only): a
+/// trail with a recipient carries [`RECIPIENT_INDEX_KEY`] ([`recipient_index_key`]) and
+/// [`RECIPIENT_INDEX_SORT`] (its first hit, epoch ms), both set once when it is first
+/// stored, so later updates of the trail never write the index again.
+pub const RECIPIENT_INDEX: &str = "by-recipient";
+pub const RECIPIENT_INDEX_KEY: &str = "rcp";
+pub const RECIPIENT_INDEX_SORT: &str = "rcp_at";
+
+/// A recipient's key in [`RECIPIENT_INDEX`]: `acme#r-1` (tenant ids hold no `#`).
+pub fn recipient_index_key(tenant: &str, recipient: &str) -> String {
+    format!("{tenant}#{recipient}")
+}
+
+/// The message of a trail's partition key of `tenant` ([`trail_partition`]).
+pub fn trail_message<'a>(pk: &'a str, tenant: &str) -> Option<&'a str> {
+    pk.strip_prefix("M#")?
+        .strip_prefix(tenant)?
+        .strip_prefix('#')
 }

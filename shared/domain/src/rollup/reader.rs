@@ -106,6 +106,10 @@ pub mod cost {
     /// A page of recipients with their marks: as many Queries, and one BatchGetItem of
     /// the last recipient's pages when the Queries stop inside them.
     pub const MARKS_PAGE: u32 = AUDIENCE_PAGE + 1;
+    /// A recipient's recent trails: one Query of the recipient index (keys only), one
+    /// BatchGetItem of the trails (at most [`crate::stats::MAX_RECENT_MESSAGES`]), and one
+    /// of the checkpoints of the shards that staged any of them.
+    pub const RECENT_TRAILS: u32 = 3;
     /// Storing a segment snapshot: one UpdateItem.
     pub const UPDATE_ITEM: u32 = 1;
     /// A campaign's link items beside its counters (a read with [`super::Fields::All`]):
@@ -185,6 +189,18 @@ pub trait RollupReader: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<DirectoryPage, ReadError>> + Send;
+
+    /// The trails of `recipient`'s messages that were opened or clicked, the most
+    /// recently first opened first, at most `limit`, each message's id with its trail
+    /// as its run counts it (a trail staged by a run that has not committed reads as it
+    /// was before). Through the table's recipient index ([`crate::rollup::RECIPIENT_INDEX`]):
+    /// [`cost::RECENT_TRAILS`] requests.
+    fn recent_trails(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, crate::verdict::trail::Trail)>, ReadError>> + Send;
 
     /// The one directory item `pk`/`sk`, if it exists (a key lookup, not a Query).
     fn directory_entry(

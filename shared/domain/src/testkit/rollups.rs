@@ -32,6 +32,8 @@ pub struct MemoryRollupReader {
     rollups: Mutex<BTreeMap<(String, String), StoredItem>>,
     uniques: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
     directory: Mutex<BTreeMap<(String, String), String>>,
+    /// Committed trails by tenant and message.
+    trails: Mutex<BTreeMap<(String, String), Trail>>,
     read: Mutex<Vec<String>>,
     calls: Mutex<Vec<(&'static str, u32)>>,
     /// When set, every read fails (the store is down).
@@ -59,6 +61,14 @@ impl MemoryRollupReader {
             *numbers.entry("bot".into()).or_default() += l.bot as i64;
             strings.entry("url".into()).or_insert_with(|| l.url.clone());
         }
+    }
+
+    /// Stores a message's trail, as a committed run leaves it.
+    pub fn put_trail(&self, tenant: &str, message: &str, trail: Trail) {
+        self.trails
+            .lock()
+            .unwrap()
+            .insert((tenant.to_string(), message.to_string()), trail);
     }
 
     /// Adds members to a unique-set item.
@@ -296,6 +306,31 @@ impl RollupReader for MemoryRollupReader {
         let more = items.len() > limit;
         items.truncate(limit);
         Ok(DirectoryPage { items, more })
+    }
+
+    async fn recent_trails(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Trail)>, ReadError> {
+        self.charge("recent trails", cost::RECENT_TRAILS);
+        self.start_read(&crate::rollup::recipient_index_key(tenant, recipient))?;
+        // As the index orders them: by first hit, newest first.
+        let mut found: Vec<(i64, String, Trail)> = self
+            .trails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, _), trail)| t == tenant && trail.recipient() == Some(recipient))
+            .filter_map(|((_, m), trail)| Some((trail.first_hit_ms()?, m.clone(), trail.clone())))
+            .collect();
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, m, trail)| (m, trail))
+            .collect())
     }
 
     async fn directory_entry(

@@ -205,6 +205,17 @@ pub struct Trail {
 }
 
 impl Trail {
+    /// The recipient its hits name (the first that names one: a message has one).
+    pub fn recipient(&self) -> Option<&str> {
+        self.hits.iter().find_map(|h| h.recipient.as_deref())
+    }
+
+    /// When its earliest hit happened (epoch ms): where it sorts in its recipient's
+    /// index ([`crate::rollup::keys::RECIPIENT_INDEX`]), set once and never moved.
+    pub fn first_hit_ms(&self) -> Option<i64> {
+        self.hits.iter().map(|h| h.at_ms).min()
+    }
+
     /// Records the delivery time, the earliest if several arrive (as the store does);
     /// whether it changed.
     pub fn deliver(&mut self, at_ms: i64) -> bool {
