@@ -28,8 +28,11 @@ named partition: each Query costs time in proportion to the whole table (about 9
 item on the project's machine), where DynamoDB reads only the partition. The patch takes
 the candidates from the partition's own bucket (`self.items[hash_key]`, where moto keeps
 them), then sorts and filters them exactly as before, so every answer is the same (the
-tests compare both servers); Queries of an index are left as they are. Same checks: the
-method's source must be byte-for-byte the one below (sha256), the hunk found once.
+tests compare both servers). A Query of an index still looks at every item (moto keeps
+no index), but no longer sorts the whole table first: its candidates are sorted by the
+index's keys and then the table's right after, a total order, so the table order they
+arrive in never shows. Same checks: the method's source must be byte-for-byte the one
+below (sha256), each hunk found once.
 
 Either way the server answers `GET /moto-api/beacon/transactions` with counters:
 {"patched": bool, "transactions": n, "items_copied": n, "keys_backed_up": n,
@@ -71,6 +74,15 @@ QUERY_HUNK = """\
 QUERY_REPLACEMENT = """\
             # Beacon: the partition's own items (scripts/moto_server.py).
             possible_results = _beacon_partition_items(self, hash_key)
+"""
+# An index Query's candidates: every item of the table, listed sorted by the table's
+# keys although the Query sorts them by the index's keys next (with the table's keys
+# after them, a total order): the same items unsorted give the same answer.
+INDEX_HUNK = """\
+            for item in self.all_items():
+"""
+INDEX_REPLACEMENT = """\
+            for item in _beacon_unsorted_items(self):
 """
 
 # The whole-table backup, replaced by a backup of the touched items.
@@ -257,6 +269,13 @@ def partition_items(table: Any, hash_key: Any, stats: Stats) -> list[Any]:
     return [item for item in found if isinstance(item, Item)]
 
 
+def unsorted_items(table: Any) -> list[Any]:
+    """Every item of the table, as Table.all_items lists them but without its sort."""
+    if table.range_key_attr:
+        return [item for bucket in table.items.values() for item in bucket.values()]
+    return list(table.items.values())
+
+
 def patched_query_source(source: str) -> str:
     """Table.query's source with the candidates hunk replaced, dedented; PatchDoesNotApply
     unless the source is the one this was written against and the hunk is found once."""
@@ -267,7 +286,10 @@ def patched_query_source(source: str) -> str:
             f"(source sha256 {digest}, expected {QUERY_SOURCE_SHA256})")
     if source.count(QUERY_HUNK) != 1:
         raise PatchDoesNotApply("the main-table candidates in Table.query were not found once")
-    return textwrap.dedent(source.replace(QUERY_HUNK, QUERY_REPLACEMENT))
+    if source.count(INDEX_HUNK) != 1:
+        raise PatchDoesNotApply("the index candidates in Table.query were not found once")
+    patched = source.replace(QUERY_HUNK, QUERY_REPLACEMENT).replace(INDEX_HUNK, INDEX_REPLACEMENT)
+    return textwrap.dedent(patched)
 
 
 def patch_query(stats: Stats) -> None:
@@ -280,6 +302,7 @@ def patch_query(stats: Stats) -> None:
         raise PatchDoesNotApply(f"the source of Table.query cannot be read ({err})") from None
     namespace = dict(vars(tables))
     namespace["_beacon_partition_items"] = lambda table, hash_key: partition_items(table, hash_key, stats)
+    namespace["_beacon_unsorted_items"] = unsorted_items
     exec(compile(patched_query_source(source), f"<patched {tables.__file__}>", "exec"), namespace)  # noqa: S102
     tables.Table.query = namespace["query"]
 

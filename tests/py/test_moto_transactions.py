@@ -270,6 +270,20 @@ def test_queries_answer_as_unpatched_moto_does_reading_only_their_partition(patc
                 for i in range(30):
                     put({"pk": s(f"p{p:02}"), "sk": s(f"D#2026-11-{i + 1:02}"), "n": n(p * 100 + i), "x": s("y" * i)})
         d.put_item(TableName="q-one", Item={"pk": s("only"), "n": n(1)})
+        # An index like the trails' by recipient: some items in it, most not.
+        d.create_table(TableName="q-index", BillingMode="PAY_PER_REQUEST",
+                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                       AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in
+                                             (("pk", "S"), ("sk", "S"), ("g", "S"), ("gt", "N"))],
+                       GlobalSecondaryIndexes=[{"IndexName": "by-g", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                                              {"AttributeName": "gt", "KeyType": "RANGE"}]}])
+        with BatchPut(d, "q-index") as put:
+            for i in range(200):
+                item = {"pk": s(f"M#{i:03}"), "sk": s("trail"), "body": s("x" * (i % 7))}
+                if i % 3:
+                    item.update({"g": s(f"t#r{i % 5}"), "gt": n(1000 - (i * 37) % 101)})
+                put(item)
 
     def page_through(d, **kwargs):
         items, start = [], None
@@ -291,6 +305,10 @@ def test_queries_answer_as_unpatched_moto_does_reading_only_their_partition(patc
          "ExpressionAttributeValues": {":p": s("p19"), ":d": s("D#2026-11-1")}, "ProjectionExpression": "sk, n"},
         {"TableName": "q-two", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": s("nobody")}},
         {"TableName": "q-one", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": s("only")}},
+        {"TableName": "q-index", "IndexName": "by-g", "KeyConditionExpression": "g = :g",
+         "ExpressionAttributeValues": {":g": s("t#r2")}, "ScanIndexForward": False, "Limit": 10},
+        {"TableName": "q-index", "IndexName": "by-g", "KeyConditionExpression": "g = :g AND gt > :t",
+         "ExpressionAttributeValues": {":g": s("t#r4"), ":t": n(950)}},
     ]
     answers = {}
     for server in (patched, unpatched):
@@ -309,6 +327,11 @@ def test_queries_answer_as_unpatched_moto_does_reading_only_their_partition(patc
     assert len(answers[patched][1]["Items"]) == 16 and answers[patched][2]["Count"] == 4
     assert [i["sk"]["S"] for i in answers[patched][2]["Items"]][0] == "D#2026-11-20"
     assert len(answers[patched][-1]) == 16
+    index_answer = answers[patched][6]
+    assert index_answer["Count"] == 10 and set(index_answer["Items"][0]) == {"pk", "sk", "g", "gt"}
+    times = [int(i["gt"]["N"]) for i in index_answer["Items"]]
+    assert times == sorted(times, reverse=True)
+    assert answers[patched][7]["Count"] > 0
 
 
 def test_the_query_patch_refuses_code_it_was_not_written_for():
