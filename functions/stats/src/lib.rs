@@ -16,7 +16,8 @@
 //! ranges are capped, a campaign's whole life is read as its latest 401 days at most,
 //! and segment counts of large tenants come from a snapshot kept by a scheduled job.
 //! A request writes nothing for what does not exist: the campaign is looked up before
-//! any read that may store a month pack, and empty months are never packed.
+//! any read that may store a month pack, and an empty month is packed only when the
+//! range read holds data elsewhere.
 
 pub mod dashboard;
 

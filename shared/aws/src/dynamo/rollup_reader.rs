@@ -330,20 +330,48 @@ impl DynamoRollupReader {
             beacon_domain::rollup::keys::day_sort_key(to),
         );
         let mut out = Vec::new();
+        // Months whose pack is missing or stale: their days, read at once.
+        let mut stale = Vec::new();
         for (month, first, needed) in &plan.months {
             let pack =
                 pack_from_item(found.get(&beacon_domain::rollup::keys::pack_sort_key(month)))?;
-            let days = if pack.covers(*needed) {
-                pack.days
+            if pack.covers(*needed) {
+                out.extend(
+                    pack.days
+                        .into_iter()
+                        .map(|(sk, counters)| RollupItem { sk, counters }),
+                );
             } else {
-                self.repack(pk, month, *first, *needed, pack.gen).await?
-            };
+                stale.push((month, *first, *needed, pack.gen));
+            }
+        }
+        let read = futures_util::future::try_join_all(
+            stale
+                .iter()
+                .map(|(_, first, needed, _)| self.closed_days(pk, *first, *needed)),
+        )
+        .await?;
+        // Packs are stored once the range is known to hold data: an empty month is
+        // packed (empty) only then, so reading what does not exist writes nothing.
+        let has_data = !out.is_empty()
+            || read.iter().any(|days| !days.is_empty())
+            || plan
+                .open
+                .iter()
+                .any(|d| found.contains_key(&beacon_domain::rollup::keys::day_sort_key(*d)));
+        let stores = stale
+            .iter()
+            .zip(&read)
+            .filter(|_| has_data)
+            .map(|((month, _, needed, gen), days)| self.store_pack(pk, month, *needed, *gen, days));
+        futures_util::future::join_all(stores).await;
+        for days in read {
             out.extend(
                 days.into_iter()
-                    .filter(|(sk, _)| from_sk <= *sk && *sk <= to_sk)
                     .map(|(sk, counters)| RollupItem { sk, counters }),
             );
         }
+        out.retain(|i| from_sk <= i.sk && i.sk <= to_sk);
         for day in &plan.open {
             if let Some(item) = found.get(&beacon_domain::rollup::keys::day_sort_key(*day)) {
                 out.push(RollupItem {
@@ -356,15 +384,13 @@ impl DynamoRollupReader {
         Ok(out)
     }
 
-    /// Reads a month's closed days (strongly consistent, after `gen` was read) and stores
-    /// them as its pack, unless a closed day changed meanwhile (`gen` moved on).
-    async fn repack(
+    /// A month's closed days `first..=through`, strongly consistent (after its pack's
+    /// `gen` was read).
+    async fn closed_days(
         &self,
         pk: &str,
-        month: &str,
         first: NaiveDate,
         through: NaiveDate,
-        gen: i64,
     ) -> Result<Vec<(String, Counters)>, ReadError> {
         let scalars = scalar_projection();
         let (from_sk, to_sk) = (
@@ -380,7 +406,7 @@ impl DynamoRollupReader {
                 true,
             )
             .await?;
-        let days: Vec<(String, Counters)> = items
+        Ok(items
             .iter()
             .filter_map(|item| {
                 Some((
@@ -388,13 +414,20 @@ impl DynamoRollupReader {
                     item_counters(item),
                 ))
             })
-            .collect();
-        // A month without data is not packed: a read of a campaign that does not exist,
-        // or of years before the tenant's first event, must not create items. (Reading
-        // such a month again costs one Query of nothing.)
-        if days.is_empty() {
-            return Ok(days);
-        }
+            .collect())
+    }
+
+    /// Stores a month's days (maybe none) as its pack, unless a closed day changed since
+    /// `gen` was read (`gen` moved on). The days read are right either way; a pack not
+    /// stored is packed next time.
+    async fn store_pack(
+        &self,
+        pk: &str,
+        month: &str,
+        through: NaiveDate,
+        gen: i64,
+        days: &[(String, Counters)],
+    ) {
         let update = self
             .client
             .update_item()
@@ -407,14 +440,13 @@ impl DynamoRollupReader {
             .update_expression("SET #days = :days, #through = :through, packed_gen = :gen")
             .expression_attribute_names("#days", "days")
             .expression_attribute_names("#through", "through")
-            .expression_attribute_values(":days", AttributeValue::S(Pack::encode_days(&days)))
+            .expression_attribute_values(":days", AttributeValue::S(Pack::encode_days(days)))
             .expression_attribute_values(
                 ":through",
                 AttributeValue::S(through.format("%Y-%m-%d").to_string()),
             )
             .expression_attribute_values(":gen", AttributeValue::N(gen.to_string()));
         let update = crate::dynamo::only_at_version(update, "gen", gen);
-        // The days read are right either way; a pack not stored is packed next time.
         if let Err(e) = update.send().await {
             let moved_on = e
                 .as_service_error()
@@ -428,7 +460,6 @@ impl DynamoRollupReader {
                 );
             }
         }
-        Ok(days)
     }
 }
 

@@ -13,8 +13,10 @@
 //! 3. A reader that finds no usable pack reads `gen`, then the month's closed days
 //!    (strongly consistent), and writes the pack with `packed_gen` = that `gen`,
 //!    conditional on `gen` still being it. A pack is used only while
-//!    `packed_gen == gen`. A month without any day item is never packed, so reading
-//!    what does not exist writes nothing.
+//!    `packed_gen == gen`. A month without any day item is packed (empty) only by a
+//!    read that found data elsewhere in its range, so reading what does not exist
+//!    writes nothing, and a month before a campaign's first day is read once, not on
+//!    every request.
 //!
 //! A run that saw a day as today (and so did not bump) commits within Lambda's 15-minute
 //! limit, well inside the hour in point 1, so every update a pack can miss is one that
